@@ -1,0 +1,57 @@
+// Perplexity, by the protocol the README documents (comparisons rely on it):
+// - text with <|endoftext|> is a list of documents: each one closed by the separator is
+//   stripped and encoded with BOS; an unterminated tail is dropped. Other text is one document.
+// - the token stream is cut into windows of `ctx` tokens; each window runs from a fresh
+//   KV cache (position 0) and predicts the next token at every position, so every token
+//   but the first is predicted exactly once.
+// - loss = mean negative log-likelihood; perplexity = exp(loss).
+import { OptionError } from "../model/errors.ts";
+import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
+import type { Transformer } from "../model/transformer.ts";
+
+export const DOCUMENT_SEPARATOR = "<|endoftext|>";
+
+export interface PerplexityOptions {
+  /** Window length in tokens (default: the model's context length). */
+  ctx?: number;
+  onProgress?: (progress: { done: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface PerplexityResult {
+  /** Tokens predicted. */
+  tokens: number;
+  loss: number;
+  perplexity: number;
+  tokensPerSecond: number;
+}
+
+/** The evaluation token stream of a text (see the protocol above). */
+export function evaluationTokens(text: string, tokenizer: Tokenizer): number[] {
+  const documents = text.includes(DOCUMENT_SEPARATOR) ? text.split(DOCUMENT_SEPARATOR).slice(0, -1) : [text];
+  return documents.map((d) => d.trim()).filter((d) => d.length > 0).flatMap((d) => tokenizer.encode(d, { bos: true }));
+}
+
+export async function perplexityOfTokens(transformer: Transformer, tokens: ArrayLike<number>, options: PerplexityOptions = {}): Promise<PerplexityResult> {
+  const { ctx = transformer.config.seqLen, onProgress, signal } = options;
+  if (!Number.isInteger(ctx) || ctx < 1 || ctx > transformer.config.seqLen) {
+    throw new OptionError("ctx", `expected an integer in 1..${transformer.config.seqLen}, got ${ctx}`);
+  }
+  if (tokens.length < 2) throw new OptionError("text", `needs at least 2 tokens to predict one, got ${tokens.length}`);
+  const total = tokens.length - 1;
+  let nll = 0, done = 0;
+  const started = performance.now();
+  for (let start = 0; start < total; start += ctx) {
+    signal?.throwIfAborted();
+    const window = Array.prototype.slice.call(tokens, start, Math.min(start + ctx, total)) as number[];
+    transformer.forward(window, 0, (logits, i) => {
+      nll += transformer.negLogLikelihood(logits, tokens[start + i + 1]);
+    });
+    done += window.length;
+    onProgress?.({ done, total });
+    await new Promise((resolve) => setTimeout(resolve, 0)); // let abort signals and progress output through
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const loss = nll / total;
+  return { tokens: total, loss, perplexity: Math.exp(loss), tokensPerSecond: total / seconds };
+}

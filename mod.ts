@@ -1,0 +1,25 @@
+/**
+ * bitnet-wasm: 1-bit / ternary LLM inference in pure WebAssembly SIMD.
+ *
+ * ```ts
+ * import { loadBitNet } from "jsr:@bitnet/wasm";
+ * const model = await loadBitNet("bitllama-3M.bin", { tokenizer: "tok512.bin" });
+ * for await (const { text } of model.generate("Once upon a time", { maxTokens: 64 })) console.log(text);
+ * ```
+ * @module
+ */
+export { loadBitNet, readCheckpoint, type LoadOptions } from "./model/load.ts";
+export { BitNetModel } from "./model/model.ts";
+export type { ModelConfig } from "./model/config.ts";
+export type { Checkpoint, LayerTensors, LinearTensor, Span } from "./model/checkpoint.ts";
+export type { GenerateOptions, GeneratedToken } from "./model/generate.ts";
+export { Sampler, Xorshift64Star, argmax, type SamplingOptions } from "./model/sampler.ts";
+export { BOS, EOS, Llama2cTokenizer, type Tokenizer } from "./model/tokenizer/llama2c.ts";
+export { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "./model/errors.ts";
+export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity.ts";
+export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";
+export { hasRelaxedSimd } from "./runtime/features.ts";
+export { AbsmaxInt8Quantizer, paddedCols, type Int8Input } from "./quant/absmax-int8.ts";
+export { TernaryLinear } from "./quant/ternary.ts";
+export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
+export type { ByteSource } from "./runtime/read.ts";

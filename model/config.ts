@@ -1,0 +1,40 @@
+// The shape and recipe of a transformer, whatever file it came from.
+
+export interface ModelConfig {
+  /** Architecture family: "llama" (pre-RMSNorm, f32 weights) or "bitllama" (BitLinear, no pre-norm). */
+  arch: "llama" | "bitllama";
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  vocabSize: number;
+  /** Longest context the model was trained for (and the KV cache's length). */
+  seqLen: number;
+  headSize: number;
+  kvDim: number;
+  normEps: number;
+  ropeTheta: number;
+  /** RoPE pairing: "interleaved" (2i, 2i+1) or "neox" (i, i + headSize/2). */
+  rope: "interleaved" | "neox";
+  /** FFN gate activation: SwiGLU or ReLU^2-GLU. */
+  activation: "silu" | "relu2";
+}
+
+/** Fills the derived fields and checks that the numbers fit together. */
+export function makeConfig(
+  file: string,
+  fields: Omit<ModelConfig, "headSize" | "kvDim">,
+  fail: (file: string, detail: string) => Error,
+): ModelConfig {
+  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen } = fields;
+  const dims = { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen };
+  for (const [name, v] of Object.entries(dims)) {
+    if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) throw fail(file, `header field ${name} = ${v}, expected an integer in 1..${1 << 24}`);
+  }
+  if (dim % nHeads !== 0) throw fail(file, `dim ${dim} is not a multiple of n_heads ${nHeads}`);
+  if (nHeads % nKvHeads !== 0) throw fail(file, `n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`);
+  const headSize = dim / nHeads;
+  if (headSize % 2 !== 0) throw fail(file, `head size ${headSize} is odd; RoPE needs pairs`);
+  return { ...fields, headSize, kvDim: headSize * nKvHeads };
+}

@@ -1,0 +1,32 @@
+// Typed errors: every failure names what was wrong and what was expected.
+
+/** Base class of every error this library throws on purpose. */
+export class BitNetError extends Error {
+  override name = "BitNetError";
+}
+
+/** A file's bytes do not match its format (truncated, wrong magic, inconsistent sizes). */
+export class FormatError extends BitNetError {
+  override name = "FormatError";
+  constructor(readonly file: string, detail: string) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+/** An option is missing, of the wrong type or out of range. */
+export class OptionError extends BitNetError {
+  override name = "OptionError";
+  constructor(readonly option: string, detail: string) {
+    super(`option ${option}: ${detail}`);
+  }
+}
+
+/** An input row holds NaN or infinity where finite numbers are required. */
+export class NonFiniteError extends BitNetError {
+  override name = "NonFiniteError";
+}
+
+/** Shapes of arguments do not fit together. */
+export class ShapeError extends BitNetError {
+  override name = "ShapeError";
+}

@@ -1,0 +1,59 @@
+// bitllama2.c "ak42" checkpoints (natively trained ternary BitNet b1.58 models):
+// a 256-byte header, fp32 final norm and embedding, then every layer's wq, then every
+// wk, ... w3; each matrix is an fp32 scale followed by 2-bit sign-magnitude codes.
+// The header does not record which end of a byte holds the first code: `msbFirst` says.
+import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "../checkpoint.ts";
+import { makeConfig } from "../config.ts";
+import { FormatError } from "../errors.ts";
+
+export const BITLLAMA_MAGIC = 0x616b3432; // "ak42"
+const HEADER_BYTES = 256;
+
+export interface BitllamaOptions {
+  /** First weight of each byte in bits 7-6 (default, bitllama-*.bin) or in bits 1-0. */
+  msbFirst?: boolean;
+}
+
+export function readBitllama(bytes: Uint8Array, file: string, { msbFirst = true }: BitllamaOptions = {}): Checkpoint {
+  if (bytes.length < HEADER_BYTES) throw new FormatError(file, `truncated: ${bytes.length} bytes, an ak42 header needs ${HEADER_BYTES}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = view.getUint32(0, true);
+  if (magic !== BITLLAMA_MAGIC) throw new FormatError(file, `wrong magic 0x${magic.toString(16)}, expected 0x${BITLLAMA_MAGIC.toString(16)} ("ak42")`);
+  const version = view.getInt32(4, true);
+  if (version !== 1) throw new FormatError(file, `unsupported ak42 version ${version}, expected 1`);
+  const h = (i: number) => view.getInt32(8 + i * 4, true);
+  if (bytes[36] === 0) throw new FormatError(file, "ak42 header says the classifier is not shared; only shared-classifier files are supported");
+  const config = makeConfig(file, {
+    arch: "bitllama", dim: h(0), hiddenDim: h(1), nLayers: h(2), nHeads: h(3), nKvHeads: h(4),
+    vocabSize: h(5), seqLen: h(6), normEps: 1e-5, ropeTheta: 10000, rope: "interleaved", activation: "silu",
+  }, (f, d) => new FormatError(f, d));
+  const { dim, hiddenDim: hidden, nLayers: L, vocabSize, kvDim } = config;
+
+  const shapes: [string, number, number][] = [
+    ["wq", dim, dim], ["wk", kvDim, dim], ["wv", kvDim, dim], ["wo", dim, dim],
+    ["w1", hidden, dim], ["w2", dim, hidden], ["w3", hidden, dim],
+  ];
+  const codeBytes = (rows: number, cols: number) => Math.ceil((rows * cols) / 4);
+  const expected = HEADER_BYTES + 4 * (dim + vocabSize * dim) +
+    L * shapes.reduce((sum, [, r, c]) => sum + 4 + codeBytes(r, c), 0);
+  if (bytes.length !== expected) {
+    throw new FormatError(file, `size ${bytes.length} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}): expected ${expected} bytes`);
+  }
+
+  const cur = new SpanCursor(HEADER_BYTES, bytes.length, (d) => new FormatError(file, d));
+  const finalNorm = cur.f32(dim, "final norm");
+  const embedding = cur.f32(vocabSize * dim, "token embedding");
+  const matrices = shapes.map(([name, rows, cols]) =>
+    Array.from({ length: L }, (_, l): LinearTensor => {
+      const scaleSpan = cur.take(4, `${name}[${l}] scale`);
+      const scale = view.getFloat32(scaleSpan.offset, true);
+      if (!Number.isFinite(scale)) throw new FormatError(file, `${name}[${l}] scale is ${scale}, expected a finite number`);
+      return { encoding: "ternary-sm2", rows, cols, scale, msbFirst, data: cur.take(codeBytes(rows, cols), `${name}[${l}] codes`) };
+    })
+  );
+  const [q, k, v, o, gate, down, up] = matrices;
+  const layers: LayerTensors[] = Array.from({ length: L }, (_, l) => ({
+    q: q[l], k: k[l], v: v[l], o: o[l], gate: gate[l], up: up[l], down: down[l],
+  }));
+  return { file, bytes, config, embedding, finalNorm, layers };
+}

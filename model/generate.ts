@@ -1,0 +1,47 @@
+// Streaming generation: prefill the prompt as one block, then sample and feed one token
+// at a time. Ends at maxTokens, at the end of the context, or when the model emits BOS
+// or EOS (as llama2.c, where token 1 ends the text).
+import { OptionError } from "./errors.ts";
+import { Sampler, type SamplingOptions } from "./sampler.ts";
+import type { Tokenizer } from "./tokenizer/llama2c.ts";
+import type { Transformer } from "./transformer.ts";
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate (default: until the context is full). */
+  maxTokens?: number;
+  signal?: AbortSignal;
+}
+
+export interface GeneratedToken {
+  token: number;
+  /** The text this token adds (may be "" while a multi-byte character is incomplete). */
+  text: string;
+}
+
+export async function* generateTokens(
+  transformer: Transformer, tokenizer: Tokenizer, prompt: string, options: GenerateOptions = {},
+): AsyncGenerator<GeneratedToken> {
+  const { maxTokens = transformer.config.seqLen, signal } = options;
+  if (!Number.isInteger(maxTokens) || maxTokens <= 0) throw new OptionError("maxTokens", `expected an integer > 0, got ${maxTokens}`);
+  const sampler = new Sampler(options);
+  const promptTokens = tokenizer.encode(prompt, { bos: true });
+  const seqLen = transformer.config.seqLen;
+  if (promptTokens.length >= seqLen) {
+    throw new OptionError("prompt", `${promptTokens.length} tokens leave no room in the ${seqLen}-token context`);
+  }
+  signal?.throwIfAborted();
+  let logits = transformer.forward(promptTokens, 0);
+  let pos = promptTokens.length, prev = promptTokens[pos - 1];
+  const decoder = new TextDecoder();
+  for (let n = 0; n < maxTokens && pos < seqLen; n++) {
+    signal?.throwIfAborted();
+    const token = sampler.sample(transformer.logitsAt(logits));
+    if (token === tokenizer.bos || token === tokenizer.eos) break;
+    yield { token, text: decoder.decode(tokenizer.decodeBytes(prev, token), { stream: true }) };
+    prev = token;
+    if (n + 1 < maxTokens && pos + 1 < seqLen) logits = transformer.forward([token], pos);
+    pos++;
+  }
+  const tail = decoder.decode();
+  if (tail) yield { token: -1, text: tail };
+}

@@ -1,0 +1,62 @@
+// loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
+// never by the file name.
+import { type ByteSource, fileExists, readBytes, sourceName } from "../runtime/read.ts";
+import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
+import type { Checkpoint } from "./checkpoint.ts";
+import { FormatError } from "./errors.ts";
+import { BITLLAMA_MAGIC, readBitllama } from "./formats/bitllama.ts";
+import { readLlama2c } from "./formats/llama2c.ts";
+import { BitNetModel } from "./model.ts";
+import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
+import { Transformer } from "./transformer.ts";
+
+export interface LoadOptions extends KernelOptions {
+  /** The tokenizer: a llama2.c tokenizer.bin (path, URL or bytes) or a ready Tokenizer.
+   *  Default for a path: tok512.bin or tokenizer.bin beside the model, if present. */
+  tokenizer?: ByteSource | Tokenizer;
+  /** bitllama files: first 2-bit code of a byte in bits 7-6 ("msb", default) or 1-0 ("lsb"). */
+  bitOrder?: "msb" | "lsb";
+}
+
+/** Parses a checkpoint of any supported format from its bytes. */
+export function readCheckpoint(bytes: Uint8Array, file: string, options: Pick<LoadOptions, "bitOrder"> = {}): Checkpoint {
+  if (bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) === BITLLAMA_MAGIC) {
+    if (options.bitOrder !== undefined && options.bitOrder !== "msb" && options.bitOrder !== "lsb") {
+      throw new FormatError(file, `bitOrder must be "msb" or "lsb", got ${JSON.stringify(options.bitOrder)}`);
+    }
+    return readBitllama(bytes, file, { msbFirst: options.bitOrder !== "lsb" });
+  }
+  try {
+    return readLlama2c(bytes, file);
+  } catch (e) {
+    if (e instanceof FormatError) {
+      throw new FormatError(file, `not a bitllama ak42 file (no magic) nor a llama2.c v0 checkpoint: ${e.message.slice(file.length + 2)}`);
+    }
+    throw e;
+  }
+}
+
+async function defaultTokenizerBeside(source: ByteSource): Promise<string | undefined> {
+  if (typeof source !== "string" || /^[a-z]+:/i.test(source)) return undefined;
+  const dir = source.includes("/") ? source.slice(0, source.lastIndexOf("/") + 1) : "";
+  for (const name of ["tok512.bin", "tokenizer.bin"]) if (await fileExists(dir + name)) return dir + name;
+  return undefined;
+}
+
+/** Loads a model (llama2.c v0 fp32 or bitllama ternary) with its tokenizer. */
+export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
+  const file = sourceName(source);
+  const ckpt = readCheckpoint(await readBytes(source), file, options);
+  let tokenizer: Tokenizer | null = null;
+  const tok = options.tokenizer ?? (await defaultTokenizerBeside(source));
+  if (tok !== undefined) {
+    tokenizer = typeof tok === "object" && "encode" in tok
+      ? tok
+      : new Llama2cTokenizer(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
+    if (tokenizer.vocabSize !== ckpt.config.vocabSize) {
+      throw new FormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens, the model ${ckpt.config.vocabSize}`);
+    }
+  }
+  const kernels = await loadKernels(options);
+  return new BitNetModel(kernels, new Transformer(kernels, ckpt), tokenizer, file);
+}

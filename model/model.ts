@@ -1,0 +1,67 @@
+// A loaded model: the forward pass plus its tokenizer, with the user-facing operations.
+import { evaluationTokens, perplexityOfTokens, type PerplexityOptions, type PerplexityResult } from "../eval/perplexity.ts";
+import type { Kernels } from "../runtime/kernels.ts";
+import type { ModelConfig } from "./config.ts";
+import { BitNetError } from "./errors.ts";
+import { type GenerateOptions, type GeneratedToken, generateTokens } from "./generate.ts";
+import type { Tokenizer } from "./tokenizer/llama2c.ts";
+import type { Transformer } from "./transformer.ts";
+
+export class BitNetModel {
+  #transformer: Transformer | null;
+  #kernels: Kernels | null;
+
+  constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string) {
+    this.#kernels = kernels;
+    this.#transformer = transformer;
+  }
+
+  get config(): ModelConfig {
+    return this.#live().config;
+  }
+
+  /** Which kernel build runs this model. */
+  get simd(): "relaxed" | "strict" {
+    return this.#kernels!.level;
+  }
+
+  /** Bytes of WebAssembly memory this model holds (weights, KV cache, buffers). */
+  get memoryBytes(): number {
+    return this.#kernels?.arena.bytesUsed ?? 0;
+  }
+
+  #live(): Transformer {
+    if (!this.#transformer) throw new BitNetError(`${this.source}: model was disposed`);
+    return this.#transformer;
+  }
+
+  #tokenizer(): Tokenizer {
+    if (!this.tokenizer) throw new BitNetError(`${this.source}: no tokenizer was loaded; pass options.tokenizer`);
+    return this.tokenizer;
+  }
+
+  /** Streams generated tokens and their text; the prompt is not repeated. */
+  generate(prompt = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    return generateTokens(this.#live(), this.#tokenizer(), prompt, options);
+  }
+
+  /** Logits [tokens.length, vocab] for a token sequence from position 0. */
+  logits(tokens: ArrayLike<number>): Float32Array[] {
+    const t = this.#live();
+    const out: Float32Array[] = [];
+    t.forward(tokens, 0, (ptr) => out.push(t.logitsAt(ptr)));
+    return out;
+  }
+
+  /** Perplexity of a text (see the README's protocol) or of a token sequence. */
+  perplexity(input: string | ArrayLike<number>, options?: PerplexityOptions): Promise<PerplexityResult> {
+    const tokens = typeof input === "string" ? evaluationTokens(input, this.#tokenizer()) : input;
+    return perplexityOfTokens(this.#live(), tokens, options);
+  }
+
+  /** Frees the model's WebAssembly memory (the instance becomes unreachable). */
+  dispose(): void {
+    this.#transformer = null;
+    this.#kernels = null;
+  }
+}

@@ -1,0 +1,183 @@
+// The llama2.c tokenizer (tokenizer.bin from llama2.c's tokenizer.py): a SentencePiece
+// vocabulary of byte strings with merge scores. Encoding follows run.c's encode():
+// a dummy leading space, one token per UTF-8 character (or <0xXX> byte tokens when the
+// character is not in the vocabulary), then greedy merges of the best-scoring adjacent pair.
+// Pieces are kept as "binary strings" (one char per byte) so merges work on raw bytes.
+import { FormatError } from "../errors.ts";
+
+export const BOS = 1;
+export const EOS = 2;
+const BYTE_TOKEN_OFFSET = 3; // <0x00> is token 3 in llama2.c vocabularies
+
+const latin1 = new TextDecoder("latin1");
+const utf8 = new TextEncoder();
+
+export interface Tokenizer {
+  readonly vocabSize: number;
+  readonly bos: number;
+  readonly eos: number;
+  encode(text: string, options?: { bos?: boolean; eos?: boolean }): number[];
+  /** The bytes that `token` prints when it follows `prev` (run.c's decode()). */
+  decodeBytes(prev: number, token: number): Uint8Array;
+  /** The text of a whole token sequence. */
+  decode(tokens: ArrayLike<number>): string;
+}
+
+function bytesOf(piece: string): Uint8Array {
+  const out = new Uint8Array(piece.length);
+  for (let i = 0; i < piece.length; i++) out[i] = piece.charCodeAt(i);
+  return out;
+}
+
+export class Llama2cTokenizer implements Tokenizer {
+  readonly bos = BOS;
+  readonly eos = EOS;
+  readonly pieces: string[];
+  readonly scores: Float32Array;
+  readonly maxTokenLength: number;
+  readonly #ids = new Map<string, number>();
+
+  /** Parses tokenizer.bin for a model of `vocabSize` tokens; the file must hold exactly that many. */
+  constructor(bytes: Uint8Array, vocabSize: number, file = "tokenizer") {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < 4) throw new FormatError(file, `truncated: ${bytes.length} bytes, expected a 4-byte max_token_length first`);
+    this.maxTokenLength = view.getInt32(0, true);
+    this.pieces = new Array(vocabSize);
+    this.scores = new Float32Array(vocabSize);
+    let at = 4;
+    for (let i = 0; i < vocabSize; i++) {
+      if (at + 8 > bytes.length) {
+        throw new FormatError(file, `holds ${i} tokens, the model's vocabulary has ${vocabSize} (wrong tokenizer for this model?)`);
+      }
+      this.scores[i] = view.getFloat32(at, true);
+      const len = view.getInt32(at + 4, true);
+      at += 8;
+      if (len < 0 || at + len > bytes.length) throw new FormatError(file, `token ${i} has length ${len}, past the end of the file`);
+      this.pieces[i] = latin1.decode(bytes.subarray(at, at + len));
+      at += len;
+      if (!this.#ids.has(this.pieces[i])) this.#ids.set(this.pieces[i], i);
+    }
+    if (at !== bytes.length) {
+      throw new FormatError(file, `has ${bytes.length - at} bytes after ${vocabSize} tokens: its vocabulary is larger than the model's ${vocabSize} (wrong tokenizer for this model?)`);
+    }
+  }
+
+  get vocabSize(): number {
+    return this.pieces.length;
+  }
+
+  encode(text: string, { bos = true, eos = false }: { bos?: boolean; eos?: boolean } = {}): number[] {
+    const tokens: number[] = [];
+    if (bos) tokens.push(BOS);
+    const bytes = utf8.encode(text);
+    if (bytes.length > 0) {
+      const space = this.#ids.get(" ");
+      if (space !== undefined) tokens.push(space);
+    }
+    // One token per UTF-8 character: a lead byte and up to 3 continuation bytes.
+    for (let i = 0; i < bytes.length;) {
+      let end = i + 1;
+      while (end < bytes.length && (bytes[end] & 0xc0) === 0x80 && end - i < 4) end++;
+      const id = this.#ids.get(latin1.decode(bytes.subarray(i, end)));
+      if (id !== undefined) tokens.push(id);
+      else for (let b = i; b < end; b++) tokens.push(bytes[b] + BYTE_TOKEN_OFFSET);
+      i = end;
+    }
+    const merged = this.#merge(tokens);
+    if (eos) merged.push(EOS);
+    return merged;
+  }
+
+  // run.c merges, over and over, the adjacent pair whose concatenation has the highest
+  // score (the leftmost among equals). That loop is quadratic; this gives the same result
+  // in O(n log n) with a heap of candidate pairs over a linked list of tokens.
+  #merge(tokens: number[]): number[] {
+    const n = tokens.length;
+    const id = Int32Array.from(tokens);
+    const next = new Int32Array(n).map((_, i) => i + 1);
+    const prev = new Int32Array(n).map((_, i) => i - 1);
+    const heap = new PairHeap();
+    const consider = (left: number) => {
+      const right = next[left];
+      if (left < 0 || right >= n) return;
+      const m = this.#ids.get(this.pieces[id[left]] + this.pieces[id[right]]);
+      if (m !== undefined) heap.push(this.scores[m], left, id[left], id[right], m);
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i);
+    for (let top = heap.pop(); top; top = heap.pop()) {
+      const { left, leftId, rightId, merged } = top;
+      const right = next[left];
+      // Stale: one side was merged away or changed since this pair was queued.
+      if (id[left] !== leftId || right >= n || id[right] !== rightId) continue;
+      id[left] = merged;
+      id[right] = -1;
+      next[left] = next[right];
+      if (next[right] < n) prev[next[right]] = left;
+      consider(prev[left]);
+      consider(left);
+    }
+    const out: number[] = [];
+    for (let i = 0; i < n; i = next[i]) out.push(id[i]);
+    return out;
+  }
+
+  decodeBytes(prev: number, token: number): Uint8Array {
+    let piece = this.pieces[token] ?? "";
+    if (prev === BOS && piece.startsWith(" ")) piece = piece.slice(1);
+    const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+    return byte ? new Uint8Array([parseInt(byte[1], 16)]) : bytesOf(piece);
+  }
+
+  decode(tokens: ArrayLike<number>): string {
+    const decoder = new TextDecoder();
+    let out = "";
+    for (let i = 0; i < tokens.length; i++) {
+      out += decoder.decode(this.decodeBytes(i > 0 ? tokens[i - 1] : -1, tokens[i]), { stream: true });
+    }
+    return out + decoder.decode();
+  }
+}
+
+interface Pair {
+  score: number;
+  left: number;
+  leftId: number;
+  rightId: number;
+  merged: number;
+}
+
+// Max-heap on score, then min on position: the order run.c's scan would pick pairs in.
+class PairHeap {
+  readonly #items: Pair[] = [];
+  #before(a: Pair, b: Pair): boolean {
+    return a.score > b.score || (a.score === b.score && a.left < b.left);
+  }
+  push(score: number, left: number, leftId: number, rightId: number, merged: number): void {
+    const items = this.#items;
+    items.push({ score, left, leftId, rightId, merged });
+    for (let i = items.length - 1; i > 0;) {
+      const parent = (i - 1) >> 1;
+      if (!this.#before(items[i], items[parent])) break;
+      [items[i], items[parent]] = [items[parent], items[i]];
+      i = parent;
+    }
+  }
+  pop(): Pair | undefined {
+    const items = this.#items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1, r = l + 1;
+        let best = i;
+        if (l < items.length && this.#before(items[l], items[best])) best = l;
+        if (r < items.length && this.#before(items[r], items[best])) best = r;
+        if (best === i) break;
+        [items[i], items[best]] = [items[best], items[i]];
+        i = best;
+      }
+    }
+    return top;
+  }
+}

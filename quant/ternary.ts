@@ -1,0 +1,57 @@
+// Ternary BitLinear weights in the kernels' packed layout (see assembly/ternary.ts),
+// y = (W_ternary . Q(x)) * weightScale * activationScale.
+import { FormatError } from "../model/errors.ts";
+import type { Kernels } from "../runtime/kernels.ts";
+import type { AbsmaxInt8Quantizer, Int8Input } from "./absmax-int8.ts";
+import type { Linear, PreparedInput } from "./linear.ts";
+
+export class TernaryLinear implements Linear {
+  constructor(
+    readonly kernels: Kernels,
+    readonly quantizer: AbsmaxInt8Quantizer,
+    /** Address of the packed weights. */
+    readonly packed: number,
+    readonly rows: number,
+    readonly cols: number,
+    /** Multiplier of the ternary values (mean |W| of the master weights in b1.58). */
+    readonly scale: number,
+    /** Normalise each input row to x / (||x|| * sqrt(cols)) first (bitllama's BitLinear). */
+    readonly l2Norm: boolean,
+  ) {}
+
+  /**
+   * Packs a ternary matrix [rows, cols] into new kernel memory. `decode` writes the matrix
+   * as int8 -1/0/1 at the scratch address it is given; scratch is freed afterwards.
+   * `what` names the tensor in errors.
+   */
+  static fromInt8(
+    kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, scale: number, l2Norm: boolean,
+    what: string, decode: (int8: number) => void,
+  ): TernaryLinear {
+    const packed = kernels.allocBytes(kernels.k.ternaryPackedBytes(rows, cols));
+    const mark = kernels.arena.mark();
+    try {
+      const int8 = kernels.allocBytes(rows * cols);
+      decode(int8);
+      const bad = kernels.k.packTernary(int8, rows, cols, packed);
+      if (bad > 0) throw new FormatError(what, `${bad} weights are not -1, 0 or +1`);
+    } finally {
+      kernels.arena.release(mark);
+    }
+    return new TernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
+  }
+
+  prepare(x: number, tokens: number): Int8Input {
+    return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
+  }
+
+  apply(input: PreparedInput, y: number): void {
+    const { q, scales, sums, tokens } = input as Int8Input;
+    const k = this.kernels.k;
+    if (tokens === 1) {
+      k.ternaryGemv(this.packed, this.rows, this.cols, q, this.kernels.i32(sums, 1)[0], this.scale, this.kernels.f32(scales, 1)[0], y);
+    } else {
+      k.ternaryGemm(this.packed, this.rows, this.cols, q, sums, scales, tokens, this.scale, y);
+    }
+  }
+}

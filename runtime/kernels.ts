@@ -1,0 +1,130 @@
+// Loads the AssemblyScript kernel module and gives the host typed access to it.
+// Two builds exist: strict SIMD (everywhere) and relaxed SIMD (Node 22+, Deno, Bun,
+// Chromium); "auto" picks by feature detection. A precompiled WebAssembly.Module may be
+// passed instead (Cloudflare Workers only accept WASM imported as a module).
+import { instantiate } from "@assemblyscript/loader";
+import { OptionError } from "../model/errors.ts";
+import { Arena } from "./arena.ts";
+import { hasRelaxedSimd } from "./features.ts";
+import { readBytes } from "./read.ts";
+
+export type SimdLevel = "relaxed" | "strict";
+
+export interface KernelOptions {
+  /** Which build to use: "auto" (default) takes relaxed SIMD where the runtime has it. */
+  simd?: "auto" | SimdLevel;
+  /** A precompiled kernel module of the chosen level (required where WASM cannot be compiled from bytes). */
+  wasmModule?: WebAssembly.Module;
+  /** Where the .wasm files are, if not next to this package's build/ folder. */
+  wasmUrl?: string | URL;
+}
+
+/** The functions that assembly/index.ts exports (addresses are byte offsets into memory). */
+export interface KernelExports {
+  heapBase(): number;
+  gemvF32(w: number, rows: number, cols: number, x: number, y: number): void;
+  gemmF32(w: number, rows: number, cols: number, x: number, tokens: number, y: number): void;
+  gemmF32Scalar(w: number, rows: number, cols: number, x: number, tokens: number, y: number): void;
+  addInPlace(x: number, y: number, n: number): void;
+  ternaryPackedBytes(rows: number, cols: number): number;
+  packTernary(src: number, rows: number, cols: number, dst: number): number;
+  ternaryAt(w: number, rows: number, cols: number, r: number, c: number): number;
+  ternaryGemv(w: number, rows: number, cols: number, x: number, xSum: number, wScale: number, xScale: number, y: number): void;
+  ternaryGemm(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
+  ternaryGemmScalar(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
+  decodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
+  quantizeAbsmaxI8(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
+  quantizeAbsmaxI8Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
+  rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;
+  rmsNormScalar(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;
+  l2Norm(out: number, x: number, n: number, tokens: number): void;
+  l2NormScalar(out: number, x: number, n: number, tokens: number): void;
+  rope(v: number, heads: number, headSize: number, tokens: number, rowStride: number, pos: number, cos: number, sin: number, neox: boolean): void;
+  softmax(x: number, n: number): void;
+  attention(out: number, q: number, k: number, v: number, scores: number, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
+  attentionScalar(out: number, q: number, k: number, v: number, scores: number, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
+  swiglu(gate: number, up: number, n: number): void;
+  relu2glu(gate: number, up: number, n: number): void;
+  negLogLikelihood(logits: number, n: number, target: number): number;
+  memory: WebAssembly.Memory;
+}
+
+/** One kernel instance: its own linear memory, an allocator over it, and typed views. */
+export class Kernels {
+  readonly arena: Arena;
+  constructor(readonly k: KernelExports, readonly level: SimdLevel) {
+    this.arena = new Arena(k.memory, k.heapBase());
+  }
+  get memory(): WebAssembly.Memory {
+    return this.k.memory;
+  }
+  /** Allocates n f32 / bytes / i32 (views are made fresh: memory growth detaches old ones). */
+  allocF32(n: number): number {
+    return this.arena.alloc(n * 4);
+  }
+  allocBytes(n: number): number {
+    return this.arena.alloc(n);
+  }
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.k.memory.buffer, ptr, n);
+  }
+  i32(ptr: number, n: number): Int32Array {
+    return new Int32Array(this.k.memory.buffer, ptr, n);
+  }
+  i8(ptr: number, n: number): Int8Array {
+    return new Int8Array(this.k.memory.buffer, ptr, n);
+  }
+  u8(ptr: number, n: number): Uint8Array {
+    return new Uint8Array(this.k.memory.buffer, ptr, n);
+  }
+  /** Copies bytes (any typed array) into memory at ptr. */
+  write(ptr: number, data: ArrayBufferView): void {
+    this.u8(ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  /** Allocates and fills in one step. */
+  put(data: ArrayBufferView): number {
+    const ptr = this.arena.alloc(data.byteLength);
+    this.write(ptr, data);
+    return ptr;
+  }
+}
+
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
+
+/** Resolves "auto" to the build this runtime can run. */
+export function resolveSimdLevel(simd: KernelOptions["simd"] = "auto"): SimdLevel {
+  if (simd === "auto") return hasRelaxedSimd() ? "relaxed" : "strict";
+  if (simd !== "relaxed" && simd !== "strict") {
+    throw new OptionError("simd", `expected "auto", "relaxed" or "strict", got ${JSON.stringify(simd)}`);
+  }
+  if (simd === "relaxed" && !hasRelaxedSimd()) {
+    throw new OptionError("simd", "relaxed SIMD was requested but this runtime's WebAssembly lacks it (Node 20 does; use Node 22+, Deno, Bun or a recent browser)");
+  }
+  return simd;
+}
+
+/** The URL of a kernel binary: build/kernels-{simd,relaxed}.wasm next to this package. */
+export function kernelUrl(level: SimdLevel, base?: string | URL): URL {
+  const file = level === "relaxed" ? "kernels-relaxed.wasm" : "kernels-simd.wasm";
+  return base ? new URL(file, base) : new URL(`../build/${file}`, import.meta.url);
+}
+
+/** Compiles (once per process) the kernel module of a level. */
+export function compileKernels(level: SimdLevel, wasmUrl?: string | URL): Promise<WebAssembly.Module> {
+  const url = kernelUrl(level, wasmUrl);
+  let module = compiled.get(url.href);
+  if (!module) {
+    module = readBytes(url).then((bytes) => WebAssembly.compile(bytes as BufferSource));
+    compiled.set(url.href, module);
+    module.catch(() => compiled.delete(url.href));
+  }
+  return module;
+}
+
+/** A fresh kernel instance (its own memory). */
+export async function loadKernels(options: KernelOptions = {}): Promise<Kernels> {
+  const level = resolveSimdLevel(options.simd);
+  const module = options.wasmModule ?? (await compileKernels(level, options.wasmUrl));
+  const { exports } = await instantiate<Record<string, unknown>>(module, {});
+  return new Kernels(exports as unknown as KernelExports, level);
+}
