@@ -8,3 +8,4 @@ export { rope } from "./rope";
 export { softmax, attention, attentionScalar } from "./attention";
 export { swiglu, relu2glu } from "./activation";
 export { negLogLikelihood } from "./loss";
+export { streamRead } from "./bandwidth";

@@ -46,6 +46,7 @@ export interface KernelExports {
   swiglu(gate: number, up: number, n: number): void;
   relu2glu(gate: number, up: number, n: number): void;
   negLogLikelihood(logits: number, n: number, target: number): number;
+  streamRead(ptr: number, bytes: number): number;
   memory: WebAssembly.Memory;
 }
 

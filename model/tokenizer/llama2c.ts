@@ -9,7 +9,13 @@ export const BOS = 1;
 export const EOS = 2;
 const BYTE_TOKEN_OFFSET = 3; // <0x00> is token 3 in llama2.c vocabularies
 
-const latin1 = new TextDecoder("latin1");
+// TextDecoder("latin1") is windows-1252 in the Encoding standard (Deno, Bun, browsers),
+// which remaps bytes 0x80-0x9f: build the one-char-per-byte string by hand instead.
+function binaryString(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 4096) s += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  return s;
+}
 const utf8 = new TextEncoder();
 
 export interface Tokenizer {
@@ -19,7 +25,7 @@ export interface Tokenizer {
   encode(text: string, options?: { bos?: boolean; eos?: boolean }): number[];
   /** The bytes that `token` prints when it follows `prev` (run.c's decode()). */
   decodeBytes(prev: number, token: number): Uint8Array;
-  /** The text of a whole token sequence. */
+  /** The text of a whole token sequence (BOS and EOS print nothing). */
   decode(tokens: ArrayLike<number>): string;
 }
 
@@ -53,7 +59,7 @@ export class Llama2cTokenizer implements Tokenizer {
       const len = view.getInt32(at + 4, true);
       at += 8;
       if (len < 0 || at + len > bytes.length) throw new FormatError(file, `token ${i} has length ${len}, past the end of the file`);
-      this.pieces[i] = latin1.decode(bytes.subarray(at, at + len));
+      this.pieces[i] = binaryString(bytes.subarray(at, at + len));
       at += len;
       if (!this.#ids.has(this.pieces[i])) this.#ids.set(this.pieces[i], i);
     }
@@ -78,7 +84,7 @@ export class Llama2cTokenizer implements Tokenizer {
     for (let i = 0; i < bytes.length;) {
       let end = i + 1;
       while (end < bytes.length && (bytes[end] & 0xc0) === 0x80 && end - i < 4) end++;
-      const id = this.#ids.get(latin1.decode(bytes.subarray(i, end)));
+      const id = this.#ids.get(binaryString(bytes.subarray(i, end)));
       if (id !== undefined) tokens.push(id);
       else for (let b = i; b < end; b++) tokens.push(bytes[b] + BYTE_TOKEN_OFFSET);
       i = end;
@@ -132,6 +138,7 @@ export class Llama2cTokenizer implements Tokenizer {
     const decoder = new TextDecoder();
     let out = "";
     for (let i = 0; i < tokens.length; i++) {
+      if (tokens[i] === BOS || tokens[i] === EOS) continue; // control tokens print nothing
       out += decoder.decode(this.decodeBytes(i > 0 ? tokens[i - 1] : -1, tokens[i]), { stream: true });
     }
     return out + decoder.decode();

@@ -1,0 +1,98 @@
+// Ternary GEMV at the BitNet b1.58 2B4T shapes, in GB/s of weight bytes read, next to:
+// a plain JS scalar GEMV over the same 2-bit codes, the f32 WASM GEMV of the same shape,
+// and a WASM SIMD streaming read of the same bytes (the roof), for every kernel build
+// this runtime can run. Each call reads the next of several copies of the matrix, 256 MB
+// or more in all, so weights come from DRAM as in a real decode, not from cache.
+// Run: npm run bench (Node 20: strict build only), deno task bench (both builds).
+import { Bench } from "tinybench";
+import { paddedCols } from "../quant/absmax-int8.ts";
+import { hasRelaxedSimd } from "../runtime/features.ts";
+import { type Kernels, loadKernels, type SimdLevel } from "../runtime/kernels.ts";
+
+const SHAPES: [number, number][] = [[2560, 2560], [6912, 2560], [2560, 6912]]; // [out, in]
+const levels: SimdLevel[] = hasRelaxedSimd() ? ["strict", "relaxed"] : ["strict"];
+
+const WORKING_SET = 256 * 1024 * 1024;
+
+function fill(kx: Kernels, ptr: number, bytes: number, seed: number): void {
+  const view = kx.u8(ptr, bytes);
+  let s = seed;
+  for (let i = 0; i < bytes; i++) view[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
+}
+
+/** Enough copies of a `bytes`-long buffer to exceed the caches; returns their addresses. */
+function copies(kx: Kernels, bytes: number, seed: number): number[] {
+  const n = Math.max(2, Math.ceil(WORKING_SET / bytes));
+  const first = kx.allocBytes(bytes);
+  fill(kx, first, bytes, seed);
+  const all = [first];
+  for (let i = 1; i < n; i++) {
+    const p = kx.allocBytes(bytes);
+    kx.u8(p, bytes).set(kx.u8(first, bytes));
+    all.push(p);
+  }
+  return all;
+}
+
+/** y = W x over 2-bit row-major codes (value + 1), the way one would write it in plain JS. */
+function jsTernaryGemv(codes: Uint8Array, rows: number, cols: number, x: Int8Array, y: Float32Array): void {
+  const rowBytes = cols >> 2;
+  for (let r = 0; r < rows; r++) {
+    let acc = 0;
+    for (let j = 0; j < rowBytes; j++) {
+      const b = codes[r * rowBytes + j], c = j << 2;
+      acc += ((b & 3) - 1) * x[c] + (((b >> 2) & 3) - 1) * x[c + 1] + (((b >> 4) & 3) - 1) * x[c + 2] + ((b >> 6) - 1) * x[c + 3];
+    }
+    y[r] = acc;
+  }
+}
+
+const rows: Record<string, string | number>[] = [];
+for (const [out, inp] of SHAPES) {
+  const shape = `${out}x${inp}`;
+  const weightBytes = (out * inp) / 4;
+  const bench = new Bench({ time: 1500, warmupTime: 300 });
+  const gbps = (name: string, bytes: number) => {
+    const task = bench.getTask(name)!;
+    const mean = (task.result as { latency?: { mean: number } }).latency?.mean ?? (task.result as unknown as { mean: number }).mean;
+    return { ms: mean, gbps: bytes / (mean / 1000) / 1e9 };
+  };
+  const tasks: [string, number][] = [];
+  for (const level of levels) {
+    const kx = await loadKernels({ simd: level });
+    const packedBytes = kx.k.ternaryPackedBytes(out, inp);
+    const packed = copies(kx, packedBytes, 1);
+    const q = kx.allocBytes(paddedCols(inp)), y = kx.allocF32(out);
+    fill(kx, q, inp, 2);
+    let i = 0, j = 0;
+    bench.add(`ternary ${level}`, () => kx.k.ternaryGemv(packed[i++ % packed.length], out, inp, q, 0, 1, 1, y));
+    tasks.push([`ternary ${level}`, weightBytes]);
+    bench.add(`roof ${level}`, () => kx.k.streamRead(packed[j++ % packed.length], packedBytes));
+    tasks.push([`roof ${level}`, weightBytes]);
+    if (level === "strict") {
+      const w = copies(kx, out * inp * 4, 3), x = kx.allocF32(inp);
+      let m = 0;
+      bench.add("f32 wasm", () => kx.k.gemvF32(w[m++ % w.length], out, inp, x, y));
+      tasks.push(["f32 wasm", out * inp * 4]);
+    }
+  }
+  const codes = new Uint8Array(weightBytes).map((_, i) => (i * 2654435761) >>> 24);
+  const xs = new Int8Array(inp).map((_, i) => ((i * 40503) & 255) - 128), ys = new Float32Array(out);
+  bench.add("ternary plain JS", () => jsTernaryGemv(codes, out, inp, xs, ys));
+  tasks.push(["ternary plain JS", weightBytes]);
+  await bench.run();
+  for (const [name, bytes] of tasks) {
+    const { ms, gbps: g } = gbps(name, bytes);
+    rows.push({ shape, kernel: name, "ms/call": ms.toFixed(3), "GB/s": g.toFixed(2), note: "" });
+  }
+  // Share of the roof for each build's ternary kernel, from the same run.
+  for (const level of levels) {
+    const t = gbps(`ternary ${level}`, weightBytes).gbps, r = gbps(`roof ${level}`, weightBytes).gbps;
+    rows.push({ shape, kernel: `ternary ${level} / roof`, "ms/call": "", "GB/s": "", note: `${((100 * t) / r).toFixed(0)}% of roof` });
+  }
+}
+
+const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : (globalThis as { Bun?: unknown }).Bun ? "bun" : `node ${process.version}`;
+console.log(`ternary GEMV, one thread, ${runtime}\n`);
+console.log("| shape (out x in) | kernel | ms/call | GB/s | |\n|---|---|---:|---:|---|");
+for (const r of rows) console.log(`| ${r.shape} | ${r.kernel} | ${r["ms/call"]} | ${r["GB/s"]} | ${r.note} |`);

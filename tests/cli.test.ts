@@ -1,0 +1,81 @@
+// The command line, run as a user runs it, in the runtime running the tests.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { dataPath, withData } from "./helpers.ts";
+
+const test = suite("cli");
+const CLI = fileURLToPath(new URL("../cli/bitnet-wasm.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+declare const Deno: { execPath(): string } | undefined;
+
+/** The command that runs a .ts file in this runtime. */
+function runtimeCommand(): string[] {
+  if (typeof Deno !== "undefined") return [Deno.execPath(), "run", "-A"];
+  if (process.versions.bun) return [process.execPath];
+  return [process.execPath, "--import", "tsx"];
+}
+
+function cli(args: string[], cwd = ROOT) {
+  const [cmd, ...pre] = runtimeCommand();
+  // tsx resolves from the project; a foreign cwd needs the loader's absolute path.
+  const fixed = pre.map((a) => (a === "tsx" ? new URL("../node_modules/tsx/dist/esm/index.mjs", import.meta.url).href : a));
+  const r = spawnSync(cmd, [...fixed, CLI, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+withData(test, "generate --json prints one object whose text is the API's greedy text", ["models/bitllama-1M.bin", "models/tok512.bin", "fixtures/greedy200_bit1M.txt"], (_, __, want) => {
+  const r = cli(["generate", "--model", dataPath("models/bitllama-1M.bin"), "--temperature", "0", "--max-tokens", "200", "--json"]);
+  assert.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(Object.keys(out).slice(0, 3), ["text", "tokens", "tokensPerSecond"]);
+  assert.is(out.text.trim(), new TextDecoder().decode(want).trim());
+  assert.is(out.tokens, 200);
+  assert.ok(out.tokensPerSecond > 0);
+});
+
+withData(test, "generate with no --model uses ../shared/data's bitllama-3M and streams text", ["models/bitllama-3M.bin", "models/tok512.bin"], () => {
+  const r = cli(["generate", "--prompt", "Once upon a time", "--max-tokens", "20", "--seed", "3"]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Once upon a time\S*\s/);
+  assert.match(r.stderr, /\d+ tokens, [\d.]+ tok\/s/);
+});
+
+withData(test, "ppl --json prints tokens, loss, perplexity, tokensPerSecond; progress stays on stderr", ["models/stories260K.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], () => {
+  const r = cli(["ppl", "--model", dataPath("models/stories260K.bin"), "--text", dataPath("text/tinystories-valid-32k.txt"), "--ctx", "128", "--json"]);
+  assert.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(Object.keys(out), ["tokens", "loss", "perplexity", "tokensPerSecond"]);
+  assert.ok(out.perplexity > 1 && out.perplexity < 10);
+  assert.match(r.stderr, /ppl: \d+\/\d+ tokens/);
+});
+
+test("bad options exit with code 2 and a message naming the option", () => {
+  for (const [args, pattern] of [
+    [["generate", "--temperature=-1"], /option --temperature: expected a number >= 0, got "-1"/],
+    [["generate", "--top-p", "0"], /option --top-p: expected a number in \(0, 1\]/],
+    [["generate", "--max-tokens", "0"], /option --max-tokens: expected an integer > 0/],
+    [["generate", "--bogus"], /Unknown option '--bogus'/],
+    [["ppl", "--model", "x.bin"], /ppl needs --text F/],
+    [["frobnicate"], /unknown command "frobnicate"/],
+  ] as [string[], RegExp][]) {
+    const r = cli(args);
+    assert.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.is(r.stdout, "");
+  }
+});
+
+test("without ../shared/data, generate says so and how to point at a real checkpoint", () => {
+  const r = cli(["generate"], mkdtempSync(`${tmpdir()}/bitnet-cli-`));
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /default model \.\.\/shared\/data\/models\/bitllama-3M\.bin is not here/);
+  assert.match(r.stderr, /--model path\/to\/model\.bin/);
+});
+
+test.run();

@@ -1,0 +1,49 @@
+// The shared fixtures, made by the formats' own reference code: one real ternary matrix
+// (bitllama-3M layer 0 wq) decoded from the model file, through BitLinear and f32 GEMV.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { readBitllama } from "../model/formats/bitllama.ts";
+import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
+import { F32Linear } from "../quant/linear.ts";
+import { TernaryLinear } from "../quant/ternary.ts";
+import { asF32, kernels, LEVELS, maxRelativeError, withData } from "./helpers.ts";
+
+const FX = "fixtures/bit3M_L0_wq";
+
+for (const level of LEVELS) {
+  const test = suite(`fixtures (${level} build)`);
+  const kx = await kernels(level);
+
+  withData(test, "bitllama-3M layer 0 wq decodes to the fixture's ternary matrix and scale", ["models/bitllama-3M.bin", `${FX}.ternary_i8`], (model, ternary) => {
+    const wq = readBitllama(model, "bitllama-3M.bin").layers[0].q;
+    assert.is(wq.encoding, "ternary-sm2");
+    if (wq.encoding !== "ternary-sm2") return;
+    assert.equal([wq.rows, wq.cols], [256, 256]);
+    assert.is(wq.scale, Math.fround(2.117886543273926));
+    const mark = kx.arena.mark();
+    const out = kx.allocBytes(256 * 256);
+    assert.is(kx.k.decodeSignMagnitude2(kx.put(model.subarray(wq.data.offset, wq.data.offset + wq.data.length)), 65536, true, out), 0);
+    assert.equal(kx.i8(out, 65536), new Int8Array(ternary.slice().buffer));
+    kx.arena.release(mark);
+  });
+
+  withData(test, "BitLinear (int8 absmax x packed ternary) gives y_bitlinear_absmax_int8", [`${FX}.ternary_i8`, "fixtures/x256.f32", "fixtures/y_bitlinear_absmax_int8.f32"], (ternary, x, y) => {
+    const mark = kx.arena.mark();
+    const linear = TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 256), 256, 256, 2.117886543273926, false, "fixture", (p) => kx.write(p, ternary));
+    const out = kx.allocF32(256);
+    linear.apply(linear.prepare(kx.put(x), 1), out);
+    assert.ok(maxRelativeError(kx.f32(out, 256), asF32(y)) < 1e-5);
+    kx.arena.release(mark);
+  });
+
+  withData(test, "f32 GEMV of the fp32 matrix gives y_fp32", [`${FX}.f32`, "fixtures/x256.f32", "fixtures/y_fp32.f32"], (w, x, y) => {
+    const mark = kx.arena.mark();
+    const linear = new F32Linear(kx, kx.put(w), 256, 256);
+    const out = kx.allocF32(256);
+    linear.apply(linear.prepare(kx.put(x), 1), out);
+    assert.ok(maxRelativeError(kx.f32(out, 256), asF32(y)) < 1e-5);
+    kx.arena.release(mark);
+  });
+
+  test.run();
+}
