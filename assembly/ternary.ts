@@ -10,7 +10,7 @@
 // stream linearly. Codes are unsigned so relaxed SIMD's i8 x i7 dot can take them; the
 // dot then counts every activation once too many, which subtracting sum(x) undoes.
 // Activations are int8, padded with zeros to the padded width: padding never contributes.
-import { LOW2_MASK, f32At } from "./memory";
+import { I16_FIELD_MASKS, LOW2_MASK, MID2_MASK, SCRATCH, SCRATCH_BYTES, f32At } from "./memory";
 
 @inline function paddedRows(rows: i32): i32 { return (rows + 3) & ~3; }
 @inline function blockCount(cols: i32): i32 { return (cols + 63) >> 6; }
@@ -20,11 +20,18 @@ export function ternaryPackedBytes(rows: i32, cols: i32): i32 {
   return paddedRows(rows) * blockCount(cols) * 16;
 }
 
+/** Widest input the GEMV / GEMM kernels take (the strict build's activation scratch). */
+export function ternaryMaxCols(): i32 {
+  return SCRATCH_BYTES >> 1; // 65536 (i32 sums of the strict kernel hold to 2^17)
+}
+
 /**
  * Packs an int8 ternary matrix [rows, cols] (values -1, 0, 1) into the kernel layout.
- * Returns how many values were outside {-1, 0, 1} (then the result is not usable).
+ * Returns how many values were outside {-1, 0, 1} (then the result is not usable),
+ * or -1 when cols exceeds ternaryMaxCols().
  */
 export function packTernary(src: usize, rows: i32, cols: i32, dst: usize): i32 {
+  if (cols > ternaryMaxCols()) return -1;
   const blocks = blockCount(cols);
   let bad = 0;
   for (let r = 0; r < paddedRows(rows); r++) {
@@ -69,60 +76,98 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-// sum over 64 columns of codes(p) . x[0..64), accumulated into an i32x4 (relaxed SIMD).
-@inline function dotSliceRelaxed(p: v128, m: v128, x0: v128, x1: v128, x2: v128, x3: v128, acc: v128): v128 {
-  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(p, m), acc);
-  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(i8x16.shr_u(p, 2), m), acc);
-  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x2, v128.and(i8x16.shr_u(p, 4), m), acc);
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x3, i8x16.shr_u(p, 6), acc);
+// Relaxed SIMD: codes . x with the i8 x u7 dot-add (one VNNI instruction where the CPU
+// has it), so unpacking the codes is what costs. Masking in place instead of shifting
+// leaves the codes of sub-blocks 1 and 3 multiplied by 4: they go to a second
+// accumulator that is divided by 4 (exactly) at the end. Five unpack operations per
+// 64 weights instead of seven.
+@inline function dotEvenSubBlocks(p: v128, m3: v128, x0: v128, x2: v128, acc: v128): v128 {
+  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(p, m3), acc);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x2, v128.and(i16x8.shr_u(p, 4), m3), acc);
+}
+@inline function dotOddSubBlocksTimes4(p: v128, m12: v128, x1: v128, x3: v128, acc: v128): v128 {
+  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(p, m12), acc);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x3, v128.and(i16x8.shr_u(p, 4), m12), acc);
 }
 
-// The same with strict SIMD, into i16 lanes: each call adds 8 products of |.| <= 256
-// per lane, so the caller widens to i32 at least every 15 calls.
-@inline function mulAdd16(x: v128, c: v128, acc: v128): v128 {
-  return i16x8.add(acc, i16x8.add(i16x8.extmul_low_i8x16_s(x, c), i16x8.extmul_high_i8x16_s(x, c)));
-}
-@inline function dotSliceStrict(p: v128, m: v128, x0: v128, x1: v128, x2: v128, x3: v128, acc: v128): v128 {
-  acc = mulAdd16(x0, v128.and(p, m), acc);
-  acc = mulAdd16(x1, v128.and(i8x16.shr_u(p, 2), m), acc);
-  acc = mulAdd16(x2, v128.and(i8x16.shr_u(p, 4), m), acc);
-  return mulAdd16(x3, i8x16.shr_u(p, 6), acc);
-}
-
-const STRICT_FLUSH = 8; // blocks between i16 -> i32 widenings (limit 15)
-
-// One row group (4 rows) against one int8 activation row.
-@inline function rowGroup(wg: usize, blocks: i32, x: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
-  const m = v128.load(LOW2_MASK);
+@inline function rowGroupRelaxed(wg: usize, blocks: i32, x: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
+  const m3 = v128.load(LOW2_MASK), m12 = v128.load(MID2_MASK);
+  const wEnd = wg + (<usize>blocks << 6);
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    for (let b = 0; b < blocks; b++) {
-      const xb = x + (<usize>b << 6), wb = wg + (<usize>b << 6);
+  // Two rows at a time (two accumulators each fill the registers); the second pair
+  // re-reads the row group's weights, by then in L1.
+  for (let pair = 0; pair < 2; pair++) {
+    let e0 = i32x4.splat(0), e1 = i32x4.splat(0), o0 = i32x4.splat(0), o1 = i32x4.splat(0);
+    let xb = x;
+    for (let wb = wg + (<usize>pair << 5); wb < wEnd; wb += 64, xb += 64) {
       const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
-      a0 = dotSliceRelaxed(v128.load(wb), m, x0, x1, x2, x3, a0);
-      a1 = dotSliceRelaxed(v128.load(wb, 16), m, x0, x1, x2, x3, a1);
-      a2 = dotSliceRelaxed(v128.load(wb, 32), m, x0, x1, x2, x3, a2);
-      a3 = dotSliceRelaxed(v128.load(wb, 48), m, x0, x1, x2, x3, a3);
+      const p0 = v128.load(wb), p1 = v128.load(wb, 16);
+      e0 = dotEvenSubBlocks(p0, m3, x0, x2, e0);
+      o0 = dotOddSubBlocksTimes4(p0, m12, x1, x3, o0);
+      e1 = dotEvenSubBlocks(p1, m3, x0, x2, e1);
+      o1 = dotOddSubBlocksTimes4(p1, m12, x1, x3, o1);
     }
-  } else {
-    for (let b0 = 0; b0 < blocks; b0 += STRICT_FLUSH) {
-      const end = min(blocks, b0 + STRICT_FLUSH);
-      let s0 = i16x8.splat(0), s1 = i16x8.splat(0), s2 = i16x8.splat(0), s3 = i16x8.splat(0);
-      for (let b = b0; b < end; b++) {
-        const xb = x + (<usize>b << 6), wb = wg + (<usize>b << 6);
-        const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
-        s0 = dotSliceStrict(v128.load(wb), m, x0, x1, x2, x3, s0);
-        s1 = dotSliceStrict(v128.load(wb, 16), m, x0, x1, x2, x3, s1);
-        s2 = dotSliceStrict(v128.load(wb, 32), m, x0, x1, x2, x3, s2);
-        s3 = dotSliceStrict(v128.load(wb, 48), m, x0, x1, x2, x3, s3);
-      }
-      a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(s0));
-      a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(s1));
-      a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(s2));
-      a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(s3));
-    }
+    const r0 = i32x4.add(e0, i32x4.shr_s(o0, 2)), r1 = i32x4.add(e1, i32x4.shr_s(o1, 2));
+    if (pair == 0) { a0 = r0; a1 = r1; } else { a2 = r0; a3 = r1; }
   }
   storeRows(y, live, hsum(a0), hsum(a1), hsum(a2), hsum(a3), xSum, scale);
+}
+
+// Strict SIMD has no 8-bit dot product; its widest multiply-add is i32x4.dot_i16x8_s
+// (pmaddwd). Seen as i16 lanes, a slice's low bytes hold the codes of even columns and
+// its high bytes those of odd columns, so the activations are first re-laid out as i16
+// (splitActivations): per 64-column block, for each sub-block s, 8 even then 8 odd
+// columns. Fields are masked in place, which multiplies sub-block s's codes by 4^s; its
+// activations are stored multiplied by 4^(3-s), so every product carries the same
+// factor 64, removed once per row. |product| <= 64 * 2 * 128, so i32 sums hold for
+// 2^17 columns: ternaryMaxCols() is below that.
+@inline function splitActivations(x: usize, blocks: i32, dst: usize): void {
+  for (let b = 0; b < blocks; b++) {
+    for (let s = 0; s < 4; s++) {
+      const src = x + (<usize>b << 6) + (<usize>s << 4), out = dst + (<usize>b << 7) + (<usize>s << 5);
+      const shift = (3 - s) << 1;
+      for (let l = 0; l < 8; l++) {
+        store<i16>(out + (<usize>l << 1), <i16>(<i32>load<i8>(src + (l << 1)) << shift));
+        store<i16>(out + 16 + (<usize>l << 1), <i16>(<i32>load<i8>(src + (l << 1) + 1) << shift));
+      }
+    }
+  }
+}
+
+@inline function dotField(p: v128, r: v128, m: v128, xs: usize, acc: v128): v128 {
+  acc = i32x4.add(acc, i32x4.dot_i16x8_s(v128.and(p, m), v128.load(xs)));
+  return i32x4.add(acc, i32x4.dot_i16x8_s(v128.and(r, m), v128.load(xs, 16)));
+}
+
+// 64 x codes . x of one slice, added to acc.
+@inline function dotSliceStrict(p: v128, f0: v128, f1: v128, f2: v128, f3: v128, xs: usize, acc: v128): v128 {
+  const r = i16x8.shr_u(p, 8);
+  acc = dotField(p, r, f0, xs, acc);
+  acc = dotField(p, r, f1, xs + 32, acc);
+  acc = dotField(p, r, f2, xs + 64, acc);
+  return dotField(p, r, f3, xs + 96, acc);
+}
+
+@inline function rowGroupStrict(wg: usize, blocks: i32, xs: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
+  const f0 = v128.load(I16_FIELD_MASKS), f1 = v128.load(I16_FIELD_MASKS, 16);
+  const f2 = v128.load(I16_FIELD_MASKS, 32), f3 = v128.load(I16_FIELD_MASKS, 48);
+  let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+  const wEnd = wg + (<usize>blocks << 6);
+  let xb = xs;
+  for (let wb = wg; wb < wEnd; wb += 64, xb += 128) {
+    a0 = dotSliceStrict(v128.load(wb), f0, f1, f2, f3, xb, a0);
+    a1 = dotSliceStrict(v128.load(wb, 16), f0, f1, f2, f3, xb, a1);
+    a2 = dotSliceStrict(v128.load(wb, 32), f0, f1, f2, f3, xb, a2);
+    a3 = dotSliceStrict(v128.load(wb, 48), f0, f1, f2, f3, xb, a3);
+  }
+  storeRows(y, live, hsum(a0) >> 6, hsum(a1) >> 6, hsum(a2) >> 6, hsum(a3) >> 6, xSum, scale);
+}
+
+// One row group (4 rows) against one token. x: int8 activations; xs: the same split
+// for the strict kernel (unused by the relaxed one).
+@inline function rowGroup(wg: usize, blocks: i32, x: usize, xs: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) rowGroupRelaxed(wg, blocks, x, xSum, scale, y, live);
+  else rowGroupStrict(wg, blocks, xs, xSum, scale, y, live);
 }
 
 /**
@@ -131,23 +176,33 @@ const STRICT_FLUSH = 8; // blocks between i16 -> i32 widenings (limit 15)
  */
 export function ternaryGemv(w: usize, rows: i32, cols: i32, x: usize, xSum: i32, wScale: f32, xScale: f32, y: usize): void {
   const blocks = blockCount(cols), scale = wScale * xScale;
+  if (!ASC_FEATURE_RELAXED_SIMD) splitActivations(x, blocks, SCRATCH);
   for (let g = 0; g < paddedRows(rows) >> 2; g++) {
-    rowGroup(w + (<usize>(g * blocks) << 6), blocks, x, xSum, scale, f32At(y, g << 2), min(4, rows - (g << 2)));
+    rowGroup(w + (<usize>(g * blocks) << 6), blocks, x, SCRATCH, xSum, scale, f32At(y, g << 2), min(4, rows - (g << 2)));
   }
 }
 
 /**
  * Y[t, r] = (W[r] . X[t]) * wScale * xScales[t] for `tokens` tokens.
  * X: int8 [tokens, paddedCols]; xSums: i32 [tokens]; xScales: f32 [tokens]; Y: f32 [tokens, rows].
- * Row groups outside, tokens inside: a row group's weights stay in L1 for all tokens.
+ * Row groups outside, tokens inside: a row group's weights stay in L1 for all tokens
+ * (the strict build takes the tokens in chunks whose split activations fit its scratch).
  */
 export function ternaryGemm(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
   const blocks = blockCount(cols), stride = blocks << 6;
-  for (let g = 0; g < paddedRows(rows) >> 2; g++) {
-    const wg = w + (<usize>(g * blocks) << 6), live = min(4, rows - (g << 2));
-    for (let t = 0; t < tokens; t++) {
-      const scale = wScale * load<f32>(f32At(xScales, t));
-      rowGroup(wg, blocks, x + <usize>t * stride, load<i32>(xSums + (<usize>t << 2)), scale, f32At(y, t * rows + (g << 2)), live);
+  const chunk = ASC_FEATURE_RELAXED_SIMD ? tokens : max(1, SCRATCH_BYTES / (stride << 1));
+  for (let t0 = 0; t0 < tokens; t0 += chunk) {
+    const t1 = min(tokens, t0 + chunk);
+    if (!ASC_FEATURE_RELAXED_SIMD) {
+      for (let t = t0; t < t1; t++) splitActivations(x + <usize>t * stride, blocks, SCRATCH + (<usize>(t - t0) * stride << 1));
+    }
+    for (let g = 0; g < paddedRows(rows) >> 2; g++) {
+      const wg = w + (<usize>(g * blocks) << 6), live = min(4, rows - (g << 2));
+      for (let t = t0; t < t1; t++) {
+        const scale = wScale * load<f32>(f32At(xScales, t));
+        const xs = SCRATCH + (<usize>(t - t0) * stride << 1);
+        rowGroup(wg, blocks, x + <usize>t * stride, xs, load<i32>(xSums + (<usize>t << 2)), scale, f32At(y, t * rows + (g << 2)), live);
+      }
     }
   }
 }

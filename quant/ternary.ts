@@ -1,6 +1,6 @@
 // Ternary BitLinear weights in the kernels' packed layout (see assembly/ternary.ts),
 // y = (W_ternary . Q(x)) * weightScale * activationScale.
-import { FormatError } from "../model/errors.ts";
+import { FormatError, ShapeError } from "../model/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { AbsmaxInt8Quantizer, Int8Input } from "./absmax-int8.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
@@ -28,6 +28,9 @@ export class TernaryLinear implements Linear {
     kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, scale: number, l2Norm: boolean,
     what: string, decode: (int8: number) => void,
   ): TernaryLinear {
+    if (cols > kernels.k.ternaryMaxCols()) {
+      throw new ShapeError(`${what}: ${cols} input columns, the ternary kernels take at most ${kernels.k.ternaryMaxCols()}`);
+    }
     const packed = kernels.allocBytes(kernels.k.ternaryPackedBytes(rows, cols));
     const mark = kernels.arena.mark();
     try {

@@ -9,7 +9,8 @@ const MAX_BYTES = 4 * 1024 * 1024 * 1024; // wasm32 address space
 export class Arena {
   #top: number;
   constructor(readonly memory: WebAssembly.Memory, base: number) {
-    this.#top = base;
+    this.#top = 0;
+    this.alloc(base, 1); // the kernels' static data and scratch sit below `base`
   }
 
   /** Reserves `bytes` (zeroed on first use of fresh memory) aligned to `align`; returns the address. */

@@ -27,6 +27,7 @@ export interface KernelExports {
   gemmF32Scalar(w: number, rows: number, cols: number, x: number, tokens: number, y: number): void;
   addInPlace(x: number, y: number, n: number): void;
   ternaryPackedBytes(rows: number, cols: number): number;
+  ternaryMaxCols(): number;
   packTernary(src: number, rows: number, cols: number, dst: number): number;
   ternaryAt(w: number, rows: number, cols: number, r: number, c: number): number;
   ternaryGemv(w: number, rows: number, cols: number, x: number, xSum: number, wScale: number, xScale: number, y: number): void;
