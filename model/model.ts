@@ -53,6 +53,15 @@ export class BitNetModel {
     return out;
   }
 
+  /**
+   * Feeds one token at position `pos` (positions 0..pos-1 must be in the KV cache, e.g.
+   * from `logits`) and returns its logits: a decoding step for custom sampling loops.
+   */
+  step(token: number, pos: number): Float32Array {
+    const t = this.#live();
+    return t.logitsAt(t.forward([token], pos));
+  }
+
   /** Perplexity of a text (see the README's protocol) or of a token sequence. */
   perplexity(input: string | ArrayLike<number>, options?: PerplexityOptions): Promise<PerplexityResult> {
     const tokens = typeof input === "string" ? evaluationTokens(input, this.#tokenizer()) : input;
