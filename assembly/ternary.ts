@@ -81,13 +81,15 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
 // leaves the codes of sub-blocks 1 and 3 multiplied by 4: they go to a second
 // accumulator that is divided by 4 (exactly) at the end. Five unpack operations per
 // 64 weights instead of seven.
+// Each pair of dots starts from zero and is added to the accumulator afterwards, so the
+// loop-carried chain is one add, not two dot-adds (whose latency would bound the loop).
 @inline function dotEvenSubBlocks(p: v128, m3: v128, x0: v128, x2: v128, acc: v128): v128 {
-  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(p, m3), acc);
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x2, v128.and(i16x8.shr_u(p, 4), m3), acc);
+  const d = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(p, m3), i32x4.splat(0));
+  return i32x4.add(acc, i32x4.relaxed_dot_i8x16_i7x16_add_s(x2, v128.and(i16x8.shr_u(p, 4), m3), d));
 }
 @inline function dotOddSubBlocksTimes4(p: v128, m12: v128, x1: v128, x3: v128, acc: v128): v128 {
-  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(p, m12), acc);
-  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x3, v128.and(i16x8.shr_u(p, 4), m12), acc);
+  const d = i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(p, m12), i32x4.splat(0));
+  return i32x4.add(acc, i32x4.relaxed_dot_i8x16_i7x16_add_s(x3, v128.and(i16x8.shr_u(p, 4), m12), d));
 }
 
 @inline function rowGroupRelaxed(wg: usize, blocks: i32, x: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
@@ -134,18 +136,16 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
   }
 }
 
-@inline function dotField(p: v128, r: v128, m: v128, xs: usize, acc: v128): v128 {
-  acc = i32x4.add(acc, i32x4.dot_i16x8_s(v128.and(p, m), v128.load(xs)));
-  return i32x4.add(acc, i32x4.dot_i16x8_s(v128.and(r, m), v128.load(xs, 16)));
+@inline function dotField(p: v128, r: v128, m: v128, xs: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.and(p, m), v128.load(xs)), i32x4.dot_i16x8_s(v128.and(r, m), v128.load(xs, 16)));
 }
 
-// 64 x codes . x of one slice, added to acc.
+// 64 x codes . x of one slice, added to acc (summed as a tree: short dependency chains).
 @inline function dotSliceStrict(p: v128, f0: v128, f1: v128, f2: v128, f3: v128, xs: usize, acc: v128): v128 {
   const r = i16x8.shr_u(p, 8);
-  acc = dotField(p, r, f0, xs, acc);
-  acc = dotField(p, r, f1, xs + 32, acc);
-  acc = dotField(p, r, f2, xs + 64, acc);
-  return dotField(p, r, f3, xs + 96, acc);
+  const lo = i32x4.add(dotField(p, r, f0, xs), dotField(p, r, f1, xs + 32));
+  const hi = i32x4.add(dotField(p, r, f2, xs + 64), dotField(p, r, f3, xs + 96));
+  return i32x4.add(acc, i32x4.add(lo, hi));
 }
 
 @inline function rowGroupStrict(wg: usize, blocks: i32, xs: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
