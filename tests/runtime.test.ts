@@ -1,0 +1,54 @@
+// Kernel loading: feature detection, forcing a build, precompiled modules (as Workers
+// need), and memory limits that fail with an error instead of crashing.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { BitNetError, OptionError, ShapeError } from "../model/errors.ts";
+import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
+import { TernaryLinear } from "../quant/ternary.ts";
+import { hasRelaxedSimd } from "../runtime/features.ts";
+import { kernelUrl, loadKernels, resolveSimdLevel } from "../runtime/kernels.ts";
+
+const test = suite("runtime");
+
+test("auto picks relaxed exactly where the runtime validates the relaxed dot opcode", () => {
+  assert.is(resolveSimdLevel("auto"), hasRelaxedSimd() ? "relaxed" : "strict");
+  assert.is(resolveSimdLevel("strict"), "strict");
+  if (hasRelaxedSimd()) assert.is(resolveSimdLevel("relaxed"), "relaxed");
+  else assert.throws(() => resolveSimdLevel("relaxed"), (e: unknown) => e instanceof OptionError && /lacks it/.test((e as Error).message));
+  assert.throws(() => resolveSimdLevel("avx" as never), (e: unknown) => e instanceof OptionError && /option simd/.test((e as Error).message));
+  // The relaxed binary itself validates only where the probe says so.
+  assert.is(WebAssembly.validate(readFileSync(kernelUrl("relaxed"))), hasRelaxedSimd());
+  assert.ok(WebAssembly.validate(readFileSync(kernelUrl("strict"))));
+});
+
+test("a precompiled WebAssembly.Module is used as given (no file access)", async () => {
+  const module = await WebAssembly.compile(readFileSync(kernelUrl("strict")));
+  const kx = await loadKernels({ simd: "strict", wasmModule: module, wasmUrl: "https://invalid.example/never-fetched/" });
+  const x = kx.put(Float32Array.from([1, -2, 3]));
+  const w = kx.put(Float32Array.from([1, 1, 1, 2, 0, -1]));
+  const y = kx.allocF32(2);
+  kx.k.gemvF32(w, 2, 3, x, y);
+  assert.equal(Array.from(kx.f32(y, 2)), [2, -1]);
+});
+
+test("each instance has its own memory; absurd allocations fail with a BitNetError", async () => {
+  const a = await loadKernels({ simd: "strict" }), b = await loadKernels({ simd: "strict" });
+  assert.is.not(a.memory, b.memory);
+  assert.throws(() => a.arena.alloc(5 * 2 ** 30), (e: unknown) => e instanceof BitNetError && /out of WebAssembly memory/.test((e as Error).message));
+  const mark = a.arena.mark();
+  a.arena.alloc(1 << 20);
+  a.arena.release(mark);
+  assert.is(a.arena.mark(), mark);
+});
+
+test("ternary layers wider than the kernels take are refused with a ShapeError", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const cols = kx.k.ternaryMaxCols() + 64;
+  assert.throws(
+    () => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 64), 1, cols, 1, false, "wide", () => {}),
+    (e: unknown) => e instanceof ShapeError && /wide: \d+ input columns, the ternary kernels take at most 65536/.test((e as Error).message),
+  );
+});
+
+test.run();
