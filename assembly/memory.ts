@@ -16,10 +16,10 @@ export function heapBase(): usize {
 // badly inside hot loops, while one `v128.load` before the loop stays put.
 export const LOW2_MASK: usize = memory.data<u8>([3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], 16);
 export const MID2_MASK: usize = memory.data<u8>([12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12], 16);
-// The four 2-bit fields of the low byte of each i16 lane.
-export const I16_FIELD_MASKS: usize = memory.data<u16>([
-  3, 3, 3, 3, 3, 3, 3, 3, 12, 12, 12, 12, 12, 12, 12, 12,
-  48, 48, 48, 48, 48, 48, 48, 48, 192, 192, 192, 192, 192, 192, 192, 192,
+// The low 2, 4, 6 and 8 bits of each i16 lane.
+export const I16_CUMULATIVE_MASKS: usize = memory.data<u16>([
+  3, 3, 3, 3, 3, 3, 3, 3, 15, 15, 15, 15, 15, 15, 15, 15,
+  63, 63, 63, 63, 63, 63, 63, 63, 255, 255, 255, 255, 255, 255, 255, 255,
 ], 16);
 
 @inline export function f32At(base: usize, index: i32): usize {

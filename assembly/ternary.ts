@@ -10,7 +10,7 @@
 // weights of a row group stream linearly. Codes are unsigned so relaxed SIMD's i8 x i7 dot
 // can take them; the dot then counts every activation once too many, which subtracting
 // sum(x) undoes. Activations are int8, zero padded to the padded width.
-import { I16_FIELD_MASKS, LOW2_MASK, MID2_MASK, SCRATCH, SCRATCH_BYTES, f32At } from "./memory";
+import { I16_CUMULATIVE_MASKS, LOW2_MASK, MID2_MASK, SCRATCH, SCRATCH_BYTES, f32At } from "./memory";
 
 @inline function paddedRows(rows: i32): i32 { return (rows + 3) & ~3; }
 @inline function blockCount(cols: i32): i32 { return (cols + 63) >> 6; }
@@ -22,7 +22,7 @@ export function ternaryPackedBytes(rows: i32, cols: i32): i32 {
 
 /** Widest input the GEMV / GEMM kernels take (the strict build's activation scratch). */
 export function ternaryMaxCols(): i32 {
-  return SCRATCH_BYTES >> 1; // 65536 (i32 sums of the strict kernel hold to 2^17)
+  return SCRATCH_BYTES >> 1; // 65536: the strict kernel's i32 sums hold to that width
 }
 
 /**
@@ -101,9 +101,10 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
 // Strict SIMD has no 8-bit dot product; its widest multiply-add is i32x4.dot_i16x8_s
 // (pmaddwd). Seen as i16 lanes, a 16-byte load holds even columns in its low bytes and
 // odd columns in its high bytes, so the activations are first re-laid out as i16
-// (splitActivations): per 16 columns, the 8 even then the 8 odd ones. Row r's field,
-// masked in place, is its codes times 4^r; the row sums are divided back at the end.
-// |product| <= 2 * 64 * 128, so i32 sums hold for 2^17 columns (ternaryMaxCols is below).
+// (splitActivations): per 16 columns, the 8 even then the 8 odd ones. Cumulative masks
+// (3, 15, 63, 255) give S_k = sum over rows r <= k of 4^r * codes_r, one pmaddwd pair each
+// (the odd bytes' S_3 needs no mask at all); row r is (S_r - S_{r-1}) / 4^r, exactly.
+// |S_k products| <= 170 * 128 per column, so i32 sums hold for 2^16 columns (ternaryMaxCols).
 @inline function splitActivations(x: usize, cols: i32, dst: usize): void {
   for (let c = 0; c < cols; c += 2) {
     const out = dst + (<usize>(c >> 4) << 5) + (<usize>((c & 15) >> 1) << 1);
@@ -112,24 +113,25 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
   }
 }
 
-@inline function dotRowStrict(p: v128, r: v128, xe: v128, xo: v128, m: v128, acc: v128): v128 {
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(v128.and(p, m), xe), i32x4.dot_i16x8_s(v128.and(r, m), xo)));
+@inline function dotPair(even: v128, odd: v128, xe: v128, xo: v128, acc: v128): v128 {
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(even, xe), i32x4.dot_i16x8_s(odd, xo)));
 }
 
 @inline function rowGroupStrict(wg: usize, blocks: i32, xs: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
-  const f0 = v128.load(I16_FIELD_MASKS), f1 = v128.load(I16_FIELD_MASKS, 16);
-  const f2 = v128.load(I16_FIELD_MASKS, 32), f3 = v128.load(I16_FIELD_MASKS, 48);
-  let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+  const m0 = v128.load(I16_CUMULATIVE_MASKS), m1 = v128.load(I16_CUMULATIVE_MASKS, 16);
+  const m2 = v128.load(I16_CUMULATIVE_MASKS, 32), m3 = v128.load(I16_CUMULATIVE_MASKS, 48);
+  let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0);
   const wEnd = wg + (<usize>blocks << 6);
   let xb = xs;
   for (let wb = wg; wb < wEnd; wb += 16, xb += 32) {
     const p = v128.load(wb), r = i16x8.shr_u(p, 8), xe = v128.load(xb), xo = v128.load(xb, 16);
-    a0 = dotRowStrict(p, r, xe, xo, f0, a0);
-    a1 = dotRowStrict(p, r, xe, xo, f1, a1);
-    a2 = dotRowStrict(p, r, xe, xo, f2, a2);
-    a3 = dotRowStrict(p, r, xe, xo, f3, a3);
+    s0 = dotPair(v128.and(p, m0), v128.and(r, m0), xe, xo, s0);
+    s1 = dotPair(v128.and(p, m1), v128.and(r, m1), xe, xo, s1);
+    s2 = dotPair(v128.and(p, m2), v128.and(r, m2), xe, xo, s2);
+    s3 = dotPair(v128.and(p, m3), r, xe, xo, s3);
   }
-  storeRows(y, live, hsum(a0), hsum(a1) >> 2, hsum(a2) >> 4, hsum(a3) >> 6, xSum, scale);
+  const t0 = hsum(s0), t1 = hsum(s1), t2 = hsum(s2), t3 = hsum(s3);
+  storeRows(y, live, t0, (t1 - t0) >> 2, (t2 - t1) >> 4, (t3 - t2) >> 6, xSum, scale);
 }
 
 // One row group (4 rows) against one token. x: int8 activations; xs: the same split
