@@ -11,7 +11,7 @@ import type { SimdLevel } from "../runtime/kernels.ts";
 
 const DATA = new URL("../../shared/data/models/", import.meta.url);
 const MODELS = ["stories260K.bin", "bitllama-1M.bin", "bitllama-3M.bin"];
-const PROMPT = 64, DECODE = 128, REPEATS = 5;
+const PROMPT = 64, DECODE = 128, REPEATS = 10;
 const levels: SimdLevel[] = hasRelaxedSimd() ? ["strict", "relaxed"] : ["strict"];
 
 const rows: string[] = [];
