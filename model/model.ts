@@ -11,18 +11,17 @@ export class BitNetModel {
   #transformer: Transformer | null;
   #kernels: Kernels | null;
 
+  /** Which kernel build runs this model. */
+  readonly simd: "relaxed" | "strict";
+
   constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string) {
     this.#kernels = kernels;
     this.#transformer = transformer;
+    this.simd = kernels.level;
   }
 
   get config(): ModelConfig {
     return this.#live().config;
-  }
-
-  /** Which kernel build runs this model. */
-  get simd(): "relaxed" | "strict" {
-    return this.#kernels!.level;
   }
 
   /** Bytes of WebAssembly memory this model holds (weights, KV cache, buffers). */
