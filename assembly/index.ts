@@ -1,7 +1,14 @@
 // Entry point of the kernel module: every export here is callable from the host.
 export { heapBase } from "./memory";
 export { gemvF32, gemmF32, gemmF32Scalar, addInPlace } from "./float";
-export { ternaryPackedBytes, ternaryMaxCols, packTernary, ternaryAt, ternaryGemv, ternaryGemm, ternaryGemmScalar, decodeSignMagnitude2 } from "./ternary";
+export { ternaryPackedBytes, ternaryMaxCols, packTernary, ternaryAt, ternaryGemv, ternaryGemm, ternaryGemmScalar } from "./ternary";
+// Stored formats of ternary matrices: one decode / encode pair each.
+export { decodeSignMagnitude2, encodeSignMagnitude2 } from "./formats/bitllama";
+export { i2sBytes, decodeI2S, encodeI2S } from "./formats/i2s";
+export { decodeTQ1, encodeTQ1 } from "./formats/tq1";
+export { decodeTQ2, encodeTQ2 } from "./formats/tq2";
+export { decodeHfPacked, encodeHfPacked } from "./formats/hf-packed";
+export { f16ToF32, f32ToF16 } from "./formats/fp16";
 export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar } from "./quantize";
 export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";
 export { rope } from "./rope";

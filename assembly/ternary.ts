@@ -190,19 +190,3 @@ export function ternaryGemmScalar(w: usize, rows: i32, cols: i32, x: usize, xSum
     }
   }
 }
-
-/**
- * Decodes 2-bit ternary codes 00 = 0, 01 = +1, 11 = -1 (bitllama "ak42") into int8.
- * msbFirst: the first value of a byte sits in bits 7-6 (else in bits 1-0).
- * Returns how many codes were the unused pattern 10.
- */
-export function decodeSignMagnitude2(src: usize, count: i32, msbFirst: bool, dst: usize): i32 {
-  let bad = 0;
-  for (let i = 0; i < count; i++) {
-    const shift = msbFirst ? 6 - ((i & 3) << 1) : (i & 3) << 1;
-    const code = (<i32>load<u8>(src + (<usize>i >> 2)) >> shift) & 3;
-    if (code == 2) bad++;
-    store<i8>(dst + i, <i8>(code == 1 ? 1 : code == 3 ? -1 : 0));
-  }
-  return bad;
-}

@@ -34,6 +34,18 @@ export interface KernelExports {
   ternaryGemm(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
   ternaryGemmScalar(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
   decodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
+  encodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
+  i2sBytes(count: number): number;
+  decodeI2S(src: number, count: number, dst: number, scale: number): number;
+  encodeI2S(src: number, count: number, scale: number, dst: number): number;
+  decodeTQ1(src: number, count: number, dst: number, scales: number): number;
+  encodeTQ1(src: number, count: number, scale: number, dst: number): number;
+  decodeTQ2(src: number, count: number, dst: number, scales: number): number;
+  encodeTQ2(src: number, count: number, scale: number, dst: number): number;
+  decodeHfPacked(src: number, rows: number, cols: number, dst: number): number;
+  encodeHfPacked(src: number, rows: number, cols: number, dst: number): number;
+  f16ToF32(h: number): number;
+  f32ToF16(f: number): number;
   quantizeAbsmaxI8(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   quantizeAbsmaxI8Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;

@@ -1,0 +1,37 @@
+// Microsoft bitnet.cpp I2_S (x86 layout): the whole tensor as one run of 128-value blocks
+// of 32 bytes; byte j of a block holds values j, j+32, j+64, j+96 in bits 7-6, 5-4, 3-2,
+// 1-0 as codes w + 1; then one f32 scale (a multiplier), padded to 32 bytes.
+import { codeOf, invalidCount, resetInvalid, storeCode } from "./ternary-codes";
+
+/** Bytes of an I2_S tensor of `count` values (count a multiple of 128). */
+export function i2sBytes(count: i32): i32 {
+  return (count >> 2) + 32;
+}
+
+/** Decodes `count` values to int8 and the scale to *scale; returns the number of invalid codes (3). */
+export function decodeI2S(src: usize, count: i32, dst: usize, scale: usize): i32 {
+  resetInvalid();
+  for (let i = 0; i < count; i++) {
+    const k = i & 127;
+    storeCode(dst + i, (<u32>load<u8>(src + (<usize>(i >> 7) << 5) + (k & 31)) >> (6 - ((k >> 5) << 1))) & 3);
+  }
+  store<f32>(scale, load<f32>(src + (count >> 2)));
+  return invalidCount();
+}
+
+/** Encodes `count` int8 ternary values and a scale (the inverse of decodeI2S);
+ *  returns how many values were not -1, 0 or 1. */
+export function encodeI2S(src: usize, count: i32, scale: f32, dst: usize): i32 {
+  resetInvalid();
+  for (let b = 0; b < count >> 7; b++) {
+    for (let j = 0; j < 32; j++) {
+      let byte: u32 = 0;
+      for (let s = 0; s < 4; s++) byte |= codeOf(src + (b << 7) + j + (s << 5)) << (6 - (s << 1));
+      store<u8>(dst + (<usize>b << 5) + j, byte);
+    }
+  }
+  const tail = dst + (count >> 2);
+  store<f32>(tail, scale);
+  memory.fill(tail + 4, 0, 28);
+  return invalidCount();
+}
