@@ -1,0 +1,197 @@
+// GGUF (ggml's container, versions 2 and 3): header, typed metadata, tensor infos and an
+// aligned data section. We parse it ourselves from bytes in memory so that every length
+// and offset is checked against the file before anything is allocated, with errors that
+// name the file and the field (the tests cross-check the parse against @huggingface/gguf).
+import { FormatError } from "../errors.ts";
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF"
+
+export enum GgufType {
+  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+}
+
+export type GgufScalar = number | bigint | boolean | string;
+export type GgufValue = GgufScalar | GgufValue[];
+
+/** A metadata value with its stored type (`itemType` for arrays). */
+export interface GgufEntry {
+  type: GgufType;
+  itemType?: GgufType;
+  value: GgufValue;
+}
+
+/** ggml tensor types this library reads: values per block and bytes per block. */
+export const GGML_TYPES: Record<number, { name: string; blockValues: number; blockBytes: number }> = {
+  0: { name: "F32", blockValues: 1, blockBytes: 4 },
+  1: { name: "F16", blockValues: 1, blockBytes: 2 },
+  8: { name: "Q8_0", blockValues: 32, blockBytes: 34 },
+  30: { name: "BF16", blockValues: 1, blockBytes: 2 },
+  34: { name: "TQ1_0", blockValues: 256, blockBytes: 54 },
+  35: { name: "TQ2_0", blockValues: 256, blockBytes: 66 },
+  // bitnet.cpp's I2_S: 2 bits per value plus one f32 scale padded to 32 bytes per tensor.
+  36: { name: "I2_S", blockValues: 128, blockBytes: 32 },
+};
+export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, BF16: 30, TQ1_0: 34, TQ2_0: 35, I2_S: 36 } as const;
+
+/** Bytes of a tensor of `count` values of a ggml type (undefined if the count does not fit its blocks). */
+export function ggmlTensorBytes(type: number, count: number): number | undefined {
+  const t = GGML_TYPES[type];
+  if (!t || count % t.blockValues !== 0) return undefined;
+  return (count / t.blockValues) * t.blockBytes + (type === GgmlType.I2_S ? 32 : 0);
+}
+
+export interface GgufTensorInfo {
+  name: string;
+  /** ggml order: dims[0] is the innermost (a [out, in] matrix has dims [in, out]). */
+  dims: number[];
+  type: number;
+  /** Absolute byte offset in the file. */
+  offset: number;
+  bytes: number;
+}
+
+export interface GgufFile {
+  version: number;
+  metadata: Map<string, GgufEntry>;
+  tensors: GgufTensorInfo[];
+  alignment: number;
+  dataOffset: number;
+}
+
+const MAX_DIMS = 4;
+
+class Reader {
+  pos = 0;
+  readonly view: DataView;
+  readonly #utf8 = new TextDecoder("utf-8", { fatal: true });
+  constructor(readonly bytes: Uint8Array, readonly file: string) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  fail(detail: string): FormatError {
+    return new FormatError(this.file, detail);
+  }
+  need(n: number, what: string): void {
+    if (this.pos + n > this.bytes.length) {
+      throw this.fail(`truncated: ${what} needs bytes ${this.pos}..${this.pos + n}, file has ${this.bytes.length}`);
+    }
+  }
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+  /** A u64 that must be a safe integer no larger than `max` (a count or length). */
+  count(what: string, max: number): number {
+    this.need(8, what);
+    const v = this.view.getBigUint64(this.pos, true);
+    this.pos += 8;
+    if (v > BigInt(max)) throw this.fail(`${what} is ${v}, more than the ${max} the rest of the file can hold`);
+    return Number(v);
+  }
+  string(what: string): string {
+    const len = this.count(`length of ${what}`, this.bytes.length - this.pos - 8);
+    const s = this.bytes.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    try {
+      return this.#utf8.decode(s);
+    } catch {
+      throw this.fail(`${what} is not valid UTF-8`);
+    }
+  }
+  value(type: number, what: string): GgufEntry {
+    const v = this.view;
+    const at = (n: number) => {
+      this.need(n, what);
+      const p = this.pos;
+      this.pos += n;
+      return p;
+    };
+    switch (type) {
+      case GgufType.UINT8: return { type, value: v.getUint8(at(1)) };
+      case GgufType.INT8: return { type, value: v.getInt8(at(1)) };
+      case GgufType.UINT16: return { type, value: v.getUint16(at(2), true) };
+      case GgufType.INT16: return { type, value: v.getInt16(at(2), true) };
+      case GgufType.UINT32: return { type, value: v.getUint32(at(4), true) };
+      case GgufType.INT32: return { type, value: v.getInt32(at(4), true) };
+      case GgufType.FLOAT32: return { type, value: v.getFloat32(at(4), true) };
+      case GgufType.BOOL: {
+        const b = v.getUint8(at(1));
+        if (b > 1) throw this.fail(`${what}: bool byte ${b}, expected 0 or 1`);
+        return { type, value: b === 1 };
+      }
+      case GgufType.STRING: return { type, value: this.string(what) };
+      case GgufType.UINT64: return { type, value: v.getBigUint64(at(8), true) };
+      case GgufType.INT64: return { type, value: v.getBigInt64(at(8), true) };
+      case GgufType.FLOAT64: return { type, value: v.getFloat64(at(8), true) };
+      case GgufType.ARRAY: {
+        const itemType = this.u32(`${what} item type`);
+        // Every item takes at least one byte: a count past the file's end is refused here.
+        const n = this.count(`${what} item count`, this.bytes.length - this.pos - 8);
+        const items: GgufValue[] = [];
+        for (let i = 0; i < n; i++) items.push(this.value(itemType, `${what}[${i}]`).value);
+        return { type, itemType, value: items };
+      }
+      default:
+        throw this.fail(`${what}: unknown metadata value type ${type}`);
+    }
+  }
+}
+
+/** Parses a GGUF file's header, metadata and tensor infos, checking every bound. */
+export function readGguf(bytes: Uint8Array, file: string): GgufFile {
+  const r = new Reader(bytes, file);
+  const magic = r.u32("magic");
+  if (magic !== GGUF_MAGIC) throw r.fail(`wrong magic 0x${magic.toString(16)}, expected 0x${GGUF_MAGIC.toString(16)} ("GGUF")`);
+  const version = r.u32("version");
+  if (version !== 2 && version !== 3) throw r.fail(`unsupported GGUF version ${version}, expected 2 or 3`);
+  // Each tensor info takes at least 24 bytes and each metadata entry at least 13.
+  const tensorCount = r.count("tensor count", Math.floor(bytes.length / 24));
+  const kvCount = r.count("metadata count", Math.floor(bytes.length / 13));
+  const metadata = new Map<string, GgufEntry>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = r.string(`metadata key ${i}`);
+    metadata.set(key, r.value(r.u32(`type of ${key}`), key));
+  }
+  const alignEntry = metadata.get("general.alignment");
+  const alignment = alignEntry === undefined ? 32 : Number(alignEntry.value);
+  if (!Number.isInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0 || alignment > 1 << 20) {
+    throw r.fail(`general.alignment = ${alignEntry?.value}, expected a power of two`);
+  }
+  const infos: { name: string; dims: number[]; type: number; rel: number }[] = [];
+  for (let i = 0; i < tensorCount; i++) {
+    const name = r.string(`tensor ${i} name`);
+    const nDims = r.u32(`${name} dimension count`);
+    if (nDims < 1 || nDims > MAX_DIMS) throw r.fail(`tensor ${name}: ${nDims} dimensions, expected 1..${MAX_DIMS}`);
+    const dims = Array.from({ length: nDims }, (_, d) => r.count(`${name} dimension ${d}`, Number.MAX_SAFE_INTEGER));
+    const type = r.u32(`${name} type`);
+    const rel = r.count(`${name} offset`, Number.MAX_SAFE_INTEGER);
+    infos.push({ name, dims, type, rel });
+  }
+  const dataOffset = Math.ceil(r.pos / alignment) * alignment;
+  const tensors = infos.map(({ name, dims, type, rel }) => {
+    if (!GGML_TYPES[type]) throw r.fail(`tensor ${name}: unknown or unsupported ggml type ${type}`);
+    const count = dims.reduce((a, b) => a * b, 1);
+    const size = Number.isSafeInteger(count) ? ggmlTensorBytes(type, count) : undefined;
+    if (size === undefined) throw r.fail(`tensor ${name}: ${dims.join(" x ")} values do not fit ${GGML_TYPES[type].name} blocks of ${GGML_TYPES[type].blockValues}`);
+    if (rel % alignment !== 0) throw r.fail(`tensor ${name}: offset ${rel} is not a multiple of the alignment ${alignment}`);
+    const offset = dataOffset + rel;
+    if (offset + size > bytes.length) throw r.fail(`tensor ${name}: bytes ${offset}..${offset + size} lie past the end of the file (${bytes.length} bytes)`);
+    return { name, dims, type, offset, bytes: size };
+  });
+  const byOffset = [...tensors].sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < byOffset.length; i++) {
+    const prev = byOffset[i - 1], cur = byOffset[i];
+    if (prev.offset + prev.bytes > cur.offset) throw r.fail(`tensors ${prev.name} and ${cur.name} overlap`);
+  }
+  return { version, metadata, tensors, alignment, dataOffset };
+}
+
+/** A metadata value that must be present with one of the given types. */
+export function ggufValue<T extends GgufValue>(gguf: GgufFile, key: string, file: string, types: GgufType[]): T {
+  const entry = gguf.metadata.get(key);
+  if (!entry) throw new FormatError(file, `metadata ${key} is missing`);
+  if (!types.includes(entry.type)) throw new FormatError(file, `metadata ${key} has type ${GgufType[entry.type]}, expected ${types.map((t) => GgufType[t]).join(" or ")}`);
+  return entry.value as T;
+}
