@@ -22,4 +22,4 @@ export { hasRelaxedSimd } from "./runtime/features.ts";
 export { AbsmaxInt8Quantizer, paddedCols, type Int8Input } from "./quant/absmax-int8.ts";
 export { TernaryLinear } from "./quant/ternary.ts";
 export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
-export type { ByteSource } from "./runtime/read.ts";
+export type { ByteSource } from "./runtime/files.ts";

@@ -3,9 +3,12 @@
 // Results go to stdout; progress and diagnostics to stderr.
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { loadBitNet, type LoadOptions } from "../model/load.ts";
+import { checkpointToGguf, type GgufTarget } from "../model/convert.ts";
+import { loadBitNet, type LoadOptions, readCheckpoint } from "../model/load.ts";
+import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
+import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError } from "../model/errors.ts";
-import { fileExists, readBytes } from "../runtime/read.ts";
+import { fileExists, readBytes, writeBytes } from "../runtime/files.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
 
 const DEFAULT_MODEL = "../shared/data/models/bitllama-3M.bin";
@@ -15,9 +18,11 @@ const USAGE = `usage:
   bitnet-wasm generate [--model F] [--tokenizer F] [--prompt S] [--max-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
   bitnet-wasm ppl --model F --text F [--tokenizer F] [--ctx N] [--json]
+  bitnet-wasm convert --model F --to gguf-i2s|gguf-tq1|gguf-tq2|gguf-f32 --out F [--tokenizer F]
 common: [--simd auto|relaxed|strict] [--bit-order msb|lsb]
 
-Models: llama2.c v0 checkpoints (e.g. stories260K.bin) and bitllama ternary files (ak42).
+Models: llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary files (ak42), and
+GGUF files of either (architectures "llama" and "bitllama"; see README).
 Without --model, generate uses ${DEFAULT_MODEL}.
 Without --tokenizer, tok512.bin beside the model, then ${SHARED_TOKENIZER}, is used.`;
 
@@ -108,8 +113,23 @@ async function ppl(args: string[]): Promise<void> {
   else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(4)}  ${result.tokensPerSecond.toFixed(0)} tok/s`);
 }
 
+async function convert(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, strict: true, options: { ...common, to: { type: "string" }, out: { type: "string" } } });
+  if (values.help) return console.log(USAGE);
+  if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
+  const options = await modelOptions(values, values.model);
+  const bytes = await readBytes(values.model);
+  const ckpt = readCheckpoint(bytes, values.model, options);
+  const tokenizer = ckpt.vocabulary
+    ? Llama2cTokenizer.fromGguf(ckpt.vocabulary.tokens, ckpt.vocabulary.scores)
+    : Llama2cTokenizer.fromBin(await readBytes(options.tokenizer as string), ckpt.config.vocabSize, options.tokenizer as string);
+  const out = checkpointToGguf(await loadKernels(options), ckpt, tokenizer, values.to as GgufTarget);
+  await writeBytes(values.out, out);
+  console.error(`wrote ${values.out}: ${out.length} bytes (${values.to}, ${ckpt.config.arch} architecture, from ${bytes.length} bytes)`);
+}
+
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl };
+const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert };
 try {
   if (!command || command === "--help" || command === "-h") console.log(USAGE);
   else if (!commands[command]) throw new BitNetError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);

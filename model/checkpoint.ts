@@ -8,11 +8,18 @@ export interface Span {
   length: number;
 }
 
-/** A linear layer's weight [rows = out, cols = in] in one of the stored encodings. */
-export type LinearTensor =
+/** A linear layer's weight [rows = out, cols = in] in one of the stored encodings;
+ *  `name` is the tensor's name in its file (for messages). */
+export type LinearTensor = { name: string } & (
   | { encoding: "f32"; rows: number; cols: number; data: Span }
   /** 2-bit sign-magnitude codes (bitllama): 00 = 0, 01 = +1, 11 = -1, times `scale`. */
-  | { encoding: "ternary-sm2"; rows: number; cols: number; data: Span; scale: number; msbFirst: boolean };
+  | { encoding: "ternary-sm2"; rows: number; cols: number; data: Span; scale: number; msbFirst: boolean }
+  /** Ternary block formats that carry their own scales (bitnet.cpp I2_S, ggml TQ1_0 / TQ2_0). */
+  | { encoding: "i2s" | "tq1" | "tq2"; rows: number; cols: number; data: Span }
+);
+
+/** The ternary encodings, for code that handles all of them. */
+export type TernaryTensor = Exclude<LinearTensor, { encoding: "f32" }>;
 
 export interface LayerTensors {
   attnNorm?: Span;
@@ -38,6 +45,8 @@ export interface Checkpoint {
   /** f32 [vocab, dim]; absent when the classifier is the embedding table. */
   classifier?: Span;
   layers: LayerTensors[];
+  /** A vocabulary stored in the file (GGUF), used when no tokenizer is given. */
+  vocabulary?: { tokens: string[]; scores: number[] };
 }
 
 /** Hands out consecutive spans of a file, failing with `fail` past its end. */

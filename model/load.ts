@@ -1,10 +1,12 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
-import { type ByteSource, fileExists, readBytes, sourceName } from "../runtime/read.ts";
+import { type ByteSource, fileExists, readBytes, sourceName } from "../runtime/files.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
 import { BITLLAMA_MAGIC, readBitllama } from "./formats/bitllama.ts";
+import { GGUF_MAGIC } from "./formats/gguf.ts";
+import { readGgufCheckpoint } from "./formats/gguf-model.ts";
 import { readLlama2c } from "./formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
 import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
@@ -12,7 +14,8 @@ import { Transformer } from "./transformer.ts";
 
 export interface LoadOptions extends KernelOptions {
   /** The tokenizer: a llama2.c tokenizer.bin (path, URL or bytes) or a ready Tokenizer.
-   *  Default for a path: tok512.bin or tokenizer.bin beside the model, if present. */
+   *  Default: the vocabulary stored in a GGUF file; for a path, tok512.bin or tokenizer.bin
+   *  beside the model, if present. */
   tokenizer?: ByteSource | Tokenizer;
   /** bitllama files: first 2-bit code of a byte in bits 7-6 ("msb", default) or 1-0 ("lsb"). */
   bitOrder?: "msb" | "lsb";
@@ -20,7 +23,9 @@ export interface LoadOptions extends KernelOptions {
 
 /** Parses a checkpoint of any supported format from its bytes. */
 export function readCheckpoint(bytes: Uint8Array, file: string, options: Pick<LoadOptions, "bitOrder"> = {}): Checkpoint {
-  if (bytes.length >= 4 && new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) === BITLLAMA_MAGIC) {
+  const magic = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) : 0;
+  if (magic === GGUF_MAGIC) return readGgufCheckpoint(bytes, file);
+  if (magic === BITLLAMA_MAGIC) {
     if (options.bitOrder !== undefined && options.bitOrder !== "msb" && options.bitOrder !== "lsb") {
       throw new FormatError(file, `bitOrder must be "msb" or "lsb", got ${JSON.stringify(options.bitOrder)}`);
     }
@@ -30,7 +35,7 @@ export function readCheckpoint(bytes: Uint8Array, file: string, options: Pick<Lo
     return readLlama2c(bytes, file);
   } catch (e) {
     if (e instanceof FormatError) {
-      throw new FormatError(file, `not a bitllama ak42 file (no magic) nor a llama2.c v0 checkpoint: ${e.message.slice(file.length + 2)}`);
+      throw new FormatError(file, `not a GGUF or bitllama ak42 file (no magic) nor a llama2.c v0 checkpoint: ${e.message.slice(file.length + 2)}`);
     }
     throw e;
   }
@@ -43,16 +48,17 @@ async function defaultTokenizerBeside(source: ByteSource): Promise<string | unde
   return undefined;
 }
 
-/** Loads a model (llama2.c v0 fp32 or bitllama ternary) with its tokenizer. */
+/** Loads a model (llama2.c v0 fp32, bitllama ternary, or GGUF of either) with its tokenizer. */
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   const file = sourceName(source);
   const ckpt = readCheckpoint(await readBytes(source), file, options);
   let tokenizer: Tokenizer | null = null;
-  const tok = options.tokenizer ?? (await defaultTokenizerBeside(source));
+  const tok = options.tokenizer ?? (ckpt.vocabulary ? undefined : await defaultTokenizerBeside(source));
+  if (tok === undefined && ckpt.vocabulary) tokenizer = Llama2cTokenizer.fromGguf(ckpt.vocabulary.tokens, ckpt.vocabulary.scores);
   if (tok !== undefined) {
     tokenizer = typeof tok === "object" && "encode" in tok
       ? tok
-      : new Llama2cTokenizer(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
+      : Llama2cTokenizer.fromBin(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
     if (tokenizer.vocabSize !== ckpt.config.vocabSize) {
       throw new FormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens, the model ${ckpt.config.vocabSize}`);
     }

@@ -7,7 +7,8 @@ import { TernaryLinear } from "../quant/ternary.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
-import { FormatError, ShapeError } from "./errors.ts";
+import { ShapeError } from "./errors.ts";
+import { decodeTernary } from "./weights.ts";
 import { KVCache } from "./kv-cache.ts";
 
 interface Layer {
@@ -45,13 +46,12 @@ export class Transformer {
     this.#embedding = upload(ckpt.embedding);
     this.#finalNorm = upload(ckpt.finalNorm);
     this.#classifier = new F32Linear(kernels, ckpt.classifier ? upload(ckpt.classifier) : this.#embedding, c.vocabSize, c.dim);
-    const linear = (t: LinearTensor, what: string) => buildLinear(kernels, quantizer, ckpt, t, c.arch === "bitllama", what);
-    this.#layers = ckpt.layers.map((l, i) => ({
+    const linear = (t: LinearTensor) => buildLinear(kernels, quantizer, ckpt, t, c.arch === "bitllama");
+    this.#layers = ckpt.layers.map((l) => ({
       attnNorm: l.attnNorm && upload(l.attnNorm),
       ffnNorm: l.ffnNorm && upload(l.ffnNorm),
-      q: linear(l.q, `layers[${i}].q`), k: linear(l.k, `layers[${i}].k`), v: linear(l.v, `layers[${i}].v`),
-      o: linear(l.o, `layers[${i}].o`), gate: linear(l.gate, `layers[${i}].gate`),
-      up: linear(l.up, `layers[${i}].up`), down: linear(l.down, `layers[${i}].down`),
+      q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o),
+      gate: linear(l.gate), up: linear(l.up), down: linear(l.down),
     }));
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
     this.cache = new KVCache(kernels, c);
@@ -153,13 +153,9 @@ export class Transformer {
   }
 }
 
-function buildLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean, what: string): Linear {
-  const bytes = ckpt.bytes.subarray(t.data.offset, t.data.offset + t.data.length);
-  if (t.encoding === "f32") return new F32Linear(kernels, kernels.put(bytes), t.rows, t.cols);
-  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, t.scale, l2Norm, `${ckpt.file}: ${what}`, (int8) => {
-    const bad = kernels.k.decodeSignMagnitude2(kernels.put(bytes), t.rows * t.cols, t.msbFirst, int8);
-    if (bad > 0) throw new FormatError(ckpt.file, `${what}: ${bad} codes use the unassigned 2-bit pattern 10`);
-  });
+function buildLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Linear {
+  if (t.encoding === "f32") return new F32Linear(kernels, kernels.put(ckpt.bytes.subarray(t.data.offset, t.data.offset + t.data.length)), t.rows, t.cols);
+  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, (int8) => decodeTernary(kernels, ckpt, t, int8));
 }
 
 /** cos / sin tables [seqLen, headSize / 2], computed in f32 steps as llama2.c's run.c does. */

@@ -21,21 +21,22 @@ export class TernaryLinear implements Linear {
 
   /**
    * Packs a ternary matrix [rows, cols] into new kernel memory. `decode` writes the matrix
-   * as int8 -1/0/1 at the scratch address it is given; scratch is freed afterwards.
-   * `what` names the tensor in errors.
+   * as int8 -1/0/1 at the scratch address it is given and returns the matrix's scale;
+   * scratch is freed afterwards. `what` names the tensor in errors.
    */
   static fromInt8(
-    kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, scale: number, l2Norm: boolean,
-    what: string, decode: (int8: number) => void,
+    kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, l2Norm: boolean,
+    what: string, decode: (int8: number) => number,
   ): TernaryLinear {
     if (cols > kernels.k.ternaryMaxCols()) {
       throw new ShapeError(`${what}: ${cols} input columns, the ternary kernels take at most ${kernels.k.ternaryMaxCols()}`);
     }
     const packed = kernels.allocBytes(kernels.k.ternaryPackedBytes(rows, cols));
     const mark = kernels.arena.mark();
+    let scale: number;
     try {
       const int8 = kernels.allocBytes(rows * cols);
-      decode(int8);
+      scale = decode(int8);
       const bad = kernels.k.packTernary(int8, rows, cols, packed);
       if (bad > 0) throw new FormatError(what, `${bad} weights are not -1, 0 or +1`);
     } finally {

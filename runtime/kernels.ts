@@ -6,7 +6,7 @@ import { instantiate } from "@assemblyscript/loader";
 import { OptionError } from "../model/errors.ts";
 import { Arena } from "./arena.ts";
 import { hasRelaxedSimd } from "./features.ts";
-import { readBytes } from "./read.ts";
+import { readBytes } from "./files.ts";
 
 export type SimdLevel = "relaxed" | "strict";
 

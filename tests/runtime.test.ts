@@ -46,7 +46,7 @@ test("ternary layers wider than the kernels take are refused with a ShapeError",
   const kx = await loadKernels({ simd: "strict" });
   const cols = kx.k.ternaryMaxCols() + 64;
   assert.throws(
-    () => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 64), 1, cols, 1, false, "wide", () => {}),
+    () => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 64), 1, cols, false, "wide", () => 1),
     (e: unknown) => e instanceof ShapeError && /wide: \d+ input columns, the ternary kernels take at most 65536/.test((e as Error).message),
   );
 });

@@ -39,7 +39,7 @@ function runCEncode(t: Llama2cTokenizer, text: string, bos: boolean): number[] {
 const SAMPLES = ["", "a", "Hello world", "  two leading spaces", "tabs\tand\nnewlines\r\n", "naïve café 日本語 🙂", "\u0000\u0001 control", "Lily's mom said, \"Don't!\""];
 
 withData(test, "tok512: encodes of sample strings match run.c (byte fallback, unicode, empty string)", ["models/tok512.bin"], (bytes) => {
-  const t = new Llama2cTokenizer(bytes, 512);
+  const t = Llama2cTokenizer.fromBin(bytes, 512);
   for (const s of SAMPLES) for (const bos of [true, false]) assert.equal(t.encode(s, { bos }), runCEncode(t, s, bos), JSON.stringify(s));
   assert.equal(t.encode(""), [1], "empty text: BOS only, no dummy space");
   const space = t.pieces.indexOf(" ");
@@ -48,7 +48,7 @@ withData(test, "tok512: encodes of sample strings match run.c (byte fallback, un
 });
 
 withData(test, "llama2 tokenizer: published Llama-2 ids and run.c equality", ["models/llama2-tokenizer.bin"], (bytes) => {
-  const t = new Llama2cTokenizer(bytes, 32000);
+  const t = Llama2cTokenizer.fromBin(bytes, 32000);
   assert.equal(t.encode("Hello world"), [1, 15043, 3186]);
   for (const s of SAMPLES) assert.equal(t.encode(s), runCEncode(t, s, true), JSON.stringify(s));
 });
@@ -56,7 +56,7 @@ withData(test, "llama2 tokenizer: published Llama-2 ids and run.c equality", ["m
 for (const [name, file] of [["tinystories", "text/tinystories-valid-32k.txt"], ["shakespeare", "text/tinyshakespeare.txt"], ["wikitext", "text/wikitext2-test-nonblank.txt"]]) {
   withData(test, `${name}: decode(encode(text)) round-trips; chunks match run.c`, ["models/tok512.bin", "models/llama2-tokenizer.bin", file], (t512, tl2, textBytes) => {
     const text = new TextDecoder().decode(textBytes);
-    for (const t of [new Llama2cTokenizer(t512, 512), new Llama2cTokenizer(tl2, 32000)]) {
+    for (const t of [Llama2cTokenizer.fromBin(t512, 512), Llama2cTokenizer.fromBin(tl2, 32000)]) {
       assert.ok(t.decode(t.encode(text)) === text, `${name} round trip with vocab ${t.vocabSize}`);
       for (const at of [0, Math.floor(text.length / 2)]) {
         const chunk = text.slice(at, at + 600);
@@ -67,10 +67,10 @@ for (const [name, file] of [["tinystories", "text/tinystories-valid-32k.txt"], [
 }
 
 withData(test, "a tokenizer file with a different vocabulary size than the model is refused, naming the file", ["models/tok512.bin", "models/llama2-tokenizer.bin"], (tok512, llama2) => {
-  assert.throws(() => new Llama2cTokenizer(tok512, 32000, "tok512.bin"), (e: unknown) => e instanceof FormatError && /tok512\.bin.*holds 512 tokens.*32000/.test((e as Error).message));
-  assert.throws(() => new Llama2cTokenizer(llama2, 512, "llama2-tokenizer.bin"), (e: unknown) => e instanceof FormatError && /larger than the model's 512/.test((e as Error).message));
-  assert.throws(() => new Llama2cTokenizer(tok512.subarray(0, 1000), 512, "cut.bin"), (e: unknown) => e instanceof FormatError && /cut\.bin/.test((e as Error).message));
-  assert.throws(() => new Llama2cTokenizer(new Uint8Array(2), 512, "tiny.bin"), (e: unknown) => e instanceof FormatError && /tiny\.bin: truncated/.test((e as Error).message));
+  assert.throws(() => Llama2cTokenizer.fromBin(tok512, 32000, "tok512.bin"), (e: unknown) => e instanceof FormatError && /tok512\.bin.*holds 512 tokens.*32000/.test((e as Error).message));
+  assert.throws(() => Llama2cTokenizer.fromBin(llama2, 512, "llama2-tokenizer.bin"), (e: unknown) => e instanceof FormatError && /larger than the model's 512/.test((e as Error).message));
+  assert.throws(() => Llama2cTokenizer.fromBin(tok512.subarray(0, 1000), 512, "cut.bin"), (e: unknown) => e instanceof FormatError && /cut\.bin/.test((e as Error).message));
+  assert.throws(() => Llama2cTokenizer.fromBin(new Uint8Array(2), 512, "tiny.bin"), (e: unknown) => e instanceof FormatError && /tiny\.bin: truncated/.test((e as Error).message));
 });
 
 test.run();

@@ -48,7 +48,7 @@ export function readBitllama(bytes: Uint8Array, file: string, { msbFirst = true 
       const scaleSpan = cur.take(4, `${name}[${l}] scale`);
       const scale = view.getFloat32(scaleSpan.offset, true);
       if (!Number.isFinite(scale)) throw new FormatError(file, `${name}[${l}] scale is ${scale}, expected a finite number`);
-      return { encoding: "ternary-sm2", rows, cols, scale, msbFirst, data: cur.take(codeBytes(rows, cols), `${name}[${l}] codes`) };
+      return { name: `${name}[${l}]`, encoding: "ternary-sm2", rows, cols, scale, msbFirst, data: cur.take(codeBytes(rows, cols), `${name}[${l}] codes`) };
     })
   );
   const [q, k, v, o, gate, down, up] = matrices;

@@ -30,7 +30,7 @@ export function readLlama2c(bytes: Uint8Array, file: string): Checkpoint {
   const embedding = cur.f32(vocabSize * dim, "token_embedding");
   const perLayer = (count: number, what: string) => Array.from({ length: L }, (_, l) => cur.f32(count, `${what}[${l}]`));
   const linears = (rows: number, cols: number, what: string): LinearTensor[] =>
-    perLayer(rows * cols, what).map((data) => ({ encoding: "f32", rows, cols, data }));
+    perLayer(rows * cols, what).map((data, l) => ({ name: `${what}[${l}]`, encoding: "f32", rows, cols, data }));
   const attnNorm = perLayer(dim, "rms_att");
   const q = linears(dim, dim, "wq"), k = linears(kvDim, dim, "wk"), v = linears(kvDim, dim, "wv"), o = linears(dim, dim, "wo");
   const ffnNorm = perLayer(dim, "rms_ffn");

@@ -35,37 +35,54 @@ function bytesOf(piece: string): Uint8Array {
   return out;
 }
 
+// SentencePiece vocabularies in GGUF write a space as U+2581.
+const SPIECE_SPACE = /\u2581/g;
+
 export class Llama2cTokenizer implements Tokenizer {
   readonly bos = BOS;
   readonly eos = EOS;
-  readonly pieces: string[];
-  readonly scores: Float32Array;
-  readonly maxTokenLength: number;
   readonly #ids = new Map<string, number>();
 
-  /** Parses tokenizer.bin for a model of `vocabSize` tokens; the file must hold exactly that many. */
-  constructor(bytes: Uint8Array, vocabSize: number, file = "tokenizer") {
+  /** pieces: byte strings (one char per byte) with spaces as " "; scores: merge priorities. */
+  constructor(readonly pieces: string[], readonly scores: Float32Array) {
+    pieces.forEach((piece, i) => {
+      if (!this.#ids.has(piece)) this.#ids.set(piece, i);
+    });
+  }
+
+  /** Parses llama2.c's tokenizer.bin for a model of `vocabSize` tokens; the file must hold exactly that many. */
+  static fromBin(bytes: Uint8Array, vocabSize: number, file = "tokenizer"): Llama2cTokenizer {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.length < 4) throw new FormatError(file, `truncated: ${bytes.length} bytes, expected a 4-byte max_token_length first`);
-    this.maxTokenLength = view.getInt32(0, true);
-    this.pieces = new Array(vocabSize);
-    this.scores = new Float32Array(vocabSize);
+    const pieces: string[] = new Array(vocabSize);
+    const scores = new Float32Array(vocabSize);
     let at = 4;
     for (let i = 0; i < vocabSize; i++) {
       if (at + 8 > bytes.length) {
         throw new FormatError(file, `holds ${i} tokens, the model's vocabulary has ${vocabSize} (wrong tokenizer for this model?)`);
       }
-      this.scores[i] = view.getFloat32(at, true);
+      scores[i] = view.getFloat32(at, true);
       const len = view.getInt32(at + 4, true);
       at += 8;
       if (len < 0 || at + len > bytes.length) throw new FormatError(file, `token ${i} has length ${len}, past the end of the file`);
-      this.pieces[i] = binaryString(bytes.subarray(at, at + len));
+      pieces[i] = binaryString(bytes.subarray(at, at + len));
       at += len;
-      if (!this.#ids.has(this.pieces[i])) this.#ids.set(this.pieces[i], i);
     }
     if (at !== bytes.length) {
       throw new FormatError(file, `has ${bytes.length - at} bytes after ${vocabSize} tokens: its vocabulary is larger than the model's ${vocabSize} (wrong tokenizer for this model?)`);
     }
+    return new Llama2cTokenizer(pieces, scores);
+  }
+
+  /** From GGUF metadata of a SentencePiece ("llama") vocabulary: token texts and scores. */
+  static fromGguf(tokens: string[], scores: number[]): Llama2cTokenizer {
+    return new Llama2cTokenizer(tokens.map((t) => binaryString(utf8.encode(t.replace(SPIECE_SPACE, " ")))), Float32Array.from(scores));
+  }
+
+  /** Token texts as GGUF stores them (UTF-8, spaces as U+2581); inverse of fromGguf. */
+  ggufTokens(): string[] {
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    return this.pieces.map((p) => decoder.decode(bytesOf(p)).replace(/ /g, "\u2581"));
   }
 
   get vocabSize(): number {

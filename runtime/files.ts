@@ -28,6 +28,16 @@ export async function readBytes(source: ByteSource): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+/** Writes bytes to a file path (Node, Deno, Bun). */
+export async function writeBytes(path: string, bytes: Uint8Array): Promise<void> {
+  const fs = await import("node:fs/promises");
+  try {
+    await fs.writeFile(path, bytes);
+  } catch (e) {
+    throw new BitNetError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Whether a file exists (false where there is no file system). */
 export async function fileExists(path: string): Promise<boolean> {
   try {
