@@ -24,6 +24,9 @@ export type TernaryTensor = Exclude<LinearTensor, { encoding: "f32" }>;
 export interface LayerTensors {
   attnNorm?: Span;
   ffnNorm?: Span;
+  /** RMSNorm weights [dim] of the attention output and [hiddenDim] of the gated FFN (2B4T). */
+  attnSubNorm?: Span;
+  ffnSubNorm?: Span;
   q: LinearTensor;
   k: LinearTensor;
   v: LinearTensor;

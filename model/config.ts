@@ -1,8 +1,12 @@
 // The shape and recipe of a transformer, whatever file it came from.
 
 export interface ModelConfig {
-  /** Architecture family: "llama" (pre-RMSNorm, f32 weights) or "bitllama" (BitLinear, no pre-norm). */
-  arch: "llama" | "bitllama";
+  /**
+   * Architecture family: "llama" (pre-RMSNorm, llama2.c), "bitllama" (bitllama2.c: no
+   * pre-norms, every BitLinear normalises its input), "bitnet-b1.58" (BitNet b1.58 2B4T:
+   * pre-RMSNorm, sub-norms before o_proj and down_proj, ReLU^2 gate, RoPE on split halves).
+   */
+  arch: "llama" | "bitllama" | "bitnet-b1.58";
   dim: number;
   hiddenDim: number;
   nLayers: number;

@@ -6,6 +6,7 @@ import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import { OptionError, ShapeError } from "./errors.ts";
 import { GgmlType, type GgufEntry, GgufType } from "./formats/gguf.ts";
 import { type GgufTensorData, writeGguf } from "./formats/gguf-writer.ts";
+import { GGUF_ARCHITECTURES } from "./formats/gguf-model.ts";
 import type { Llama2cTokenizer } from "./tokenizer/llama2c.ts";
 import { decodeTernary } from "./weights.ts";
 
@@ -24,6 +25,9 @@ export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: 
     throw new OptionError("to", `expected one of ${GGUF_TARGETS.join(", ")}, got ${JSON.stringify(target)}`);
   }
   const c = ckpt.config, arch = c.arch;
+  if (!(GGUF_ARCHITECTURES as readonly string[]).includes(arch)) {
+    throw new OptionError("to", `writing the ${arch} architecture to GGUF is not supported yet (supported: ${GGUF_ARCHITECTURES.join(", ")})`);
+  }
   const bytesOf = (span: Span) => ckpt.bytes.subarray(span.offset, span.offset + span.length);
   const f32 = (name: string, dims: number[], span: Span): GgufTensorData => ({ name, dims, type: GgmlType.F32, data: bytesOf(span) });
 

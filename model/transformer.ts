@@ -12,9 +12,12 @@ import { decodeTernary } from "./weights.ts";
 import { KVCache } from "./kv-cache.ts";
 
 interface Layer {
-  /** RMSNorm weights before attention / FFN (llama); absent in bitllama, whose BitLinears normalise. */
+  /** RMSNorm weights before attention / FFN (llama, 2B4T); absent in bitllama, whose BitLinears normalise. */
   attnNorm?: number;
   ffnNorm?: number;
+  /** RMSNorm weights of the attention output and of the gated FFN activation (2B4T). */
+  attnSubNorm?: number;
+  ffnSubNorm?: number;
   q: Linear; k: Linear; v: Linear; o: Linear;
   gate: Linear; up: Linear; down: Linear;
 }
@@ -50,6 +53,8 @@ export class Transformer {
     this.#layers = ckpt.layers.map((l) => ({
       attnNorm: l.attnNorm && upload(l.attnNorm),
       ffnNorm: l.ffnNorm && upload(l.ffnNorm),
+      attnSubNorm: l.attnSubNorm && upload(l.attnSubNorm),
+      ffnSubNorm: l.ffnSubNorm && upload(l.ffnSubNorm),
       q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o),
       gate: linear(l.gate), up: linear(l.up), down: linear(l.down),
     }));
@@ -101,7 +106,7 @@ export class Transformer {
 
     this.#layers.forEach((layer, l) => {
       const kCache = this.cache.keys(l), vCache = this.cache.values(l);
-      // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> o -> residual.
+      // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> (sub-norm) -> o -> residual.
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
       layer.q.apply(h, this.#q);
@@ -110,16 +115,18 @@ export class Transformer {
       k.rope(this.#q, nHeads, headSize, T, dim, pos, this.#ropeCos, this.#ropeSin, neox);
       k.rope(kCache + pos * kvDim * 4, nKvHeads, headSize, T, kvDim, pos, this.#ropeCos, this.#ropeSin, neox);
       k.attention(this.#att, this.#q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, T, pos);
+      if (layer.attnSubNorm !== undefined) k.rmsNorm(this.#att, this.#att, layer.attnSubNorm, dim, T, normEps);
       layer.o.apply(layer.o.prepare(this.#att, T), this.#proj);
       k.addInPlace(this.#x, this.#proj, T * dim);
 
-      // Feed-forward: (RMSNorm) -> gate, up -> act(gate) * up -> down -> residual.
+      // Feed-forward: (RMSNorm) -> gate, up -> act(gate) * up -> (sub-norm) -> down -> residual.
       const ffnIn = this.#normed(this.#x, layer.ffnNorm, dim, T, normEps);
       const g = layer.gate.prepare(ffnIn, T);
       layer.gate.apply(g, this.#gate);
       layer.up.apply(g, this.#up);
       if (c.activation === "silu") k.swiglu(this.#gate, this.#up, T * hiddenDim);
       else k.relu2glu(this.#gate, this.#up, T * hiddenDim);
+      if (layer.ffnSubNorm !== undefined) k.rmsNorm(this.#gate, this.#gate, layer.ffnSubNorm, hiddenDim, T, normEps);
       layer.down.apply(layer.down.prepare(this.#gate, T), this.#proj);
       k.addInPlace(this.#x, this.#proj, T * dim);
     });

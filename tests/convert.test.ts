@@ -8,6 +8,7 @@ import { GgmlType, GgufType, readGguf } from "../model/formats/gguf.ts";
 import { writeGguf } from "../model/formats/gguf-writer.ts";
 import { loadBitNet, readCheckpoint } from "../model/load.ts";
 import { BitNetModel } from "../model/model.ts";
+import { synthesizeBitNet } from "../model/synth.ts";
 import { Transformer } from "../model/transformer.ts";
 import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
@@ -72,6 +73,8 @@ withData(test, "conversions that cannot hold are refused with the reason", ["mod
   assert.throws(() => convert(b1m, "b.bin", tok, "gguf-f32"), (e: unknown) => e instanceof OptionError && /is ternary; gguf-f32 takes fp32 models/.test((e as Error).message));
   assert.throws(() => convert(b1m, "b.bin", tok, "gguf-tq1"), (e: unknown) => e instanceof ShapeError && /rows of 128 values; gguf-tq1 needs a multiple of 256/.test((e as Error).message));
   assert.throws(() => convert(b1m, "b.bin", tok, "gguf-x" as never), (e: unknown) => e instanceof OptionError && /option to: expected one of/.test((e as Error).message));
+  const { checkpoint } = synthesizeBitNet(kx, { dim: 128, hiddenDim: 128, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 16, seqLen: 8 });
+  assert.throws(() => checkpointToGguf(kx, checkpoint, null, "gguf-i2s"), (e: unknown) => e instanceof OptionError && /bitnet-b1\.58 architecture to GGUF is not supported yet/.test((e as Error).message));
 });
 
 withData(test, "GGUF models: missing tensors, wrong shapes, unknown architectures and mixed block scales are FormatErrors", ["models/bitllama-3M.bin", "models/tok512.bin"], async (model, tok) => {
