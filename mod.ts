@@ -26,5 +26,6 @@ export type { ByteSource } from "./runtime/files.ts";
 export { checkpointToGguf, GGUF_TARGETS, type GgufTarget } from "./model/convert.ts";
 export { readGguf, GgmlType, GgufType, type GgufEntry, type GgufFile, type GgufTensorInfo } from "./model/formats/gguf.ts";
 export { writeGguf, type GgufTensorData } from "./model/formats/gguf-writer.ts";
+export { readSafetensors, readSafetensorsIndex, writeSafetensors, type SafetensorsFile, type SafetensorsTensor } from "./model/formats/safetensors.ts";
 export { BITNET_2B4T_SHAPE, synthesizeBitNet, type SynthShape, type SynthWeights } from "./model/synth.ts";
 export { Transformer } from "./model/transformer.ts";

@@ -1,0 +1,110 @@
+// safetensors (Hugging Face): an 8-byte little-endian header length, a JSON header naming
+// every tensor's dtype, shape and data_offsets (relative to the end of the header), then
+// the data. Read here directly (the safetensors-js package is not published); every field
+// is checked against the file before use: header length bounded, offsets inside the data
+// and non-overlapping, sizes equal to product(shape) x dtype size.
+import { FormatError } from "../errors.ts";
+
+export const SAFETENSORS_DTYPES = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1 } as const;
+export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPES;
+const MAX_HEADER = 100 * 1024 * 1024;
+
+export interface SafetensorsTensor {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Absolute byte offset in the file and length. */
+  offset: number;
+  bytes: number;
+}
+
+export interface SafetensorsFile {
+  metadata: Record<string, string>;
+  tensors: Map<string, SafetensorsTensor>;
+}
+
+export function readSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  const fail = (detail: string) => new FormatError(file, detail);
+  if (bytes.length < 8) throw fail(`truncated: ${bytes.length} bytes, the header length needs 8`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER) || 8n + n > BigInt(bytes.length)) {
+    throw fail(`header length ${n} is beyond ${8n + n > BigInt(bytes.length) ? `the file (${bytes.length} bytes)` : "the 100 MiB limit"}`);
+  }
+  const dataStart = 8 + Number(n), dataSize = bytes.length - dataStart;
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart)));
+  } catch (e) {
+    throw fail(`header is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) throw fail("header is not a JSON object");
+  const metadata: Record<string, string> = {};
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (typeof entry !== "object" || entry === null) throw fail("__metadata__ is not an object");
+      for (const [k, v] of Object.entries(entry)) {
+        if (typeof v !== "string") throw fail(`__metadata__.${k} is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof dtype !== "string" || !(dtype in SAFETENSORS_DTYPES)) {
+      throw fail(`tensor ${name}: dtype ${JSON.stringify(dtype)} is not supported (supported: ${Object.keys(SAFETENSORS_DTYPES).join(", ")})`);
+    }
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw fail(`tensor ${name}: shape ${JSON.stringify(shape)} is not a list of sizes`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || o < 0) || offsets[0] > offsets[1]) {
+      throw fail(`tensor ${name}: data_offsets ${JSON.stringify(offsets)} are not [begin, end]`);
+    }
+    if (offsets[1] > dataSize) throw fail(`tensor ${name}: data_offsets ${JSON.stringify(offsets)} lie past the end of the data (${dataSize} bytes)`);
+    const size = (shape as number[]).reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtype as SafetensorsDtype];
+    if (offsets[1] - offsets[0] !== size) throw fail(`tensor ${name}: ${offsets[1] - offsets[0]} bytes, ${dtype} [${shape.join(", ")}] needs ${size}`);
+    tensors.set(name, { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], offset: dataStart + offsets[0], bytes: size });
+  }
+  const sorted = [...tensors.values()].sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1].offset + sorted[i - 1].bytes > sorted[i].offset) throw fail(`tensors ${sorted[i - 1].name} and ${sorted[i].name} overlap`);
+  }
+  return { metadata, tensors };
+}
+
+/** model.safetensors.index.json: which shard holds each tensor. */
+export function readSafetensorsIndex(json: string, file: string): Map<string, string> {
+  let index: unknown;
+  try {
+    index = JSON.parse(json);
+  } catch (e) {
+    throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
+  }
+  const map = (index as { weight_map?: unknown })?.weight_map;
+  if (typeof map !== "object" || map === null) throw new FormatError(file, "has no weight_map object");
+  const shards = new Map<string, string>();
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) throw new FormatError(file, `weight_map.${name} is not a file name in the same folder`);
+    shards.set(name, shard);
+  }
+  return shards;
+}
+
+/** A safetensors file of these tensors (header padded with spaces to 8 bytes, as the official writer does). */
+export function writeSafetensors(tensors: { name: string; dtype: SafetensorsDtype; shape: number[]; data: Uint8Array }[], metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
+  let offset = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
+    offset += t.data.length;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) json = new TextEncoder().encode(JSON.stringify(header) + " ".repeat(padded - json.length));
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const t of tensors) {
+    out.set(t.data, at);
+    at += t.data.length;
+  }
+  return out;
+}
