@@ -23,7 +23,8 @@ export { AbsmaxInt8Quantizer, paddedCols, type Int8Input } from "./quant/absmax-
 export { TernaryLinear } from "./quant/ternary.ts";
 export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
 export type { ByteSource } from "./runtime/files.ts";
-export { checkpointToGguf, GGUF_TARGETS, type GgufTarget } from "./model/convert.ts";
+export { checkpointToGguf, checkpointToHf, GGUF_TARGETS, type GgufTarget } from "./model/convert.ts";
+export { readHfBitNet } from "./model/formats/huggingface.ts";
 export { readGguf, GgmlType, GgufType, type GgufEntry, type GgufFile, type GgufTensorInfo } from "./model/formats/gguf.ts";
 export { writeGguf, type GgufTensorData } from "./model/formats/gguf-writer.ts";
 export { readSafetensors, readSafetensorsIndex, writeSafetensors, type SafetensorsFile, type SafetensorsTensor } from "./model/formats/safetensors.ts";

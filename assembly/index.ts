@@ -8,7 +8,7 @@ export { i2sBytes, decodeI2S, encodeI2S } from "./formats/i2s";
 export { decodeTQ1, encodeTQ1 } from "./formats/tq1";
 export { decodeTQ2, encodeTQ2 } from "./formats/tq2";
 export { decodeHfPacked, encodeHfPacked } from "./formats/hf-packed";
-export { f16ToF32, f32ToF16 } from "./formats/fp16";
+export { f16ToF32, f32ToF16, convertF16ToF32, convertBF16ToF32 } from "./formats/fp16";
 export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar } from "./quantize";
 export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";
 export { rope } from "./rope";

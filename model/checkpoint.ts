@@ -2,10 +2,11 @@
 // where its bytes sit in the file. Nothing is copied until the builder uploads it.
 import type { ModelConfig } from "./config.ts";
 
-/** A byte range of the source file. */
+/** A byte range of the source file; float tensors stored as f16 or bf16 say so (default f32). */
 export interface Span {
   offset: number;
   length: number;
+  dtype?: "f16" | "bf16";
 }
 
 /** A linear layer's weight [rows = out, cols = in] in one of the stored encodings;
@@ -14,6 +15,8 @@ export type LinearTensor = { name: string } & (
   | { encoding: "f32"; rows: number; cols: number; data: Span }
   /** 2-bit sign-magnitude codes (bitllama): 00 = 0, 01 = +1, 11 = -1, times `scale`. */
   | { encoding: "ternary-sm2"; rows: number; cols: number; data: Span; scale: number; msbFirst: boolean }
+  /** Hugging Face BitNet packed uint8 [rows / 4, cols]; `scale` multiplies (1 / weight_scale). */
+  | { encoding: "hf-packed"; rows: number; cols: number; data: Span; scale: number }
   /** Ternary block formats that carry their own scales (bitnet.cpp I2_S, ggml TQ1_0 / TQ2_0). */
   | { encoding: "i2s" | "tq1" | "tq2"; rows: number; cols: number; data: Span }
 );

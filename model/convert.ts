@@ -6,6 +6,7 @@ import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import { OptionError, ShapeError } from "./errors.ts";
 import { GgmlType, type GgufEntry, GgufType } from "./formats/gguf.ts";
 import { type GgufTensorData, writeGguf } from "./formats/gguf-writer.ts";
+import { writeSafetensors } from "./formats/safetensors.ts";
 import { GGUF_ARCHITECTURES } from "./formats/gguf-model.ts";
 import type { Llama2cTokenizer } from "./tokenizer/llama2c.ts";
 import { decodeTernary } from "./weights.ts";
@@ -29,7 +30,10 @@ export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: 
     throw new OptionError("to", `writing the ${arch} architecture to GGUF is not supported yet (supported: ${GGUF_ARCHITECTURES.join(", ")})`);
   }
   const bytesOf = (span: Span) => ckpt.bytes.subarray(span.offset, span.offset + span.length);
-  const f32 = (name: string, dims: number[], span: Span): GgufTensorData => ({ name, dims, type: GgmlType.F32, data: bytesOf(span) });
+  const f32 = (name: string, dims: number[], span: Span): GgufTensorData => {
+    if (span.dtype) throw new OptionError("to", `${name} is ${span.dtype}; GGUF output keeps F32 float tensors only so far`);
+    return { name, dims, type: GgmlType.F32, data: bytesOf(span) };
+  };
 
   const linear = (name: string, t: LinearTensor): GgufTensorData => {
     const dims = [t.cols, t.rows];
@@ -94,4 +98,55 @@ export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: 
     );
   }
   return writeGguf(metadata, tensors);
+}
+
+/** A BitNet b1.58 checkpoint as a Hugging Face packed checkpoint: config.json and model.safetensors. */
+export function checkpointToHf(kernels: Kernels, ckpt: Checkpoint): { configJson: string; weights: Uint8Array } {
+  const c = ckpt.config;
+  if (c.arch !== "bitnet-b1.58") throw new OptionError("to", `the Hugging Face BitNet layout holds the bitnet-b1.58 architecture, not ${c.arch}`);
+  const tensors: { name: string; dtype: "F32" | "F16" | "BF16" | "U8"; shape: number[]; data: Uint8Array }[] = [];
+  const float = (name: string, shape: number[], span: Span | undefined) => {
+    if (!span) throw new ShapeError(`${name} is missing from the checkpoint`);
+    const dtype = span.dtype === "f16" ? "F16" : span.dtype === "bf16" ? "BF16" : "F32";
+    tensors.push({ name, dtype, shape, data: ckpt.bytes.subarray(span.offset, span.offset + span.length) });
+  };
+  const linear = (name: string, t: LinearTensor) => {
+    if (t.encoding === "f32") throw new OptionError("to", `${t.name} is fp32; the Hugging Face BitNet layout stores ternary weights`);
+    const count = t.rows * t.cols, mark = kernels.arena.mark();
+    try {
+      const int8 = kernels.allocBytes(count), out = kernels.allocBytes(count / 4);
+      const scale = decodeTernary(kernels, ckpt, t, int8);
+      kernels.k.encodeHfPacked(int8, t.rows, t.cols, out);
+      tensors.push({ name: `${name}.weight`, dtype: "U8", shape: [t.rows / 4, t.cols], data: kernels.u8(out, count / 4).slice() });
+      tensors.push({ name: `${name}.weight_scale`, dtype: "F32", shape: [1], data: new Uint8Array(Float32Array.of(1 / scale).buffer) });
+    } finally {
+      kernels.arena.release(mark);
+    }
+  };
+  float("model.embed_tokens.weight", [c.vocabSize, c.dim], ckpt.embedding);
+  ckpt.layers.forEach((l, i) => {
+    const p = `model.layers.${i}.`;
+    float(`${p}input_layernorm.weight`, [c.dim], l.attnNorm);
+    linear(`${p}self_attn.q_proj`, l.q);
+    linear(`${p}self_attn.k_proj`, l.k);
+    linear(`${p}self_attn.v_proj`, l.v);
+    linear(`${p}self_attn.o_proj`, l.o);
+    float(`${p}self_attn.attn_sub_norm.weight`, [c.dim], l.attnSubNorm);
+    float(`${p}post_attention_layernorm.weight`, [c.dim], l.ffnNorm);
+    linear(`${p}mlp.gate_proj`, l.gate);
+    linear(`${p}mlp.up_proj`, l.up);
+    linear(`${p}mlp.down_proj`, l.down);
+    float(`${p}mlp.ffn_sub_norm.weight`, [c.hiddenDim], l.ffnSubNorm);
+  });
+  float("model.norm.weight", [c.dim], ckpt.finalNorm);
+  if (ckpt.classifier) float("lm_head.weight", [c.vocabSize, c.dim], ckpt.classifier);
+  const config = {
+    architectures: ["BitNetForCausalLM"], model_type: "bitnet", hidden_act: "relu2",
+    hidden_size: c.dim, intermediate_size: c.hiddenDim, num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, vocab_size: c.vocabSize,
+    max_position_embeddings: c.seqLen, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta,
+    tie_word_embeddings: !ckpt.classifier,
+    quantization_config: { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" },
+  };
+  return { configJson: JSON.stringify(config, null, 2), weights: writeSafetensors(tensors) };
 }

@@ -1,12 +1,13 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
-import { type ByteSource, fileExists, readBytes, sourceName } from "../runtime/files.ts";
+import { type ByteSource, fileExists, isDirectory, readBytes, sourceName } from "../runtime/files.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
 import { BITLLAMA_MAGIC, readBitllama } from "./formats/bitllama.ts";
 import { GGUF_MAGIC } from "./formats/gguf.ts";
 import { readGgufCheckpoint } from "./formats/gguf-model.ts";
+import { readHfBitNet } from "./formats/huggingface.ts";
 import { readLlama2c } from "./formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
 import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
@@ -48,12 +49,25 @@ async function defaultTokenizerBeside(source: ByteSource): Promise<string | unde
   return undefined;
 }
 
-/** Loads a model (llama2.c v0 fp32, bitllama ternary, or GGUF of either) with its tokenizer. */
+/** A Hugging Face model folder: config.json and one model.safetensors. */
+async function readHfFolder(dir: string): Promise<Checkpoint> {
+  const path = (name: string) => `${dir.replace(/\/+$/, "")}/${name}`;
+  if (await fileExists(path("model.safetensors.index.json"))) {
+    throw new FormatError(dir, "sharded checkpoints (model.safetensors.index.json) are not supported yet: only a single model.safetensors");
+  }
+  const config = new TextDecoder().decode(await readBytes(path("config.json")));
+  return readHfBitNet(config, await readBytes(path("model.safetensors")), dir);
+}
+
+/**
+ * Loads a model with its tokenizer: llama2.c v0 (fp32), bitllama (ternary), GGUF of either,
+ * or a Hugging Face BitNet b1.58 folder (packed weights; its tokenizer is not read yet).
+ */
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   const file = sourceName(source);
-  const ckpt = readCheckpoint(await readBytes(source), file, options);
+  const ckpt = (await isDirectory(source)) ? await readHfFolder(source as string) : readCheckpoint(await readBytes(source), file, options);
   let tokenizer: Tokenizer | null = null;
-  const tok = options.tokenizer ?? (ckpt.vocabulary ? undefined : await defaultTokenizerBeside(source));
+  const tok = options.tokenizer ?? (ckpt.vocabulary || ckpt.config.arch === "bitnet-b1.58" ? undefined : await defaultTokenizerBeside(source));
   if (tok === undefined && ckpt.vocabulary) tokenizer = Llama2cTokenizer.fromGguf(ckpt.vocabulary.tokens, ckpt.vocabulary.scores);
   if (tok !== undefined) {
     tokenizer = typeof tok === "object" && "encode" in tok

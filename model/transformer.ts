@@ -8,7 +8,7 @@ import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { ShapeError } from "./errors.ts";
-import { decodeTernary } from "./weights.ts";
+import { decodeTernary, uploadFloat } from "./weights.ts";
 import { KVCache } from "./kv-cache.ts";
 
 interface Layer {
@@ -43,7 +43,7 @@ export class Transformer {
   constructor(kernels: Kernels, ckpt: Checkpoint) {
     const c = (this.config = ckpt.config);
     this.#k = kernels;
-    const upload = (span: Span) => kernels.put(ckpt.bytes.subarray(span.offset, span.offset + span.length));
+    const upload = (span: Span) => uploadFloat(kernels, ckpt, span);
     const maxWidth = Math.max(c.dim, c.hiddenDim);
     const quantizer = new AbsmaxInt8Quantizer(kernels, MAX_BLOCK, maxWidth);
     this.#embedding = upload(ckpt.embedding);
@@ -161,7 +161,7 @@ export class Transformer {
 }
 
 function buildLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Linear {
-  if (t.encoding === "f32") return new F32Linear(kernels, kernels.put(ckpt.bytes.subarray(t.data.offset, t.data.offset + t.data.length)), t.rows, t.cols);
+  if (t.encoding === "f32") return new F32Linear(kernels, uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
   return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, (int8) => decodeTernary(kernels, ckpt, t, int8));
 }
 

@@ -1,8 +1,9 @@
-// Ternary tensors from their stored encodings into int8 -1/0/1 and one scale, in WASM.
+// Tensors from their stored encodings into what the kernels take, in WASM: ternary ones
+// into int8 -1/0/1 and one scale, float ones into f32.
 // Every decoder counts invalid codes; the kernels take one scale per tensor, so block
 // formats must carry the same scale in every block (all-zero blocks may carry 0).
 import type { Kernels } from "../runtime/kernels.ts";
-import type { Checkpoint, TernaryTensor } from "./checkpoint.ts";
+import type { Checkpoint, Span, TernaryTensor } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
 
 /** Decodes `t` into int8 at `int8` (rows * cols bytes); returns the tensor's scale. */
@@ -16,6 +17,11 @@ export function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTens
       case "ternary-sm2": {
         const bad = k.decodeSignMagnitude2(src, count, t.msbFirst, int8);
         if (bad > 0) throw fail(`${bad} codes use the unassigned 2-bit pattern 10`);
+        return t.scale;
+      }
+      case "hf-packed": {
+        const bad = k.decodeHfPacked(src, t.rows, t.cols, int8);
+        if (bad > 0) throw fail(`${bad} packed codes are 3 (valid: 0, 1, 2)`);
         return t.scale;
       }
       case "i2s": {
@@ -46,4 +52,15 @@ export function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTens
 function finiteScale(scale: number, fail: (detail: string) => Error): number {
   if (!Number.isFinite(scale)) throw fail(`scale is ${scale}, expected a finite number`);
   return scale;
+}
+
+/** Uploads a float tensor as f32 (converting f16 / bf16 in WASM); returns its address. */
+export function uploadFloat(kernels: Kernels, ckpt: Checkpoint, span: Span): number {
+  const raw = ckpt.bytes.subarray(span.offset, span.offset + span.length);
+  if (!span.dtype) return kernels.put(raw);
+  const n = span.length / 2, out = kernels.allocF32(n), mark = kernels.arena.mark();
+  const convert = span.dtype === "f16" ? kernels.k.convertF16ToF32 : kernels.k.convertBF16ToF32;
+  convert(kernels.put(raw), n, out);
+  kernels.arena.release(mark);
+  return out;
 }

@@ -38,6 +38,17 @@ export async function writeBytes(path: string, bytes: Uint8Array): Promise<void>
   }
 }
 
+/** Whether a path is a directory (false where there is no file system). */
+export async function isDirectory(path: ByteSource): Promise<boolean> {
+  if (typeof path !== "string" || /^[a-z]+:/i.test(path)) return false;
+  try {
+    const fs = await import("node:fs/promises");
+    return (await fs.stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** Whether a file exists (false where there is no file system). */
 export async function fileExists(path: string): Promise<boolean> {
   try {

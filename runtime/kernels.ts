@@ -46,6 +46,8 @@ export interface KernelExports {
   encodeHfPacked(src: number, rows: number, cols: number, dst: number): number;
   f16ToF32(h: number): number;
   f32ToF16(f: number): number;
+  convertF16ToF32(src: number, n: number, dst: number): void;
+  convertBF16ToF32(src: number, n: number, dst: number): void;
   quantizeAbsmaxI8(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   quantizeAbsmaxI8Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;

@@ -31,3 +31,13 @@ export function f32ToF16(f: f32): u32 {
   if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; // may carry into the exponent: correct
   return sign | h;
 }
+
+/** Converts n f16 values at src to f32 at dst. */
+export function convertF16ToF32(src: usize, n: i32, dst: usize): void {
+  for (let i = 0; i < n; i++) store<f32>(dst + (<usize>i << 2), f16ToF32(load<u16>(src + (<usize>i << 1))));
+}
+
+/** Converts n bfloat16 values at src to f32 at dst (bf16 is the top half of an f32). */
+export function convertBF16ToF32(src: usize, n: i32, dst: usize): void {
+  for (let i = 0; i < n; i++) store<u32>(dst + (<usize>i << 2), <u32>load<u16>(src + (<usize>i << 1)) << 16);
+}
