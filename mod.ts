@@ -15,6 +15,8 @@ export type { Checkpoint, LayerTensors, LinearTensor, Span } from "./model/check
 export type { GenerateOptions, GeneratedToken } from "./model/generate.ts";
 export { Sampler, Xorshift64Star, argmax, type SamplingOptions } from "./model/sampler.ts";
 export { BOS, EOS, Llama2cTokenizer, type Tokenizer } from "./model/tokenizer/llama2c.ts";
+export { BpeTokenizer, type BpeVocabulary } from "./model/tokenizer/bpe.ts";
+export { renderChat, type ChatMessage } from "./model/chat.ts";
 export { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "./model/errors.ts";
 export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity.ts";
 export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";

@@ -1,6 +1,6 @@
 // Streaming generation: prefill the prompt as one block, then sample and feed one token
-// at a time. Ends at maxTokens, at the end of the context, or when the model emits BOS
-// or EOS (as llama2.c, where token 1 ends the text).
+// at a time. Ends at maxTokens, at the end of the context, or at one of the tokenizer's
+// stop tokens (llama2.c: BOS or EOS; Llama 3: end of text or end of turn).
 import { OptionError } from "./errors.ts";
 import { Sampler, type SamplingOptions } from "./sampler.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
@@ -18,13 +18,14 @@ export interface GeneratedToken {
   text: string;
 }
 
+/** Continues `promptTokens` (already encoded, BOS included where the model wants it). */
 export async function* generateTokens(
-  transformer: Transformer, tokenizer: Tokenizer, prompt: string, options: GenerateOptions = {},
+  transformer: Transformer, tokenizer: Tokenizer, promptTokens: number[], options: GenerateOptions = {},
 ): AsyncGenerator<GeneratedToken> {
   const { maxTokens = transformer.config.seqLen, signal } = options;
   if (!Number.isInteger(maxTokens) || maxTokens <= 0) throw new OptionError("maxTokens", `expected an integer > 0, got ${maxTokens}`);
+  if (promptTokens.length === 0) throw new OptionError("prompt", "encodes to no tokens: nothing to continue");
   const sampler = new Sampler(options);
-  const promptTokens = tokenizer.encode(prompt, { bos: true });
   const seqLen = transformer.config.seqLen;
   if (promptTokens.length >= seqLen) {
     throw new OptionError("prompt", `${promptTokens.length} tokens leave no room in the ${seqLen}-token context`);
@@ -36,7 +37,7 @@ export async function* generateTokens(
   for (let n = 0; n < maxTokens && pos < seqLen; n++) {
     signal?.throwIfAborted();
     const token = sampler.sample(transformer.logitsAt(logits));
-    if (token === tokenizer.bos || token === tokenizer.eos) break;
+    if (tokenizer.stopTokens.has(token)) break;
     yield { token, text: decoder.decode(tokenizer.decodeBytes(prev, token), { stream: true }) };
     prev = token;
     if (n + 1 < maxTokens && pos + 1 < seqLen) logits = transformer.forward([token], pos);

@@ -4,6 +4,7 @@ import type { Kernels } from "../runtime/kernels.ts";
 import type { ModelConfig } from "./config.ts";
 import { BitNetError } from "./errors.ts";
 import { type GenerateOptions, type GeneratedToken, generateTokens } from "./generate.ts";
+import { type ChatMessage, renderChat } from "./chat.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
 
@@ -41,7 +42,18 @@ export class BitNetModel {
 
   /** Streams generated tokens and their text; the prompt is not repeated. */
   generate(prompt = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
-    return generateTokens(this.#live(), this.#tokenizer(), prompt, options);
+    const tokenizer = this.#tokenizer();
+    return generateTokens(this.#live(), tokenizer, tokenizer.encode(prompt, { bos: true }), options);
+  }
+
+  /**
+   * Answers a conversation: renders it with the checkpoint's own chat template (Jinja, via
+   * @huggingface/jinja) and streams the reply, which ends at the end-of-turn token.
+   */
+  chat(messages: ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    const tokenizer = this.#tokenizer();
+    const prompt = renderChat(tokenizer, messages, this.source);
+    return generateTokens(this.#live(), tokenizer, tokenizer.encode(prompt, { bos: false }), options);
   }
 
   /** Logits [tokens.length, vocab] for a token sequence from position 0. */

@@ -106,5 +106,6 @@ export function ggufBpeVocabulary(g: GgufFile, file: string): BpeVocabulary {
   const types = g.metadata.has("tokenizer.ggml.token_type") ? ggufValue<number[]>(g, "tokenizer.ggml.token_type", file, [GgufType.ARRAY]).map(Number) : [];
   const id = (key: string) => Number(ggufValue(g, key, file, INTEGER));
   const pre = g.metadata.has("tokenizer.ggml.pre") ? ggufValue<string>(g, "tokenizer.ggml.pre", file, [GgufType.STRING]) : "default";
-  return { tokens, merges, tokenTypes: types, bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"), pre };
+  const chatTemplate = g.metadata.has("tokenizer.chat_template") ? ggufValue<string>(g, "tokenizer.chat_template", file, [GgufType.STRING]) : undefined;
+  return { tokens, merges, tokenTypes: types, bos: id("tokenizer.ggml.bos_token_id"), eos: id("tokenizer.ggml.eos_token_id"), pre, chatTemplate };
 }

@@ -30,6 +30,7 @@ const BYTE_OF_CHAR = new Map<number, number>();
 
 export interface BpeVocabulary {
   tokens: string[];
+  chatTemplate?: string;
   merges: string[];
   /** GGUF token types: 1 normal, 3 control, 4 user defined. */
   tokenTypes: number[];
@@ -42,8 +43,12 @@ export class BpeTokenizer implements Tokenizer {
   readonly #hf: HfTokenizer;
   readonly #tokens: string[];
   readonly #special: Set<number>;
+  readonly stopTokens: ReadonlySet<number>;
 
-  private constructor(json: { model: { vocab: Record<string, number> }; added_tokens?: { id: number; content: string; special?: boolean }[] }, readonly bos: number, readonly eos: number, file: string) {
+  private constructor(
+    json: { model: { vocab: Record<string, number> }; added_tokens?: { id: number; content: string; special?: boolean }[] },
+    readonly bos: number, readonly eos: number, file: string, readonly chatTemplate?: string,
+  ) {
     try {
       this.#hf = new HfTokenizer(json, {});
     } catch (e) {
@@ -56,6 +61,9 @@ export class BpeTokenizer implements Tokenizer {
       this.#tokens[t.id] = t.content;
       if (t.special) this.#special.add(t.id);
     }
+    // Llama 3 ends a turn with <|eot_id|> and a text with <|end_of_text|>: both stop.
+    const stops = [eos, ...["<|eot_id|>", "<|end_of_text|>", "<|eom_id|>"].map((t) => this.#tokens.indexOf(t))];
+    this.stopTokens = new Set(stops.filter((id) => id >= 0));
   }
 
   /** From tokenizer.json text (and tokenizer_config.json for the BOS / EOS tokens). */
@@ -73,7 +81,8 @@ export class BpeTokenizer implements Tokenizer {
       const added = (json.added_tokens ?? []).find((t: { content: string }) => t.content === text);
       return added?.id ?? json.model.vocab[text] ?? -1;
     };
-    return new BpeTokenizer(json, idOf(config.bos_token, "<|begin_of_text|>"), idOf(config.eos_token, "<|end_of_text|>"), file);
+    const template = typeof config.chat_template === "string" ? config.chat_template : undefined;
+    return new BpeTokenizer(json, idOf(config.bos_token, "<|begin_of_text|>"), idOf(config.eos_token, "<|end_of_text|>"), file, template);
   }
 
   /** From GGUF metadata (tokenizer.ggml.model "gpt2"). */
@@ -92,12 +101,15 @@ export class BpeTokenizer implements Tokenizer {
       decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
       model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: true, vocab, merges: v.merges },
     };
-    return new BpeTokenizer(json, v.bos, v.eos, file);
+    return new BpeTokenizer(json, v.bos, v.eos, file, v.chatTemplate);
   }
 
   /** The vocabulary as GGUF stores it (inverse of fromGguf). */
   ggufVocabulary(merges: string[]): BpeVocabulary {
-    return { tokens: this.#tokens, merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)), bos: this.bos, eos: this.eos, pre: "llama-bpe" };
+    return {
+      tokens: this.#tokens, merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)),
+      bos: this.bos, eos: this.eos, pre: "llama-bpe", chatTemplate: this.chatTemplate,
+    };
   }
 
   get vocabSize(): number {
@@ -119,6 +131,11 @@ export class BpeTokenizer implements Tokenizer {
       else bytes.push(b);
     }
     return Uint8Array.from(bytes);
+  }
+
+  /** A token's text as the vocabulary spells it (special tokens included). */
+  tokenText(id: number): string | undefined {
+    return this.#tokens[id];
   }
 
   decode(tokens: ArrayLike<number>): string {

