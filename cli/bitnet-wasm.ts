@@ -17,7 +17,7 @@ const SHARED_TOKENIZER = "../shared/data/models/tok512.bin";
 const USAGE = `usage:
   bitnet-wasm generate [--model F] [--tokenizer F] [--prompt S] [--max-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
-  bitnet-wasm ppl --model F --text F [--tokenizer F] [--ctx N] [--json]
+  bitnet-wasm ppl --model F (--text F | --tokens F) [--tokenizer F] [--ctx N] [--json]
   bitnet-wasm convert --model F --to gguf-i2s|gguf-tq1|gguf-tq2|gguf-f32 --out F [--tokenizer F]
 common: [--simd auto|relaxed|strict] [--bit-order msb|lsb]
 
@@ -89,14 +89,26 @@ async function generate(args: string[]): Promise<void> {
   else console.error(`\n\n${tokens} tokens, ${tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${model})`);
 }
 
+/** A JSON array of token ids (to compare perplexities with other tools on identical tokens). */
+async function readTokenFile(path: string): Promise<number[]> {
+  let ids: unknown;
+  try {
+    ids = JSON.parse(new TextDecoder().decode(await readBytes(path)));
+  } catch (e) {
+    throw new BitNetError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(ids) || ids.some((t) => !Number.isInteger(t) || t < 0)) throw new BitNetError(`${path}: expected a JSON array of token ids`);
+  return ids;
+}
+
 async function ppl(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, strict: true, options: { ...common, text: { type: "string" }, ctx: { type: "string" } } });
+  const { values } = parseArgs({ args, strict: true, options: { ...common, text: { type: "string" }, tokens: { type: "string" }, ctx: { type: "string" } } });
   if (values.help) return console.log(USAGE);
   if (!values.model) throw new BitNetError("ppl needs --model F");
-  if (!values.text) throw new BitNetError("ppl needs --text F");
+  if (!values.text === !values.tokens) throw new BitNetError("ppl needs one of --text F or --tokens F");
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0");
-  const m = await loadBitNet(values.model, await modelOptions(values, values.model));
-  const text = new TextDecoder().decode(await readBytes(values.text));
+  const m = await loadBitNet(values.model, values.tokens ? { simd: values.simd as LoadOptions["simd"] } : await modelOptions(values, values.model));
+  const text = values.tokens ? await readTokenFile(values.tokens) : new TextDecoder().decode(await readBytes(values.text!));
   const tty = process.stderr.isTTY;
   let lastReport = 0;
   const result = await m.perplexity(text, {

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -55,13 +55,30 @@ withData(test, "ppl --json prints tokens, loss, perplexity, tokensPerSecond; pro
   assert.match(r.stderr, /ppl: \d+\/\d+ tokens/);
 });
 
+withData(test, "ppl --tokens takes a JSON array of ids and gives the same result as the text it encodes", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
+  const { loadBitNet } = await import("../model/load.ts");
+  const model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
+  const text = "Once upon a time there was a little cat. She liked to play.";
+  const dir = mkdtempSync(`${tmpdir()}/bitnet-ppl-`);
+  writeFileSync(`${dir}/tokens.json`, JSON.stringify(model.tokenizer!.encode(text)));
+  writeFileSync(`${dir}/text.txt`, text);
+  const run = (flag: string, file: string) => JSON.parse(cli(["ppl", "--model", dataPath("models/bitllama-1M.bin"), flag, file, "--json"]).stdout);
+  const a = run("--tokens", `${dir}/tokens.json`), b = run("--text", `${dir}/text.txt`);
+  assert.is(a.tokens, b.tokens);
+  assert.is(a.loss, b.loss);
+  writeFileSync(`${dir}/bad.json`, "[1, -2]");
+  const bad = cli(["ppl", "--model", dataPath("models/bitllama-1M.bin"), "--tokens", `${dir}/bad.json`]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /bad\.json: expected a JSON array of token ids/);
+});
+
 test("bad options exit with code 2 and a message naming the option", () => {
   for (const [args, pattern] of [
     [["generate", "--temperature=-1"], /option --temperature: expected a number >= 0, got "-1"/],
     [["generate", "--top-p", "0"], /option --top-p: expected a number in \(0, 1\]/],
     [["generate", "--max-tokens", "0"], /option --max-tokens: expected an integer > 0/],
     [["generate", "--bogus"], /Unknown option '--bogus'/],
-    [["ppl", "--model", "x.bin"], /ppl needs --text F/],
+    [["ppl", "--model", "x.bin"], /ppl needs one of --text F or --tokens F/],
     [["frobnicate"], /unknown command "frobnicate"/],
   ] as [string[], RegExp][]) {
     const r = cli(args);
