@@ -24,7 +24,7 @@ export { hasRelaxedSimd } from "./runtime/features.ts";
 export { AbsmaxInt8Quantizer, paddedCols, type Int8Input } from "./quant/absmax-int8.ts";
 export { TernaryLinear } from "./quant/ternary.ts";
 export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
-export type { ByteSource } from "./runtime/files.ts";
+export type { ByteSource, Progress, ReadOptions } from "./runtime/files.ts";
 export { checkpointToGguf, checkpointToHf, GGUF_TARGETS, type GgufTarget } from "./model/convert.ts";
 export { readHfBitNet } from "./model/formats/huggingface.ts";
 export { readGguf, GgmlType, GgufType, type GgufEntry, type GgufFile, type GgufTensorInfo } from "./model/formats/gguf.ts";

@@ -1,6 +1,6 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
-import { type ByteSource, fileExists, isDirectory, readBytes, sourceName } from "../runtime/files.ts";
+import { type ByteSource, fileExists, isDirectory, type ReadOptions, readBytes, sourceName } from "../runtime/files.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
@@ -14,7 +14,7 @@ import { BpeTokenizer } from "./tokenizer/bpe.ts";
 import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
 import { Transformer } from "./transformer.ts";
 
-export interface LoadOptions extends KernelOptions {
+export interface LoadOptions extends KernelOptions, ReadOptions {
   /** The tokenizer: a llama2.c tokenizer.bin (path, URL or bytes) or a ready Tokenizer.
    *  Default: the vocabulary stored in a GGUF file; for a path, tok512.bin or tokenizer.bin
    *  beside the model, if present. */
@@ -76,7 +76,7 @@ async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   const file = sourceName(source);
   const folder = (await isDirectory(source)) ? (source as string) : null;
-  const ckpt = folder ? await readHfFolder(folder) : readCheckpoint(await readBytes(source), file, options);
+  const ckpt = folder ? await readHfFolder(folder) : readCheckpoint(await readBytes(source, options), file, options);
   let tokenizer: Tokenizer | null;
   const v = ckpt.vocabulary;
   if (options.tokenizer !== undefined) {
@@ -93,6 +93,9 @@ export async function loadBitNet(source: ByteSource, options: LoadOptions = {}):
   if (tokenizer && tokenizer.vocabSize !== ckpt.config.vocabSize) {
     throw new FormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens, the model ${ckpt.config.vocabSize}`);
   }
+  options.signal?.throwIfAborted();
   const kernels = await loadKernels(options);
-  return new BitNetModel(kernels, new Transformer(kernels, ckpt), tokenizer, file);
+  const layers = ckpt.config.nLayers;
+  const transformer = new Transformer(kernels, ckpt, (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }));
+  return new BitNetModel(kernels, transformer, tokenizer, file);
 }

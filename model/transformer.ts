@@ -40,7 +40,8 @@ export class Transformer {
   readonly #proj: number; readonly #gate: number; readonly #up: number; readonly #logits: number;
   readonly #scores: number;
 
-  constructor(kernels: Kernels, ckpt: Checkpoint) {
+  /** Uploads the checkpoint's weights; `onLayer(done)` reports each layer as it is ready. */
+  constructor(kernels: Kernels, ckpt: Checkpoint, onLayer?: (done: number) => void) {
     const c = (this.config = ckpt.config);
     this.#k = kernels;
     const upload = (span: Span) => uploadFloat(kernels, ckpt, span);
@@ -50,14 +51,18 @@ export class Transformer {
     this.#finalNorm = upload(ckpt.finalNorm);
     this.#classifier = new F32Linear(kernels, ckpt.classifier ? upload(ckpt.classifier) : this.#embedding, c.vocabSize, c.dim);
     const linear = (t: LinearTensor) => buildLinear(kernels, quantizer, ckpt, t, c.arch === "bitllama");
-    this.#layers = ckpt.layers.map((l) => ({
-      attnNorm: l.attnNorm && upload(l.attnNorm),
-      ffnNorm: l.ffnNorm && upload(l.ffnNorm),
-      attnSubNorm: l.attnSubNorm && upload(l.attnSubNorm),
-      ffnSubNorm: l.ffnSubNorm && upload(l.ffnSubNorm),
-      q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o),
-      gate: linear(l.gate), up: linear(l.up), down: linear(l.down),
-    }));
+    this.#layers = ckpt.layers.map((l, i) => {
+      const layer = {
+        attnNorm: l.attnNorm && upload(l.attnNorm),
+        ffnNorm: l.ffnNorm && upload(l.ffnNorm),
+        attnSubNorm: l.attnSubNorm && upload(l.attnSubNorm),
+        ffnSubNorm: l.ffnSubNorm && upload(l.ffnSubNorm),
+        q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o),
+        gate: linear(l.gate), up: linear(l.up), down: linear(l.down),
+      };
+      onLayer?.(i + 1);
+      return layer;
+    });
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
     this.cache = new KVCache(kernels, c);
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);

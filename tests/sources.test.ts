@@ -40,4 +40,56 @@ withData(test, "a path, a Uint8Array, an ArrayBuffer and an http URL on 127.0.0.
   }
 });
 
+withData(test, "a ReadableStream loads too; progress reports the read and every layer; abort and truncated transfers fail", ["models/bitllama-1M.bin", "models/tok512.bin"], async (model, tok) => {
+  const want = await greedy(await loadBitNet(model, { tokenizer: tok }));
+  const chunks = (bytes: Uint8Array, size: number) => new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < bytes.length; i += size) c.enqueue(bytes.slice(i, i + size));
+      c.close();
+    },
+  });
+  const events: { phase: string; loaded: number; total?: number }[] = [];
+  const streamed = await loadBitNet(chunks(model, 65536), { tokenizer: tok, onProgress: (p) => events.push({ ...p }) });
+  assert.is(await greedy(streamed), want);
+  const reads = events.filter((e) => e.phase === "read"), layers = events.filter((e) => e.phase === "weights");
+  assert.is(reads.length, Math.ceil(model.length / 65536));
+  assert.is(reads.at(-1)!.loaded, model.length);
+  assert.equal(layers.map((e) => e.loaded), [1, 2, 3, 4, 5, 6, 7, 8]);
+
+  const server = createServer((req, res) => {
+    if (req.url === "/short") {
+      res.writeHead(200, { "content-length": String(model.length) });
+      res.write(model.subarray(0, 1000));
+      res.destroy(); // the connection drops before the announced length
+      return;
+    }
+    res.writeHead(200, { "content-length": String(model.length) });
+    res.end(model);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const urlEvents: number[] = [];
+    await loadBitNet(`${base}/model.bin`, { tokenizer: tok, onProgress: (p) => p.phase === "read" && urlEvents.push(p.total ?? -1) });
+    assert.ok(urlEvents.length > 0 && urlEvents.every((t) => t === model.length), "the URL's length is known from content-length");
+    try {
+      await loadBitNet(`${base}/short`, { tokenizer: tok });
+      assert.unreachable("a truncated transfer must fail");
+    } catch (e) {
+      assert.instance(e, BitNetError);
+      assert.match((e as Error).message, /127\.0\.0\.1:\d+\/short/, "the message names the URL");
+    }
+    const controller = new AbortController();
+    controller.abort(new Error("stop loading"));
+    try {
+      await loadBitNet(`${base}/model.bin`, { tokenizer: tok, signal: controller.signal });
+      assert.unreachable("an aborted load must fail");
+    } catch (e) {
+      assert.match(String((e as Error).message), /stop loading|abort/i);
+    }
+  } finally {
+    server.close();
+  }
+});
+
 test.run();
