@@ -3,12 +3,14 @@
 // Results go to stdout; progress and diagnostics to stderr.
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { checkpointToGguf, type GgufTarget } from "../model/convert.ts";
-import { loadBitNet, type LoadOptions, readCheckpoint } from "../model/load.ts";
+import type { Checkpoint } from "../model/checkpoint.ts";
+import { GGUF_TARGETS, type GgufTarget, HF_TARGETS, type HfTarget, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
+import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder } from "../model/load.ts";
+import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
 import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { BitNetError } from "../model/errors.ts";
-import { fileExists, readBytes, writeBytes } from "../runtime/files.ts";
+import { BitNetError, OptionError } from "../model/errors.ts";
+import { type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
 
 const DEFAULT_MODEL = "../shared/data/models/bitllama-3M.bin";
@@ -18,33 +20,47 @@ const USAGE = `usage:
   bitnet-wasm generate [--model F] [--tokenizer F] [--prompt S] [--max-tokens N]
                        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
   bitnet-wasm ppl --model F (--text F | --tokens F) [--tokenizer F] [--ctx N] [--json]
-  bitnet-wasm convert --model F --to gguf-i2s|gguf-tq1|gguf-tq2|gguf-f32 --out F [--tokenizer F]
-common: [--simd auto|relaxed|strict] [--bit-order msb|lsb]
+  bitnet-wasm convert --model F --to FORMAT --out F [--tokenizer F]
+  bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
+                    [--context N] [--embedding f16|bf16|f32] [--seed S] --to FORMAT --out F
+common: [--simd auto|relaxed|strict] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
+FORMAT: ${[...GGUF_TARGETS, ...HF_TARGETS].join(" | ")} (hf and hf-bf16 write a folder)
 
-Models: llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary files (ak42), and
-GGUF files of either (architectures "llama" and "bitllama"; see README).
+Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary
+files (ak42), GGUF (architectures llama, bitllama, bitnet-b1.58 as bitnet.cpp writes it,
+bitnet as llama.cpp writes it; I2_S, TQ1_0, TQ2_0 weights), and Hugging Face BitNet folders
+(config.json + model.safetensors or its shards + tokenizer.json; packed or bf16 masters).
+synth writes a BitNet b1.58 model with the 2B4T shapes (flags shrink it) and random weights.
 Without --model, generate uses ${DEFAULT_MODEL}.
-Without --tokenizer, tok512.bin beside the model, then ${SHARED_TOKENIZER}, is used.`;
+Without --tokenizer: the GGUF's own vocabulary, a Hugging Face folder's tokenizer.json, or
+tok512.bin / tokenizer.bin beside the model, then ${SHARED_TOKENIZER}.
+--tokenizer takes a llama2.c tokenizer.bin or a tokenizer.json.`;
 
 const common = {
-  model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" },
-  "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" }, "lm-head": { type: "string" },
+  context: { type: "string" }, "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
 } as const;
 
 async function modelOptions(values: Record<string, unknown>, model: string): Promise<LoadOptions> {
   let tokenizer = values.tokenizer as string | undefined;
-  if (tokenizer === undefined) {
-    const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/") + 1) : "";
-    for (const candidate of [`${dir}tok512.bin`, SHARED_TOKENIZER]) {
-      if (await fileExists(candidate)) {
-        tokenizer = candidate;
-        break;
-      }
-    }
-  }
-  if (tokenizer === undefined) throw new BitNetError(`no tokenizer found beside ${model}; pass --tokenizer tokenizer.bin`);
-  return { tokenizer, simd: values.simd as LoadOptions["simd"], bitOrder: values["bit-order"] as LoadOptions["bitOrder"] };
+  // The shared tokenizer serves the shared models (which carry no vocabulary of their own).
+  if (tokenizer === undefined && model.startsWith("../shared/") && (await fileExists(SHARED_TOKENIZER))) tokenizer = SHARED_TOKENIZER;
+  return {
+    tokenizer, simd: values.simd as LoadOptions["simd"], bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
+    lmHead: values["lm-head"] as LoadOptions["lmHead"], contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
+  };
 }
+
+/** Peak resident memory of this process so far, in bytes (where the runtime reports it). */
+function peakRss(): number | undefined {
+  try {
+    return process.resourceUsage().maxRSS * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+const mib = (bytes: number | undefined) => (bytes === undefined ? "n/a" : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
 async function generate(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -70,7 +86,10 @@ async function generate(args: string[]): Promise<void> {
     topP: numberOption(values, "top-p", (n) => n > 0 && n <= 1, "a number in (0, 1]"),
     seed: numberOption(values, "seed", Number.isInteger, "an integer"),
   };
+  const loadStart = performance.now();
   const m = await loadBitNet(model, await modelOptions(values, model));
+  const load = { seconds: (performance.now() - loadStart) / 1000, wasmBytes: m.memoryBytes, peakRssBytes: peakRss() };
+  if (!values.json) console.error(`loaded ${model} in ${load.seconds.toFixed(2)} s: WebAssembly memory ${mib(load.wasmBytes)}, peak RSS ${mib(load.peakRssBytes)}`);
   const prompt = values.prompt ?? "";
   let text = "", tokens = 0, firstAt = 0;
   const started = performance.now();
@@ -84,7 +103,7 @@ async function generate(args: string[]): Promise<void> {
   const ended = performance.now();
   // The first token costs the prompt's prefill; decode speed counts the tokens after it.
   const tokensPerSecond = tokens > 1 ? ((tokens - 1) * 1000) / (ended - firstAt) : 0;
-  const summary = { text, tokens, tokensPerSecond, timeToFirstTokenMs: firstAt ? firstAt - started : 0, simd: m.simd, model };
+  const summary = { text, tokens, tokensPerSecond, timeToFirstTokenMs: firstAt ? firstAt - started : 0, simd: m.simd, model, load };
   if (values.json) console.log(JSON.stringify(summary));
   else console.error(`\n\n${tokens} tokens, ${tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${model})`);
 }
@@ -107,7 +126,8 @@ async function ppl(args: string[]): Promise<void> {
   if (!values.model) throw new BitNetError("ppl needs --model F");
   if (!values.text === !values.tokens) throw new BitNetError("ppl needs one of --text F or --tokens F");
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0");
-  const m = await loadBitNet(values.model, values.tokens ? { simd: values.simd as LoadOptions["simd"] } : await modelOptions(values, values.model));
+  const options = await modelOptions(values, values.model);
+  const m = await loadBitNet(values.model, values.tokens ? { ...options, tokenizer: undefined } : options);
   const text = values.tokens ? await readTokenFile(values.tokens) : new TextDecoder().decode(await readBytes(values.text!));
   const tty = process.stderr.isTTY;
   let lastReport = 0;
@@ -125,25 +145,71 @@ async function ppl(args: string[]): Promise<void> {
   else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(4)}  ${result.tokensPerSecond.toFixed(0)} tok/s`);
 }
 
+/** Writes a checkpoint in a target format: a GGUF file, or a Hugging Face folder. */
+async function writeTarget(ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, to: string, out: string, simd: LoadOptions["simd"]): Promise<void> {
+  const kernels = await loadKernels({ simd });
+  let sink: ByteSink;
+  if ((HF_TARGETS as readonly string[]).includes(to)) {
+    const fs = await import("node:fs/promises");
+    await fs.mkdir(out, { recursive: true });
+    sink = await fileSink(`${out}/model.safetensors`);
+    const config = await writeCheckpointHf(kernels, ckpt, to as HfTarget, sink).finally(() => sink.close());
+    await fs.writeFile(`${out}/config.json`, config);
+  } else {
+    if (!(GGUF_TARGETS as readonly string[]).includes(to)) throw new OptionError("--to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(to)}`);
+    sink = await fileSink(out);
+    await writeCheckpointGguf(kernels, ckpt, tokenizer, to as GgufTarget, sink).finally(() => sink.close());
+  }
+  console.error(`wrote ${out} (${to}, ${ckpt.config.arch} architecture, ${ckpt.config.nLayers} layers, from ${ckpt.file}); peak RSS ${mib(peakRss())}`);
+}
+
 async function convert(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, strict: true, options: { ...common, to: { type: "string" }, out: { type: "string" } } });
   if (values.help) return console.log(USAGE);
   if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
   const options = await modelOptions(values, values.model);
-  const bytes = await readBytes(values.model);
-  const ckpt = readCheckpoint(bytes, values.model, options);
-  const v = ckpt.vocabulary;
-  if (v && v.kind !== "spm") throw new BitNetError(`${values.model}: converting models with a byte-level BPE vocabulary is not supported yet`);
-  const tokenizer = v
-    ? Llama2cTokenizer.fromGguf(v.tokens, v.scores)
-    : Llama2cTokenizer.fromBin(await readBytes(options.tokenizer as string), ckpt.config.vocabSize, options.tokenizer as string);
-  const out = checkpointToGguf(await loadKernels(options), ckpt, tokenizer, values.to as GgufTarget);
-  await writeBytes(values.out, out);
-  console.error(`wrote ${values.out}: ${out.length} bytes (${values.to}, ${ckpt.config.arch} architecture, from ${bytes.length} bytes)`);
+  const ckpt = (await isDirectory(values.model)) ? await readHfFolder(values.model) : await readCheckpoint(await openFile(values.model), options);
+  try {
+    const v = ckpt.vocabulary;
+    let tokenizer: Llama2cTokenizer | null = null;
+    if (v?.kind === "spm") tokenizer = Llama2cTokenizer.fromGguf(v.tokens, v.scores);
+    else if (!v && options.tokenizer) tokenizer = Llama2cTokenizer.fromBin(await readBytes(options.tokenizer as string), ckpt.config.vocabSize, options.tokenizer as string);
+    else if (!v && ckpt.config.vocabSize === 512 && (await fileExists(SHARED_TOKENIZER))) {
+      tokenizer = Llama2cTokenizer.fromBin(await readBytes(SHARED_TOKENIZER), ckpt.config.vocabSize, SHARED_TOKENIZER);
+    }
+    if (v?.kind === "bpe") console.error(`note: the byte-level BPE vocabulary of ${values.model} is not carried over; load the output with --tokenizer tokenizer.json`);
+    await writeTarget(ckpt, tokenizer, values.to, values.out, options.simd);
+  } finally {
+    await ckpt.source.close();
+  }
+}
+
+async function synth(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args, strict: true,
+    options: {
+      ...common, to: { type: "string" }, out: { type: "string" }, layers: { type: "string" }, dim: { type: "string" },
+      hidden: { type: "string" }, heads: { type: "string" }, "kv-heads": { type: "string" }, vocab: { type: "string" },
+      embedding: { type: "string" }, seed: { type: "string" }, arch: { type: "string" },
+    },
+  });
+  if (values.help) return console.log(USAGE);
+  if (!values.to || !values.out) throw new BitNetError("synth needs --to FORMAT --out F");
+  if ((values.arch ?? "bitnet-b1.58") !== "bitnet-b1.58") throw new OptionError("--arch", `only bitnet-b1.58 is synthesized, got ${JSON.stringify(values.arch)}`);
+  const int = (name: string) => numberOption(values, name, isPositiveInteger, "an integer > 0");
+  const d = BITNET_2B4T_SHAPE;
+  const shape = {
+    nLayers: int("layers") ?? d.nLayers, dim: int("dim") ?? d.dim, hiddenDim: int("hidden") ?? d.hiddenDim, nHeads: int("heads") ?? d.nHeads,
+    nKvHeads: int("kv-heads") ?? d.nKvHeads, vocabSize: int("vocab") ?? d.vocabSize, seqLen: int("context") ?? d.seqLen,
+  };
+  const { checkpoint } = await synthesizeBitNet(shape, {
+    seed: numberOption(values, "seed", Number.isInteger, "an integer") ?? 1, embedding: values.embedding as "f16" | "bf16" | "f32" | undefined,
+  });
+  await writeTarget(checkpoint, null, values.to, values.out, values.simd as LoadOptions["simd"]);
 }
 
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert };
+const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth };
 try {
   if (!command || command === "--help" || command === "-h") console.log(USAGE);
   else if (!commands[command]) throw new BitNetError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);

@@ -1,5 +1,6 @@
 // What a format reader hands to the model builder: the config and, for every tensor,
-// where its bytes sit in the file. Nothing is copied until the builder uploads it.
+// where its bytes sit in the file. Nothing is read until the builder uploads it.
+import type { RandomAccessFile } from "../runtime/files.ts";
 import type { ModelConfig } from "./config.ts";
 import type { BpeVocabulary } from "./tokenizer/bpe.ts";
 
@@ -11,15 +12,20 @@ export interface Span {
 }
 
 /** A linear layer's weight [rows = out, cols = in] in one of the stored encodings;
- *  `name` is the tensor's name in its file (for messages). */
-export type LinearTensor = { name: string } & (
-  | { encoding: "f32"; rows: number; cols: number; data: Span }
+ *  `name` is the tensor's name in its file (for messages). A ternary tensor may come with
+ *  a separate one-value tensor `outputScale` that multiplies its output (llama.cpp's
+ *  `*.scale`, bitnet.cpp's `*.weight_scale`). */
+export type LinearTensor = { name: string; rows: number; cols: number; data: Span } & (
+  /** Float weights used as they are (f32 models such as llama2.c's). */
+  | { encoding: "f32" }
+  /** Float master weights (f32 / f16 / bf16) ternarized at load with absmean (BitNet b1.58). */
+  | { encoding: "absmean" }
   /** 2-bit sign-magnitude codes (bitllama): 00 = 0, 01 = +1, 11 = -1, times `scale`. */
-  | { encoding: "ternary-sm2"; rows: number; cols: number; data: Span; scale: number; msbFirst: boolean }
+  | { encoding: "ternary-sm2"; scale: number; msbFirst: boolean }
   /** Hugging Face BitNet packed uint8 [rows / 4, cols]; `scale` multiplies (1 / weight_scale). */
-  | { encoding: "hf-packed"; rows: number; cols: number; data: Span; scale: number }
+  | { encoding: "hf-packed"; scale: number }
   /** Ternary block formats that carry their own scales (bitnet.cpp I2_S, ggml TQ1_0 / TQ2_0). */
-  | { encoding: "i2s" | "tq1" | "tq2"; rows: number; cols: number; data: Span }
+  | { encoding: "i2s" | "tq1" | "tq2"; outputScale?: Span }
 );
 
 /** The ternary encodings, for code that handles all of them. */
@@ -43,13 +49,14 @@ export interface LayerTensors {
 export interface Checkpoint {
   /** Name of the source, for messages. */
   file: string;
-  bytes: Uint8Array;
+  /** The file the spans point into (shards of a sharded checkpoint appear back to back). */
+  source: RandomAccessFile;
   config: ModelConfig;
-  /** f32 [vocab, dim]. */
+  /** Float [vocab, dim]. */
   embedding: Span;
-  /** f32 [dim]. */
+  /** Float [dim]. */
   finalNorm: Span;
-  /** f32 [vocab, dim]; absent when the classifier is the embedding table. */
+  /** Float [vocab, dim]; absent when the classifier is the embedding table. */
   classifier?: Span;
   layers: LayerTensors[];
   /** A vocabulary stored in the file (GGUF), used when no tokenizer is given: SentencePiece

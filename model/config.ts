@@ -22,8 +22,10 @@ export interface ModelConfig {
   /** RoPE pairing: "interleaved" (2i, 2i+1) or "neox" (i, i + headSize/2). */
   rope: "interleaved" | "neox";
   /** FFN gate activation: SwiGLU or ReLU^2-GLU. */
-  activation: "silu" | "relu2";
+  activation: Activation;
 }
+
+export type Activation = "silu" | "relu2";
 
 /** Fills the derived fields and checks that the numbers fit together. */
 export function makeConfig(

@@ -1,18 +1,22 @@
-// Writing a loaded checkpoint as GGUF (`bitnet-wasm convert`): the same tensors under
-// llama.cpp's names, ternary layers re-encoded in WASM into I2_S, TQ1_0 or TQ2_0 with the
-// source's scale, and the vocabulary as a SentencePiece "llama" vocabulary.
+// Writing a checkpoint in another format (`bitnet-wasm convert`, `bitnet-wasm synth`):
+// GGUF under llama.cpp's tensor names, ternary layers re-encoded in WASM into I2_S, TQ1_0
+// or TQ2_0 with the source's scale; or a Hugging Face folder (config.json and
+// model.safetensors), packed or as bf16 master weights. Tensors are produced and written
+// one at a time, so a model larger than the JS heap converts through a file sink.
+import { type ByteSink, memorySink } from "../runtime/files.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import { OptionError, ShapeError } from "./errors.ts";
 import { GgmlType, type GgufEntry, GgufType } from "./formats/gguf.ts";
-import { type GgufTensorData, writeGguf } from "./formats/gguf-writer.ts";
-import { writeSafetensors } from "./formats/safetensors.ts";
-import { GGUF_ARCHITECTURES } from "./formats/gguf-model.ts";
+import { type GgufTensorSource, writeGgufTo } from "./formats/gguf-writer.ts";
+import { type SafetensorsSource, writeSafetensorsTo } from "./formats/safetensors.ts";
 import type { Llama2cTokenizer } from "./tokenizer/llama2c.ts";
-import { decodeTernary } from "./weights.ts";
+import { decodeTernary, readSpan, widen } from "./weights.ts";
 
 export const GGUF_TARGETS = ["gguf-f32", "gguf-i2s", "gguf-tq1", "gguf-tq2"] as const;
 export type GgufTarget = (typeof GGUF_TARGETS)[number];
+export const HF_TARGETS = ["hf", "hf-bf16"] as const;
+export type HfTarget = (typeof HF_TARGETS)[number];
 
 const TERNARY_TYPES = {
   "gguf-i2s": { type: GgmlType.I2_S, rowMultiple: 128, bytes: (k: Kernels, n: number) => k.k.i2sBytes(n), encode: (k: Kernels) => k.k.encodeI2S },
@@ -20,26 +24,58 @@ const TERNARY_TYPES = {
   "gguf-tq2": { type: GgmlType.TQ2_0, rowMultiple: 256, bytes: (_: Kernels, n: number) => (n / 256) * 66, encode: (k: Kernels) => k.k.encodeTQ2 },
 };
 
-/** The checkpoint as a GGUF file of the given target encoding. */
-export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, target: GgufTarget): Uint8Array {
-  if (!(GGUF_TARGETS as readonly string[]).includes(target)) {
-    throw new OptionError("to", `expected one of ${GGUF_TARGETS.join(", ")}, got ${JSON.stringify(target)}`);
+/** Runs `use` on a tensor's int8 codes and scale in kernel memory, freeing them afterwards. */
+async function withTernary<T>(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, target: string, use: (int8: number, scale: number) => T): Promise<T> {
+  if (t.encoding === "f32") throw new OptionError("to", `${t.name} is fp32; ${target} stores ternary weights (ternarize the model first; gguf-f32 keeps it as it is)`);
+  const mark = kernels.arena.mark();
+  try {
+    const int8 = kernels.allocBytes(t.rows * t.cols);
+    return use(int8, await decodeTernary(kernels, ckpt, t, int8));
+  } finally {
+    kernels.arena.release(mark);
   }
-  const c = ckpt.config, arch = c.arch;
-  if (!(GGUF_ARCHITECTURES as readonly string[]).includes(arch)) {
-    throw new OptionError("to", `writing the ${arch} architecture to GGUF is not supported yet (supported: ${GGUF_ARCHITECTURES.join(", ")})`);
-  }
-  const bytesOf = (span: Span) => ckpt.bytes.subarray(span.offset, span.offset + span.length);
-  const f32 = (name: string, dims: number[], span: Span): GgufTensorData => {
-    if (span.dtype) throw new OptionError("to", `${name} is ${span.dtype}; GGUF output keeps F32 float tensors only so far`);
-    return { name, dims, type: GgmlType.F32, data: bytesOf(span) };
-  };
+}
 
-  const linear = (name: string, t: LinearTensor): GgufTensorData => {
+/** A float tensor's stored bytes (f32 on request). */
+async function floatBytes(kernels: Kernels, ckpt: Checkpoint, span: Span, asF32: boolean): Promise<Uint8Array> {
+  if (!span.dtype || !asF32) return ckpt.source.read(span.offset, span.length, new Uint8Array(span.length));
+  const mark = kernels.arena.mark();
+  try {
+    const n = span.length / 2, out = kernels.allocF32(n);
+    widen(kernels, span.dtype, await readSpan(kernels, ckpt, span), n, out);
+    return kernels.u8(out, n * 4).slice();
+  } finally {
+    kernels.arena.release(mark);
+  }
+}
+
+/** The GGUF architecture name a checkpoint is written under. */
+function ggufArch(ckpt: Checkpoint, target: GgufTarget): string {
+  const arch = ckpt.config.arch;
+  if (arch !== "bitnet-b1.58") return arch;
+  if (target === "gguf-f32") throw new OptionError("to", "bitnet-b1.58 models are ternary: write gguf-i2s, gguf-tq1 or gguf-tq2");
+  // I2_S is bitnet.cpp's type, read under its "bitnet-b1.58"; TQ1_0 / TQ2_0 are llama.cpp's, read under "bitnet".
+  return target === "gguf-i2s" ? "bitnet-b1.58" : "bitnet";
+}
+
+/** Writes the checkpoint as a GGUF file of the given target encoding. */
+export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, target: GgufTarget, sink: ByteSink): Promise<void> {
+  if (!(GGUF_TARGETS as readonly string[]).includes(target)) {
+    throw new OptionError("to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(target)}`);
+  }
+  const c = ckpt.config, arch = ggufArch(ckpt, target);
+  const GGML_FLOAT = { f16: GgmlType.F16, bf16: GgmlType.BF16 };
+  // Tables keep their stored precision; norms are written as F32, as llama.cpp expects.
+  const table = (name: string, dims: number[], span: Span): GgufTensorSource => ({
+    name, dims, type: span.dtype ? GGML_FLOAT[span.dtype] : GgmlType.F32, data: () => floatBytes(kernels, ckpt, span, false),
+  });
+  const norm = (name: string, dims: number[], span: Span): GgufTensorSource => ({ name, dims, type: GgmlType.F32, data: () => floatBytes(kernels, ckpt, span, true) });
+
+  const linear = (name: string, t: LinearTensor): GgufTensorSource => {
     const dims = [t.cols, t.rows];
     if (target === "gguf-f32") {
       if (t.encoding !== "f32") throw new OptionError("to", `${name} is ternary; gguf-f32 takes fp32 models (convert ternary models to gguf-i2s, gguf-tq1 or gguf-tq2)`);
-      return f32(name, dims, t.data);
+      return norm(name, dims, t.data);
     }
     if (t.encoding === "f32") throw new OptionError("to", `${name} is fp32; ${target} stores ternary weights (ternarize the model first; gguf-f32 keeps it as it is)`);
     const spec = TERNARY_TYPES[target];
@@ -47,28 +83,28 @@ export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: 
       throw new ShapeError(`${name}: rows of ${t.cols} values; ${target} needs a multiple of ${spec.rowMultiple} (llama.cpp's block size)`);
     }
     const count = t.rows * t.cols, size = spec.bytes(kernels, count);
-    const mark = kernels.arena.mark();
-    try {
-      const int8 = kernels.allocBytes(count), out = kernels.allocBytes(size);
-      const scale = decodeTernary(kernels, ckpt, t, int8);
-      spec.encode(kernels)(int8, count, scale, out);
-      return { name, dims, type: spec.type, data: kernels.u8(out, size).slice() };
-    } finally {
-      kernels.arena.release(mark);
-    }
+    return {
+      name, dims, type: spec.type,
+      data: () => withTernary(kernels, ckpt, t, target, (int8, scale) => {
+        const out = kernels.allocBytes(size);
+        spec.encode(kernels)(int8, count, scale, out);
+        return kernels.u8(out, size).slice();
+      }),
+    };
   };
 
-  const tensors: GgufTensorData[] = [
-    f32("token_embd.weight", [c.dim, c.vocabSize], ckpt.embedding),
-    f32("output_norm.weight", [c.dim], ckpt.finalNorm),
-  ];
-  if (ckpt.classifier) tensors.push(f32("output.weight", [c.dim, c.vocabSize], ckpt.classifier));
+  const tensors: GgufTensorSource[] = [table("token_embd.weight", [c.dim, c.vocabSize], ckpt.embedding), norm("output_norm.weight", [c.dim], ckpt.finalNorm)];
+  if (ckpt.classifier) tensors.push(table("output.weight", [c.dim, c.vocabSize], ckpt.classifier));
   ckpt.layers.forEach((l, i) => {
     const b = `blk.${i}.`;
-    if (l.attnNorm) tensors.push(f32(`${b}attn_norm.weight`, [c.dim], l.attnNorm));
-    tensors.push(linear(`${b}attn_q.weight`, l.q), linear(`${b}attn_k.weight`, l.k), linear(`${b}attn_v.weight`, l.v), linear(`${b}attn_output.weight`, l.o));
-    if (l.ffnNorm) tensors.push(f32(`${b}ffn_norm.weight`, [c.dim], l.ffnNorm));
-    tensors.push(linear(`${b}ffn_gate.weight`, l.gate), linear(`${b}ffn_down.weight`, l.down), linear(`${b}ffn_up.weight`, l.up));
+    if (l.attnNorm) tensors.push(norm(`${b}attn_norm.weight`, [c.dim], l.attnNorm));
+    tensors.push(linear(`${b}attn_q.weight`, l.q), linear(`${b}attn_k.weight`, l.k), linear(`${b}attn_v.weight`, l.v));
+    if (l.attnSubNorm) tensors.push(norm(`${b}attn_sub_norm.weight`, [c.dim], l.attnSubNorm));
+    tensors.push(linear(`${b}attn_output.weight`, l.o));
+    if (l.ffnNorm) tensors.push(norm(`${b}ffn_norm.weight`, [c.dim], l.ffnNorm));
+    tensors.push(linear(`${b}ffn_gate.weight`, l.gate), linear(`${b}ffn_up.weight`, l.up));
+    if (l.ffnSubNorm) tensors.push(norm(`${b}ffn_sub_norm.weight`, [c.hiddenDim], l.ffnSubNorm));
+    tensors.push(linear(`${b}ffn_down.weight`, l.down));
   });
 
   const u32 = (value: number): GgufEntry => ({ type: GgufType.UINT32, value });
@@ -86,6 +122,7 @@ export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: 
     [`${arch}.attention.layer_norm_rms_epsilon`, { type: GgufType.FLOAT32, value: c.normEps }],
     [`${arch}.vocab_size`, u32(c.vocabSize)],
   ];
+  if (arch === "bitnet") metadata.push(["bitnet.hidden_activation", { type: GgufType.STRING, value: c.activation }]);
   if (tokenizer) {
     const types = tokenizer.pieces.map((p, i) => (i === 0 ? 2 : i === tokenizer.bos || i === tokenizer.eos ? 3 : /^<0x[0-9A-F]{2}>$/.test(p) ? 6 : 1));
     metadata.push(
@@ -97,31 +134,59 @@ export function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: 
       ["tokenizer.ggml.eos_token_id", u32(tokenizer.eos)],
     );
   }
-  return writeGguf(metadata, tensors);
+  await writeGgufTo(sink, metadata, tensors);
 }
 
-/** A BitNet b1.58 checkpoint as a Hugging Face packed checkpoint: config.json and model.safetensors. */
-export function checkpointToHf(kernels: Kernels, ckpt: Checkpoint): { configJson: string; weights: Uint8Array } {
+/** The checkpoint as a GGUF file in memory. */
+export async function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, target: GgufTarget): Promise<Uint8Array> {
+  const sink = memorySink();
+  await writeCheckpointGguf(kernels, ckpt, tokenizer, target, sink);
+  return sink.bytes();
+}
+
+/**
+ * Writes a BitNet b1.58 checkpoint as a Hugging Face checkpoint's model.safetensors and
+ * returns its config.json. "hf": packed uint8 weights with weight_scale (the
+ * microsoft/bitnet-b1.58-2B-4T layout). "hf-bf16": bf16 master weights; from a ternary
+ * model these are codes * scale / p (p the fraction of non-zero codes), the values whose
+ * absmean ternarization gives back the same codes and, up to bf16 rounding, the same scale.
+ */
+export async function writeCheckpointHf(kernels: Kernels, ckpt: Checkpoint, target: HfTarget, sink: ByteSink): Promise<string> {
   const c = ckpt.config;
+  if (!(HF_TARGETS as readonly string[]).includes(target)) throw new OptionError("to", `expected one of ${HF_TARGETS.join(", ")}, got ${JSON.stringify(target)}`);
   if (c.arch !== "bitnet-b1.58") throw new OptionError("to", `the Hugging Face BitNet layout holds the bitnet-b1.58 architecture, not ${c.arch}`);
-  const tensors: { name: string; dtype: "F32" | "F16" | "BF16" | "U8"; shape: number[]; data: Uint8Array }[] = [];
+  const masters = target === "hf-bf16";
+  const tensors: SafetensorsSource[] = [];
   const float = (name: string, shape: number[], span: Span | undefined) => {
     if (!span) throw new ShapeError(`${name} is missing from the checkpoint`);
     const dtype = span.dtype === "f16" ? "F16" : span.dtype === "bf16" ? "BF16" : "F32";
-    tensors.push({ name, dtype, shape, data: ckpt.bytes.subarray(span.offset, span.offset + span.length) });
+    tensors.push({ name, dtype, shape, data: () => floatBytes(kernels, ckpt, span, false) });
   };
   const linear = (name: string, t: LinearTensor) => {
-    if (t.encoding === "f32") throw new OptionError("to", `${t.name} is fp32; the Hugging Face BitNet layout stores ternary weights`);
-    const count = t.rows * t.cols, mark = kernels.arena.mark();
-    try {
-      const int8 = kernels.allocBytes(count), out = kernels.allocBytes(count / 4);
-      const scale = decodeTernary(kernels, ckpt, t, int8);
-      kernels.k.encodeHfPacked(int8, t.rows, t.cols, out);
-      tensors.push({ name: `${name}.weight`, dtype: "U8", shape: [t.rows / 4, t.cols], data: kernels.u8(out, count / 4).slice() });
-      tensors.push({ name: `${name}.weight_scale`, dtype: "F32", shape: [1], data: new Uint8Array(Float32Array.of(1 / scale).buffer) });
-    } finally {
-      kernels.arena.release(mark);
+    const count = t.rows * t.cols;
+    if (masters) {
+      tensors.push({
+        name: `${name}.weight`, dtype: "BF16", shape: [t.rows, t.cols],
+        data: () => withTernary(kernels, ckpt, t, target, (int8, scale) => {
+          const nonZero = kernels.k.countNonZeroI8(int8, count), out = kernels.allocBytes(count * 2);
+          kernels.k.int8ToBF16(int8, count, nonZero > 0 ? (scale * count) / nonZero : scale, out);
+          return kernels.u8(out, count * 2).slice();
+        }),
+      });
+      return;
     }
+    if (t.rows % 4 !== 0) throw new ShapeError(`${t.name}: ${t.rows} output rows do not pack 4 to a byte`);
+    let scale = NaN; // known once the weights are decoded; weight_scale is written right after them
+    tensors.push({
+      name: `${name}.weight`, dtype: "U8", shape: [t.rows / 4, t.cols],
+      data: () => withTernary(kernels, ckpt, t, target, (int8, s) => {
+        scale = s;
+        const out = kernels.allocBytes(count / 4);
+        kernels.k.encodeHfPacked(int8, t.rows, t.cols, out);
+        return kernels.u8(out, count / 4).slice();
+      }),
+    });
+    tensors.push({ name: `${name}.weight_scale`, dtype: "F32", shape: [1], data: () => new Uint8Array(Float32Array.of(1 / scale).buffer) });
   };
   float("model.embed_tokens.weight", [c.vocabSize, c.dim], ckpt.embedding);
   ckpt.layers.forEach((l, i) => {
@@ -140,13 +205,21 @@ export function checkpointToHf(kernels: Kernels, ckpt: Checkpoint): { configJson
   });
   float("model.norm.weight", [c.dim], ckpt.finalNorm);
   if (ckpt.classifier) float("lm_head.weight", [c.vocabSize, c.dim], ckpt.classifier);
+  await writeSafetensorsTo(sink, tensors);
   const config = {
-    architectures: ["BitNetForCausalLM"], model_type: "bitnet", hidden_act: "relu2",
+    architectures: ["BitNetForCausalLM"], model_type: "bitnet", hidden_act: c.activation,
     hidden_size: c.dim, intermediate_size: c.hiddenDim, num_hidden_layers: c.nLayers,
     num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, vocab_size: c.vocabSize,
     max_position_embeddings: c.seqLen, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta,
-    tie_word_embeddings: !ckpt.classifier,
-    quantization_config: { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" },
+    tie_word_embeddings: !ckpt.classifier, torch_dtype: "bfloat16",
+    ...(masters ? {} : { quantization_config: { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" } }),
   };
-  return { configJson: JSON.stringify(config, null, 2), weights: writeSafetensors(tensors) };
+  return JSON.stringify(config, null, 2);
+}
+
+/** The checkpoint as a Hugging Face checkpoint in memory: config.json text and model.safetensors bytes. */
+export async function checkpointToHf(kernels: Kernels, ckpt: Checkpoint, target: HfTarget = "hf"): Promise<{ configJson: string; weights: Uint8Array }> {
+  const sink = memorySink();
+  const configJson = await writeCheckpointHf(kernels, ckpt, target, sink);
+  return { configJson, weights: sink.bytes() };
 }

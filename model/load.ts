@@ -1,6 +1,6 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
-import { type ByteSource, fileExists, isDirectory, type ReadOptions, readBytes, sourceName } from "../runtime/files.ts";
+import { type ByteSource, fileExists, isDirectory, openFile, type RandomAccessFile, type ReadOptions, readBytes, sourceName } from "../runtime/files.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
@@ -12,10 +12,11 @@ import { readLlama2c } from "./formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
 import { BpeTokenizer } from "./tokenizer/bpe.ts";
 import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
-import { Transformer } from "./transformer.ts";
+import { readSafetensorsIndex } from "./formats/safetensors.ts";
+import { Transformer, type TransformerOptions } from "./transformer.ts";
 
-export interface LoadOptions extends KernelOptions, ReadOptions {
-  /** The tokenizer: a llama2.c tokenizer.bin (path, URL or bytes) or a ready Tokenizer.
+export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength"> {
+  /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes), or a ready Tokenizer.
    *  Default: the vocabulary stored in a GGUF file; for a path, tok512.bin or tokenizer.bin
    *  beside the model, if present. */
   tokenizer?: ByteSource | Tokenizer;
@@ -23,18 +24,20 @@ export interface LoadOptions extends KernelOptions, ReadOptions {
   bitOrder?: "msb" | "lsb";
 }
 
-/** Parses a checkpoint of any supported format from its bytes. */
-export function readCheckpoint(bytes: Uint8Array, file: string, options: Pick<LoadOptions, "bitOrder"> = {}): Checkpoint {
-  const magic = bytes.length >= 4 ? new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) : 0;
-  if (magic === GGUF_MAGIC) return readGgufCheckpoint(bytes, file);
+/** Parses a checkpoint of any supported single-file format (told by its first bytes). */
+export async function readCheckpoint(source: RandomAccessFile, options: Pick<LoadOptions, "bitOrder"> = {}): Promise<Checkpoint> {
+  const file = source.name;
+  const head = await source.read(0, Math.min(4, source.size));
+  const magic = head.length === 4 ? new DataView(head.buffer, head.byteOffset).getUint32(0, true) : 0;
+  if (magic === GGUF_MAGIC) return readGgufCheckpoint(source);
   if (magic === BITLLAMA_MAGIC) {
     if (options.bitOrder !== undefined && options.bitOrder !== "msb" && options.bitOrder !== "lsb") {
       throw new FormatError(file, `bitOrder must be "msb" or "lsb", got ${JSON.stringify(options.bitOrder)}`);
     }
-    return readBitllama(bytes, file, { msbFirst: options.bitOrder !== "lsb" });
+    return readBitllama(source, { msbFirst: options.bitOrder !== "lsb" });
   }
   try {
-    return readLlama2c(bytes, file);
+    return await readLlama2c(source);
   } catch (e) {
     if (e instanceof FormatError) {
       throw new FormatError(file, `not a GGUF or bitllama ak42 file (no magic) nor a llama2.c v0 checkpoint: ${e.message.slice(file.length + 2)}`);
@@ -52,13 +55,17 @@ async function defaultTokenizerBeside(source: ByteSource): Promise<string | unde
 
 const folderFile = (dir: string, name: string) => `${dir.replace(/\/+$/, "")}/${name}`;
 
-/** A Hugging Face model folder: config.json and one model.safetensors. */
-async function readHfFolder(dir: string): Promise<Checkpoint> {
-  if (await fileExists(folderFile(dir, "model.safetensors.index.json"))) {
-    throw new FormatError(dir, "sharded checkpoints (model.safetensors.index.json) are not supported yet: only a single model.safetensors");
-  }
-  const config = new TextDecoder().decode(await readBytes(folderFile(dir, "config.json")));
-  return readHfBitNet(config, await readBytes(folderFile(dir, "model.safetensors")), dir);
+/** A Hugging Face model folder: config.json and model.safetensors, or the shards its index names. */
+export async function readHfFolder(dir: string, options: ReadOptions = {}): Promise<Checkpoint> {
+  const text = async (name: string) => new TextDecoder().decode(await readBytes(folderFile(dir, name)));
+  const config = await text("config.json");
+  const indexName = "model.safetensors.index.json";
+  if (!(await fileExists(folderFile(dir, indexName)))) return readHfBitNet(config, [await openFile(folderFile(dir, "model.safetensors"), options)], dir);
+  const shardOf = readSafetensorsIndex(await text(indexName), folderFile(dir, indexName));
+  const names = [...new Set(shardOf.values())].sort();
+  const shards: RandomAccessFile[] = [];
+  for (const name of names) shards.push(await openFile(folderFile(dir, name), options));
+  return readHfBitNet(config, shards, dir, shardOf);
 }
 
 /** The folder's tokenizer.json (with tokenizer_config.json), if it has one. */
@@ -69,6 +76,13 @@ async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
   return BpeTokenizer.fromJson(await text(json), (await fileExists(config)) ? await text(config) : undefined, json);
 }
 
+/** A tokenizer file, told by content: a tokenizer.json (Hugging Face) or a llama2.c tokenizer.bin. */
+function tokenizerFromBytes(bytes: Uint8Array, vocabSize: number, name: string): Tokenizer {
+  const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+  if (first === 0x7b) return BpeTokenizer.fromJson(new TextDecoder().decode(bytes), undefined, name);
+  return Llama2cTokenizer.fromBin(bytes, vocabSize, name);
+}
+
 /**
  * Loads a model with its tokenizer: llama2.c v0 (fp32), bitllama (ternary), GGUF of either,
  * or a Hugging Face BitNet b1.58 folder (packed weights, tokenizer.json).
@@ -76,12 +90,12 @@ async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   const file = sourceName(source);
   const folder = (await isDirectory(source)) ? (source as string) : null;
-  const ckpt = folder ? await readHfFolder(folder) : readCheckpoint(await readBytes(source, options), file, options);
+  const ckpt = folder ? await readHfFolder(folder, options) : await readCheckpoint(await openFile(source, options), options);
   let tokenizer: Tokenizer | null;
   const v = ckpt.vocabulary;
   if (options.tokenizer !== undefined) {
     const tok = options.tokenizer;
-    tokenizer = typeof tok === "object" && "encode" in tok ? tok : Llama2cTokenizer.fromBin(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
+    tokenizer = typeof tok === "object" && "encode" in tok ? tok : tokenizerFromBytes(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
   } else if (folder) {
     tokenizer = await readHfFolderTokenizer(folder);
   } else if (v) {
@@ -96,6 +110,13 @@ export async function loadBitNet(source: ByteSource, options: LoadOptions = {}):
   options.signal?.throwIfAborted();
   const kernels = await loadKernels(options);
   const layers = ckpt.config.nLayers;
-  const transformer = new Transformer(kernels, ckpt, (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }));
-  return new BitNetModel(kernels, transformer, tokenizer, file);
+  try {
+    const transformer = await Transformer.load(kernels, ckpt, {
+      lmHead: options.lmHead, contextLength: options.contextLength,
+      onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
+    });
+    return new BitNetModel(kernels, transformer, tokenizer, file);
+  } finally {
+    await ckpt.source.close();
+  }
 }

@@ -1,11 +1,17 @@
 // Synthetic BitNet b1.58 models: the 2B4T architecture with random weights, for measuring
 // the full-size shape where the real checkpoint cannot be downloaded, and for testing the
-// forward pass against an independent reference on small shapes. Ternary weights are
-// stored as I2_S (encoded by the kernels) with an absmean-like scale per tensor.
-import type { Kernels } from "../runtime/kernels.ts";
+// forward pass against an independent reference on small shapes.
+// The checkpoint's file is virtual: each tensor's bytes are generated when it is read
+// (deterministically from the seed and the tensor's index), so even the 2.4B-parameter
+// shape never exists whole in memory: loading or converting it streams tensor by tensor.
+// Ternary weights are I2_S (encoded by a private kernel instance) with one scale each;
+// embedding values are exact in f32, f16 and bf16 alike, so the same model can be stored
+// in any of them.
+import type { RandomAccessFile } from "../runtime/files.ts";
+import { type Kernels, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LayerTensors, LinearTensor, Span } from "./checkpoint.ts";
 import { makeConfig, type ModelConfig } from "./config.ts";
-import { FormatError, OptionError } from "./errors.ts";
+import { BitNetError, OptionError } from "./errors.ts";
 
 /** BitNet b1.58 2B4T's hyperparameters (Hugging Face config.json of microsoft/bitnet-b1.58-2B-4T). */
 export const BITNET_2B4T_SHAPE = {
@@ -14,29 +20,102 @@ export const BITNET_2B4T_SHAPE = {
 
 export type SynthShape = { [K in keyof typeof BITNET_2B4T_SHAPE]: number };
 
+export interface SynthOptions {
+  seed?: number;
+  /** Storage of the embedding table (default f16, as in bitnet.cpp's I2_S GGUF). */
+  embedding?: "f32" | "f16" | "bf16";
+}
+
+type LinearName = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
+
 /** The plain parameters behind a synthetic checkpoint (for reference implementations). */
 export interface SynthWeights {
   embedding: Float32Array;
   finalNorm: Float32Array;
   layers: {
     attnNorm: Float32Array; ffnNorm: Float32Array; attnSubNorm: Float32Array; ffnSubNorm: Float32Array;
-    linears: Record<"q" | "k" | "v" | "o" | "gate" | "up" | "down", { rows: number; cols: number; w: Int8Array; scale: number }>;
+    linears: Record<LinearName, { rows: number; cols: number; w: Int8Array; scale: number }>;
   }[];
 }
 
-/** A deterministic stream in [0, 1) (mulberry32): the same model in every runtime. */
-function stream(seed: number): () => number {
-  let a = seed >>> 0;
+/** A deterministic stream of u32 (mulberry32), seeded per tensor: the same model in every runtime. */
+function stream(seed: number, index: number): () => number {
+  let a = (Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = Math.imul(a ^ (a >>> 15), a | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return (t ^ (t >>> 14)) >>> 0;
   };
 }
 
-export function synthesizeBitNet(kernels: Kernels, shape: SynthShape, seed = 1): { checkpoint: Checkpoint; weights: SynthWeights } {
+// Generators, one per kind of tensor.
+function normValues(seed: number, index: number, n: number): Float32Array {
+  const next = stream(seed, index);
+  return Float32Array.from({ length: n }, () => 1 + ((next() / 2 ** 32) * 2 - 1) * 0.2);
+}
+
+/** Codes -1/0/1 (0 with probability 1/2) and a scale in [0.5, 1.5). */
+function ternaryValues(seed: number, index: number, n: number): { w: Int8Array; scale: number } {
+  const next = stream(seed, index), w = new Int8Array(n);
+  const scale = Math.fround(0.5 + next() / 2 ** 32);
+  for (let i = 0; i < n; i += 16) {
+    let r = next();
+    for (let j = i; j < Math.min(n, i + 16); j++, r >>>= 2) w[j] = (r & 3) === 3 ? 0 : (r & 3) - 1;
+  }
+  return { w, scale };
+}
+
+/** Embedding values ±2^-e (1 + m/128), e in 1..5, m in 0..127: exact in f32, f16 and bf16. */
+function embeddingBits(seed: number, index: number, n: number, dtype: "f32" | "f16" | "bf16"): Uint8Array {
+  const next = stream(seed, index);
+  const out = dtype === "f32" ? new Uint32Array(n) : new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = next(), sign = r >>> 31, e = ((r >>> 7) & 7) % 5, m = r & 127;
+    out[i] = dtype === "f32" ? ((sign << 31) | ((126 - e) << 23) | (m << 16)) >>> 0
+      : dtype === "f16" ? (sign << 15) | ((14 - e) << 10) | (m << 3)
+      : (sign << 15) | ((126 - e) << 7) | m;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+const f16Value = (h: number) => (h >> 15 ? -1 : 1) * 2 ** (((h >> 10) & 31) - 15) * (1 + (h & 1023) / 1024);
+
+/** A file whose tensors are generated on demand (the last one is cached for partial reads). */
+function generatedFile(name: string, tensors: { span: Span; make: () => Uint8Array | Promise<Uint8Array> }[]): RandomAccessFile {
+  const size = tensors.length ? tensors[tensors.length - 1].span.offset + tensors[tensors.length - 1].span.length : 0;
+  let cached: { index: number; bytes: Uint8Array } | null = null;
+  return {
+    name, size,
+    async read(offset, length, into) {
+      let lo = 0, hi = tensors.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (tensors[mid].span.offset <= offset) lo = mid;
+        else hi = mid - 1;
+      }
+      const t = tensors[lo];
+      if (!t || offset < t.span.offset || offset + length > t.span.offset + t.span.length) {
+        throw new BitNetError(`${name}: read of bytes ${offset}..${offset + length} does not lie within one generated tensor`);
+      }
+      if (cached?.index !== lo) cached = { index: lo, bytes: await t.make() };
+      const part = cached.bytes.subarray(offset - t.span.offset, offset - t.span.offset + length);
+      if (into) into.set(part);
+      return into ?? part.slice();
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+export interface SynthModel {
+  checkpoint: Checkpoint;
+  /** Regenerates the plain parameters (small shapes only: they are held as JS arrays). */
+  weights(): SynthWeights;
+}
+
+export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding = "f16" }: SynthOptions = {}): Promise<SynthModel> {
   const file = `synthetic bitnet-b1.58 (seed ${seed})`;
+  if (!["f32", "f16", "bf16"].includes(embedding)) throw new OptionError("embedding", `expected f32, f16 or bf16, got ${JSON.stringify(embedding)}`);
   const config: ModelConfig = makeConfig(file, {
     arch: "bitnet-b1.58", ...shape, normEps: 1e-5, ropeTheta: 500000, rope: "neox", activation: "relu2",
   }, (_, d) => new OptionError("shape", d));
@@ -44,54 +123,66 @@ export function synthesizeBitNet(kernels: Kernels, shape: SynthShape, seed = 1):
   for (const [what, n] of [["dim", dim], ["hiddenDim", hiddenDim], ["kv dim", kvDim]] as const) {
     if (n % 128 !== 0) throw new OptionError("shape", `${what} ${n} must be a multiple of 128 (I2_S blocks)`);
   }
-  const next = stream(seed);
-  const chunks: Uint8Array[] = [];
+  let encoder: Kernels | null = null; // private memory: generating never touches a model's kernels
+  const tensors: { span: Span; make: () => Uint8Array | Promise<Uint8Array> }[] = [];
   let size = 0;
-  const place = (bytes: Uint8Array): Span => {
-    chunks.push(bytes);
-    size += bytes.length;
-    return { offset: size - bytes.length, length: bytes.length };
+  const place = (length: number, make: () => Uint8Array | Promise<Uint8Array>, dtype?: Span["dtype"]): Span => {
+    const span: Span = { offset: size, length, dtype };
+    tensors.push({ span, make });
+    size += length;
+    return span;
   };
-  const floats = (n: number, around: number, spread: number) => Float32Array.from({ length: n }, () => around + (next() * 2 - 1) * spread);
-  const f32 = (a: Float32Array) => place(new Uint8Array(a.buffer));
-  const ternary = (name: string, rows: number, cols: number) => {
-    const w = Int8Array.from({ length: rows * cols }, () => Math.floor(next() * 3) - 1);
-    const scale = Math.fround(0.5 + next());
-    const count = rows * cols, bytes = kernels.k.i2sBytes(count);
-    const mark = kernels.arena.mark();
-    try {
-      const out = kernels.allocBytes(bytes);
-      kernels.k.encodeI2S(kernels.put(w), count, scale, out);
-      const tensor: LinearTensor = { name, encoding: "i2s", rows, cols, data: place(kernels.u8(out, bytes).slice()) };
-      return { tensor, raw: { rows, cols, w, scale } };
-    } finally {
-      kernels.arena.release(mark);
-    }
+  const norm = (n: number) => {
+    const index = tensors.length;
+    return place(n * 4, () => new Uint8Array(normValues(seed, index, n).buffer));
+  };
+  const ternary = (name: string, rows: number, cols: number): LinearTensor => {
+    const index = tensors.length, count = rows * cols;
+    const make = async () => {
+      encoder ??= await loadKernels({ simd: "strict" });
+      const { w, scale } = ternaryValues(seed, index, count);
+      const k = encoder, mark = k.arena.mark();
+      try {
+        const out = k.allocBytes(k.k.i2sBytes(count));
+        k.k.encodeI2S(k.put(w), count, scale, out);
+        return k.u8(out, k.k.i2sBytes(count)).slice();
+      } finally {
+        k.arena.release(mark);
+      }
+    };
+    return { name, encoding: "i2s", rows, cols, data: place(count / 4 + 32, make) };
   };
 
-  const embedding = floats(vocabSize * dim, 0, 1), finalNorm = floats(dim, 1, 0.2);
-  const embeddingSpan = f32(embedding), finalNormSpan = f32(finalNorm);
-  const weights: SynthWeights = { embedding, finalNorm, layers: [] };
+  const embeddingSpan = place(vocabSize * dim * (embedding === "f32" ? 4 : 2), () => embeddingBits(seed, 0, vocabSize * dim, embedding), embedding === "f32" ? undefined : embedding);
+  const finalNorm = norm(dim);
   const layers: LayerTensors[] = [];
   for (let l = 0; l < nLayers; l++) {
     const b = `blk.${l}.`;
-    const norms = { attnNorm: floats(dim, 1, 0.2), ffnNorm: floats(dim, 1, 0.2), attnSubNorm: floats(dim, 1, 0.2), ffnSubNorm: floats(hiddenDim, 1, 0.2) };
-    const q = ternary(`${b}attn_q.weight`, dim, dim), k = ternary(`${b}attn_k.weight`, kvDim, dim);
-    const v = ternary(`${b}attn_v.weight`, kvDim, dim), o = ternary(`${b}attn_output.weight`, dim, dim);
-    const gate = ternary(`${b}ffn_gate.weight`, hiddenDim, dim), up = ternary(`${b}ffn_up.weight`, hiddenDim, dim);
-    const down = ternary(`${b}ffn_down.weight`, dim, hiddenDim);
     layers.push({
-      attnNorm: f32(norms.attnNorm), ffnNorm: f32(norms.ffnNorm), attnSubNorm: f32(norms.attnSubNorm), ffnSubNorm: f32(norms.ffnSubNorm),
-      q: q.tensor, k: k.tensor, v: v.tensor, o: o.tensor, gate: gate.tensor, up: up.tensor, down: down.tensor,
+      attnNorm: norm(dim), ffnNorm: norm(dim), attnSubNorm: norm(dim), ffnSubNorm: norm(hiddenDim),
+      q: ternary(`${b}attn_q.weight`, dim, dim), k: ternary(`${b}attn_k.weight`, kvDim, dim),
+      v: ternary(`${b}attn_v.weight`, kvDim, dim), o: ternary(`${b}attn_output.weight`, dim, dim),
+      gate: ternary(`${b}ffn_gate.weight`, hiddenDim, dim), up: ternary(`${b}ffn_up.weight`, hiddenDim, dim),
+      down: ternary(`${b}ffn_down.weight`, dim, hiddenDim),
     });
-    weights.layers.push({ ...norms, linears: { q: q.raw, k: k.raw, v: v.raw, o: o.raw, gate: gate.raw, up: up.raw, down: down.raw } });
   }
-  if (!Number.isSafeInteger(size) || size > 2 ** 32) throw new FormatError(file, `${size} bytes do not fit in memory`);
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
-  return { checkpoint: { file, bytes, config, embedding: embeddingSpan, finalNorm: finalNormSpan, layers }, weights };
+  const checkpoint: Checkpoint = { file, source: generatedFile(file, tensors), config, embedding: embeddingSpan, finalNorm, layers };
+
+  const weights = (): SynthWeights => {
+    const indexOf = (span: Span) => tensors.findIndex((t) => t.span === span);
+    const values = (span: Span, n: number) => normValues(seed, indexOf(span), n);
+    const bits = embeddingBits(seed, 0, vocabSize * dim, "f16");
+    const table = Float32Array.from(new Uint16Array(bits.buffer), f16Value);
+    return {
+      embedding: table, finalNorm: values(finalNorm, dim),
+      layers: layers.map((l) => {
+        const linear = (t: LinearTensor) => ({ rows: t.rows, cols: t.cols, ...ternaryValues(seed, indexOf(t.data), t.rows * t.cols) });
+        return {
+          attnNorm: values(l.attnNorm!, dim), ffnNorm: values(l.ffnNorm!, dim), attnSubNorm: values(l.attnSubNorm!, dim), ffnSubNorm: values(l.ffnSubNorm!, hiddenDim),
+          linears: { q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o), gate: linear(l.gate), up: linear(l.up), down: linear(l.down) },
+        };
+      }),
+    };
+  };
+  return { checkpoint, weights };
 }

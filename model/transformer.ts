@@ -2,13 +2,14 @@
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
 import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
-import { F32Linear, type Linear } from "../quant/linear.ts";
+import { Int8RowsLinear } from "../quant/int8-rows.ts";
+import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
-import { ShapeError } from "./errors.ts";
-import { decodeTernary, uploadFloat } from "./weights.ts";
+import { FormatError, OptionError, ShapeError } from "./errors.ts";
+import { decodeTernary, floatBytes, readSpan, uploadFloat, widen } from "./weights.ts";
 import { KVCache } from "./kv-cache.ts";
 
 interface Layer {
@@ -25,11 +26,26 @@ interface Layer {
 /** Tokens processed together in prefill (bounds the activation buffers). */
 export const MAX_BLOCK = 32;
 
+export interface TransformerOptions {
+  /** The LM head: the table in its stored precision ("stored", default) or int8 rows with absmax scales ("int8"). */
+  lmHead?: "stored" | "int8";
+  /** Context length to allocate the KV cache for (default and maximum: the model's). */
+  contextLength?: number;
+  /** Called as each layer's weights are ready. */
+  onLayer?: (done: number) => void;
+}
+
+/** The token embedding table as stored: its address and value type. */
+interface Table {
+  ptr: number;
+  dtype: "f32" | "f16" | "bf16";
+}
+
 export class Transformer {
   readonly config: ModelConfig;
   readonly cache: KVCache;
   readonly #k: Kernels;
-  readonly #embedding: number;
+  readonly #embedding: Table;
   readonly #finalNorm: number;
   readonly #classifier: Linear;
   readonly #layers: Layer[];
@@ -40,29 +56,13 @@ export class Transformer {
   readonly #proj: number; readonly #gate: number; readonly #up: number; readonly #logits: number;
   readonly #scores: number;
 
-  /** Uploads the checkpoint's weights; `onLayer(done)` reports each layer as it is ready. */
-  constructor(kernels: Kernels, ckpt: Checkpoint, onLayer?: (done: number) => void) {
-    const c = (this.config = ckpt.config);
+  private constructor(kernels: Kernels, config: ModelConfig, weights: { embedding: Table; finalNorm: number; classifier: Linear; layers: Layer[] }) {
+    const c = (this.config = config);
     this.#k = kernels;
-    const upload = (span: Span) => uploadFloat(kernels, ckpt, span);
-    const maxWidth = Math.max(c.dim, c.hiddenDim);
-    const quantizer = new AbsmaxInt8Quantizer(kernels, MAX_BLOCK, maxWidth);
-    this.#embedding = upload(ckpt.embedding);
-    this.#finalNorm = upload(ckpt.finalNorm);
-    this.#classifier = new F32Linear(kernels, ckpt.classifier ? upload(ckpt.classifier) : this.#embedding, c.vocabSize, c.dim);
-    const linear = (t: LinearTensor) => buildLinear(kernels, quantizer, ckpt, t, c.arch === "bitllama");
-    this.#layers = ckpt.layers.map((l, i) => {
-      const layer = {
-        attnNorm: l.attnNorm && upload(l.attnNorm),
-        ffnNorm: l.ffnNorm && upload(l.ffnNorm),
-        attnSubNorm: l.attnSubNorm && upload(l.attnSubNorm),
-        ffnSubNorm: l.ffnSubNorm && upload(l.ffnSubNorm),
-        q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o),
-        gate: linear(l.gate), up: linear(l.up), down: linear(l.down),
-      };
-      onLayer?.(i + 1);
-      return layer;
-    });
+    this.#embedding = weights.embedding;
+    this.#finalNorm = weights.finalNorm;
+    this.#classifier = weights.classifier;
+    this.#layers = weights.layers;
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
     this.cache = new KVCache(kernels, c);
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);
@@ -75,6 +75,35 @@ export class Transformer {
     this.#up = block(c.hiddenDim);
     this.#logits = block(c.vocabSize);
     this.#scores = kernels.allocF32(c.seqLen);
+  }
+
+  /** Reads the checkpoint's weights into kernel memory, tensor by tensor, after checking they fit. */
+  static async load(kernels: Kernels, ckpt: Checkpoint, options: TransformerOptions = {}): Promise<Transformer> {
+    const lmHead = options.lmHead ?? "stored";
+    if (lmHead !== "stored" && lmHead !== "int8") throw new OptionError("lmHead", `expected "stored" or "int8", got ${JSON.stringify(lmHead)}`);
+    const config = withContext(ckpt.config, options.contextLength);
+    checkFits(kernels, ckpt, config, lmHead);
+    const c = config;
+    const quantizer = new AbsmaxInt8Quantizer(kernels, MAX_BLOCK, Math.max(c.dim, c.hiddenDim));
+    const upload = (span: Span) => uploadFloat(kernels, ckpt, span);
+    const embedding = await uploadTable(kernels, ckpt, ckpt.embedding, "embedding");
+    const finalNorm = await upload(ckpt.finalNorm);
+    const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier") : embedding;
+    const head = headLinear(kernels, quantizer, classifier, c, lmHead, ckpt.file);
+    const linear = (t: LinearTensor) => buildLinear(kernels, quantizer, ckpt, t, c.arch === "bitllama");
+    const layers: Layer[] = [];
+    for (const l of ckpt.layers) {
+      layers.push({
+        attnNorm: l.attnNorm && (await upload(l.attnNorm)),
+        ffnNorm: l.ffnNorm && (await upload(l.ffnNorm)),
+        attnSubNorm: l.attnSubNorm && (await upload(l.attnSubNorm)),
+        ffnSubNorm: l.ffnSubNorm && (await upload(l.ffnSubNorm)),
+        q: await linear(l.q), k: await linear(l.k), v: await linear(l.v), o: await linear(l.o),
+        gate: await linear(l.gate), up: await linear(l.up), down: await linear(l.down),
+      });
+      options.onLayer?.(layers.length);
+    }
+    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers });
   }
 
   /**
@@ -102,11 +131,12 @@ export class Transformer {
     const neox = c.rope === "neox";
 
     // Token embeddings into the residual stream x [T, dim].
-    const mem = this.#k.u8(0, this.#k.memory.buffer.byteLength);
+    const { ptr: table, dtype } = this.#embedding;
     tokens.forEach((token, t) => {
       if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new ShapeError(`token id ${token} outside the vocabulary 0..${vocabSize - 1}`);
-      const row = this.#embedding + token * dim * 4;
-      mem.copyWithin(this.#x + t * dim * 4, row, row + dim * 4);
+      const dst = this.#x + t * dim * 4;
+      if (dtype === "f32") this.#k.u8(0, this.#k.memory.buffer.byteLength).copyWithin(dst, table + token * dim * 4, table + (token + 1) * dim * 4);
+      else widen(this.#k, dtype, table + token * dim * 2, dim, dst);
     });
 
     this.#layers.forEach((layer, l) => {
@@ -165,9 +195,68 @@ export class Transformer {
   }
 }
 
-function buildLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Linear {
-  if (t.encoding === "f32") return new F32Linear(kernels, uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
+async function buildLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Promise<Linear> {
+  if (t.encoding === "f32") return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
   return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, (int8) => decodeTernary(kernels, ckpt, t, int8));
+}
+
+/** The embedding (or an untied classifier) in its stored precision; half tables must be finite. */
+async function uploadTable(kernels: Kernels, ckpt: Checkpoint, span: Span, what: string): Promise<Table> {
+  const ptr = await readSpan(kernels, ckpt, span);
+  if (span.dtype) {
+    const bad = kernels.k.countNonFiniteHalf(ptr, span.length / 2, span.dtype === "bf16");
+    if (bad > 0) throw new FormatError(ckpt.file, `${what}: ${bad} ${span.dtype} values are infinite or NaN`);
+  }
+  return { ptr, dtype: span.dtype ?? "f32" };
+}
+
+function headLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, table: Table, c: ModelConfig, lmHead: "stored" | "int8", file: string): Linear {
+  const { ptr, dtype } = table, rows = c.vocabSize, cols = c.dim;
+  if (lmHead === "int8") {
+    return Int8RowsLinear.fromRows(kernels, quantizer, rows, cols, `${file}: LM head`, (first, count, dst) => {
+      if (dtype === "f32") kernels.u8(dst, count * cols * 4).set(kernels.u8(ptr + first * cols * 4, count * cols * 4));
+      else widen(kernels, dtype, ptr + first * cols * 2, count * cols, dst);
+    });
+  }
+  return dtype === "f32" ? new F32Linear(kernels, ptr, rows, cols) : new HalfLinear(kernels, ptr, rows, cols, dtype);
+}
+
+function withContext(config: ModelConfig, contextLength: number | undefined): ModelConfig {
+  if (contextLength === undefined) return config;
+  if (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > config.seqLen) {
+    throw new OptionError("contextLength", `expected an integer in 1..${config.seqLen} (the model's context), got ${contextLength}`);
+  }
+  return { ...config, seqLen: contextLength };
+}
+
+const WASM_LIMIT = 4 * 1024 ** 3;
+
+/** Fails before allocating anything when the model cannot fit in 4 GiB of WebAssembly memory. */
+function checkFits(kernels: Kernels, ckpt: Checkpoint, c: ModelConfig, lmHead: "stored" | "int8"): void {
+  const k = kernels.k;
+  let weights = 0, largest = 0;
+  for (const l of ckpt.layers) {
+    for (const t of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) {
+      const n = t.rows * t.cols;
+      weights += t.encoding === "f32" ? n * 4 : k.ternaryPackedBytes(t.rows, t.cols);
+      largest = Math.max(largest, t.data.length + n * (t.encoding === "absmean" ? 5 : 1));
+    }
+    for (const s of [l.attnNorm, l.ffnNorm, l.attnSubNorm, l.ffnSubNorm]) if (s) weights += (s.length / floatBytes(s)) * 4;
+  }
+  const table = (s: Span) => s.length;
+  weights += table(ckpt.embedding) + (ckpt.classifier ? table(ckpt.classifier) : 0) + c.dim * 4;
+  if (lmHead === "int8") weights += c.vocabSize * (c.dim + 4) + (1 << 22);
+  const kv = 2 * c.nLayers * c.seqLen * c.kvDim * 4;
+  const activations = MAX_BLOCK * 4 * (5 * c.dim + 2 * c.hiddenDim + c.vocabSize) + c.seqLen * (c.headSize * 4 + 4) + 2 * MAX_BLOCK * Math.max(c.dim, c.hiddenDim) * 5;
+  const need = kernels.arena.bytesUsed + weights + kv + activations + largest;
+  if (need > WASM_LIMIT) {
+    const gib = (n: number) => (n / 1024 ** 3).toFixed(2);
+    throw new ShapeError(
+      `${ckpt.file}: needs ${gib(need)} GiB of WebAssembly memory (weights ${gib(weights)}, KV cache ${gib(kv)} for ${c.seqLen} tokens, ` +
+        `activations and load buffers ${gib(activations + largest)}); a wasm32 instance has at most 4 GiB` +
+        (kv > 1024 ** 3 / 4 ? ": a smaller contextLength shrinks the KV cache" : ""),
+    );
+  }
 }
 
 /** cos / sin tables [seqLen, headSize / 2], computed in f32 steps as llama2.c's run.c does. */

@@ -1,19 +1,42 @@
 // Tensors from their stored encodings into what the kernels take, in WASM: ternary ones
-// into int8 -1/0/1 and one scale, float ones into f32.
+// into int8 -1/0/1 and one scale, float ones into f32 (or kept in f16 / bf16). Bytes go
+// from the file straight into kernel memory; nothing is staged in the JS heap.
 // Every decoder counts invalid codes; the kernels take one scale per tensor, so block
 // formats must carry the same scale in every block (all-zero blocks may carry 0).
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, Span, TernaryTensor } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
 
+/** Bytes per value of a float span. */
+export const floatBytes = (span: Span) => (span.dtype ? 2 : 4);
+
+/** Reads a span of the checkpoint's file into new kernel memory; returns its address. */
+export async function readSpan(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<number> {
+  const ptr = kernels.allocBytes(span.length);
+  await ckpt.source.read(span.offset, span.length, kernels.u8(ptr, span.length));
+  return ptr;
+}
+
+/** Widens n f16 / bf16 values at src to f32 at dst. */
+export function widen(kernels: Kernels, dtype: "f16" | "bf16", src: number, n: number, dst: number): void {
+  (dtype === "f16" ? kernels.k.convertF16ToF32 : kernels.k.convertBF16ToF32)(src, n, dst);
+}
+
 /** Decodes `t` into int8 at `int8` (rows * cols bytes); returns the tensor's scale. */
-export function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTensor, int8: number): number {
+export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTensor, int8: number): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols;
   const mark = kernels.arena.mark();
+  const fail = (detail: string) => new FormatError(ckpt.file, `${t.name}: ${detail}`);
   try {
-    const src = kernels.put(ckpt.bytes.subarray(t.data.offset, t.data.offset + t.data.length));
-    const fail = (detail: string) => new FormatError(ckpt.file, `${t.name}: ${detail}`);
+    const src = await readSpan(kernels, ckpt, t.data);
     switch (t.encoding) {
+      case "absmean": {
+        let f32 = src;
+        if (t.data.dtype) widen(kernels, t.data.dtype, src, count, (f32 = kernels.allocF32(count)));
+        const scale = k.ternarizeAbsmean(f32, count, int8);
+        if (Number.isNaN(scale)) throw fail("master weights hold NaN or infinity");
+        return scale;
+      }
       case "ternary-sm2": {
         const bad = k.decodeSignMagnitude2(src, count, t.msbFirst, int8);
         if (bad > 0) throw fail(`${bad} codes use the unassigned 2-bit pattern 10`);
@@ -28,7 +51,7 @@ export function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTens
         const scale = kernels.allocF32(1);
         const bad = k.decodeI2S(src, count, int8, scale);
         if (bad > 0) throw fail(`${bad} I2_S codes are 3 (valid: 0, 1, 2)`);
-        return finiteScale(kernels.f32(scale, 1)[0], fail);
+        return finiteScale(kernels.f32(scale, 1)[0] * (await outputScale(kernels, ckpt, t.outputScale)), fail);
       }
       case "tq1":
       case "tq2": {
@@ -41,12 +64,19 @@ export function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTens
           if (scale !== 0 && d !== scale) throw fail(`block scales differ (${scale} and ${d}): only one scale per tensor is supported`);
           scale = d;
         }
-        return finiteScale(scale, fail);
+        return finiteScale(scale * (await outputScale(kernels, ckpt, t.outputScale)), fail);
       }
     }
   } finally {
     kernels.arena.release(mark);
   }
+}
+
+/** The value of a separate one-value f32 scale tensor (1 when there is none). */
+async function outputScale(kernels: Kernels, ckpt: Checkpoint, span: Span | undefined): Promise<number> {
+  if (!span) return 1;
+  const bytes = await ckpt.source.read(span.offset, 4, new Uint8Array(4));
+  return new DataView(bytes.buffer).getFloat32(0, true);
 }
 
 function finiteScale(scale: number, fail: (detail: string) => Error): number {
@@ -55,12 +85,10 @@ function finiteScale(scale: number, fail: (detail: string) => Error): number {
 }
 
 /** Uploads a float tensor as f32 (converting f16 / bf16 in WASM); returns its address. */
-export function uploadFloat(kernels: Kernels, ckpt: Checkpoint, span: Span): number {
-  const raw = ckpt.bytes.subarray(span.offset, span.offset + span.length);
-  if (!span.dtype) return kernels.put(raw);
+export async function uploadFloat(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<number> {
+  if (!span.dtype) return readSpan(kernels, ckpt, span);
   const n = span.length / 2, out = kernels.allocF32(n), mark = kernels.arena.mark();
-  const convert = span.dtype === "f16" ? kernels.k.convertF16ToF32 : kernels.k.convertBF16ToF32;
-  convert(kernels.put(raw), n, out);
+  widen(kernels, span.dtype, await readSpan(kernels, ckpt, span), n, out);
   kernels.arena.release(mark);
   return out;
 }

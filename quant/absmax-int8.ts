@@ -33,6 +33,11 @@ export class AbsmaxInt8Quantizer {
     this.#sums = kernels.allocF32(maxTokens);
   }
 
+  /** Bytes between the quantized rows of an input of `cols` columns. */
+  stride(cols: number): number {
+    return paddedCols(cols);
+  }
+
   /** Quantizes x [tokens, cols]; with `l2Norm`, first scales each row to x / (||x|| * sqrt(cols)). */
   quantize(x: number, cols: number, tokens: number, l2Norm: boolean): Int8Input {
     const k = this.kernels.k;

@@ -33,3 +33,17 @@ export class F32Linear implements Linear {
     else this.kernels.k.gemmF32(this.w, this.rows, this.cols, x, tokens, y);
   }
 }
+
+/** f16 or bf16 weights [rows, cols] in kernel memory (an LM head kept in its stored precision). */
+export class HalfLinear implements Linear {
+  constructor(readonly kernels: Kernels, readonly w: number, readonly rows: number, readonly cols: number, readonly dtype: "f16" | "bf16") {}
+
+  prepare(x: number, tokens: number): F32Input {
+    return { x, tokens };
+  }
+
+  apply(input: PreparedInput, y: number): void {
+    const { x, tokens } = input as F32Input;
+    this.kernels.k.gemmHalf(this.w, this.rows, this.cols, x, tokens, y, this.dtype === "bf16");
+  }
+}

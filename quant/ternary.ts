@@ -24,10 +24,10 @@ export class TernaryLinear implements Linear {
    * as int8 -1/0/1 at the scratch address it is given and returns the matrix's scale;
    * scratch is freed afterwards. `what` names the tensor in errors.
    */
-  static fromInt8(
+  static async fromInt8(
     kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, l2Norm: boolean,
-    what: string, decode: (int8: number) => number,
-  ): TernaryLinear {
+    what: string, decode: (int8: number) => Promise<number>,
+  ): Promise<TernaryLinear> {
     if (cols > kernels.k.ternaryMaxCols()) {
       throw new ShapeError(`${what}: ${cols} input columns, the ternary kernels take at most ${kernels.k.ternaryMaxCols()}`);
     }
@@ -36,7 +36,7 @@ export class TernaryLinear implements Linear {
     let scale: number;
     try {
       const int8 = kernels.allocBytes(rows * cols);
-      scale = decode(int8);
+      scale = await decode(int8);
       const bad = kernels.k.packTernary(int8, rows, cols, packed);
       if (bad > 0) throw new FormatError(what, `${bad} weights are not -1, 0 or +1`);
     } finally {

@@ -1,6 +1,9 @@
 // The one place that touches a file system. Paths and file: URLs go through node:fs
 // (Node, Deno and Bun all provide it); everything else goes through fetch, which every
 // runtime has. Browsers and Workers never reach the node:fs branch.
+// Models are opened as random-access files: the loader reads the header, then each tensor
+// straight into WebAssembly memory, so a file is never held whole in the JS heap when its
+// source allows piecewise reads (paths; URLs whose server honours Range requests).
 import { BitNetError } from "../model/errors.ts";
 
 /** A file path, a file: / http(s): URL, a stream of bytes, or bytes already in memory. */
@@ -72,17 +75,16 @@ export async function readBytes(source: ByteSource, options: ReadOptions = {}): 
       throw new BitNetError(`cannot read ${String(source)}: ${(e as Error).message}`, { cause: e });
     }
   }
-  let response: Response;
-  try {
-    response = await fetch(url, { signal: options.signal });
-  } catch (e) {
-    options.signal?.throwIfAborted();
-    throw new BitNetError(`cannot fetch ${url.href}: ${(e as Error).message}`, { cause: e });
-  }
+  const response = await fetchOrFail(url, { signal: options.signal });
   if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
+  return readResponse(response, url.href, options);
+}
+
+/** A response body in one buffer, preallocated from its content-length when it is exact. */
+function readResponse(response: Response, name: string, options: ReadOptions): Promise<Uint8Array> {
   const length = response.headers.get("content-length");
   const total = length !== null && /^\d+$/.test(length) && !response.headers.get("content-encoding") ? Number(length) : undefined;
-  return readStream(response.body, total, url.href, options);
+  return readStream(response.body!, total, name, options);
 }
 
 /** Writes bytes to a file path (Node, Deno, Bun). */
@@ -114,6 +116,208 @@ export async function fileExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A file read piece by piece. */
+export interface RandomAccessFile {
+  readonly name: string;
+  readonly size: number;
+  /** Reads bytes [offset, offset + length) into `into` (default: a fresh array, or a view of memory). */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+function checkRange(file: { name: string; size: number }, offset: number, length: number, into?: Uint8Array): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > file.size) {
+    throw new BitNetError(`${file.name}: read of bytes ${offset}..${offset + length} outside the file (${file.size} bytes)`);
+  }
+  if (into && into.length !== length) throw new BitNetError(`${file.name}: read target holds ${into.length} bytes, ${length} requested`);
+}
+
+/** Bytes already in memory as a file. */
+export function memoryFile(bytes: Uint8Array, name: string): RandomAccessFile {
+  return {
+    name, size: bytes.length,
+    read(offset, length, into) {
+      checkRange(this, offset, length, into);
+      const part = bytes.subarray(offset, offset + length);
+      if (into) into.set(part);
+      return Promise.resolve(into ?? part);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Several files (safetensors shards) as one, back to back; a read must stay inside one part. */
+export function concatFiles(parts: RandomAccessFile[], name: string): { file: RandomAccessFile; bases: number[] } {
+  const bases: number[] = [];
+  let size = 0;
+  for (const p of parts) {
+    bases.push(size);
+    size += p.size;
+  }
+  const file: RandomAccessFile = {
+    name, size,
+    read(offset, length, into) {
+      checkRange(this, offset, length, into);
+      let i = bases.length - 1;
+      while (i > 0 && bases[i] > offset) i--;
+      if (offset + length > bases[i] + parts[i].size) return Promise.reject(new BitNetError(`${name}: read of bytes ${offset}..${offset + length} spans two shards`));
+      return parts[i].read(offset - bases[i], length, into);
+    },
+    close: () => Promise.all(parts.map((p) => p.close())).then(() => undefined),
+  };
+  return { file, bases };
+}
+
+const MAX_READ = 1 << 30; // node:fs reads at most 2 GiB per call
+
+async function openPath(path: string | URL): Promise<RandomAccessFile> {
+  const fs = await import("node:fs/promises");
+  let handle: Awaited<ReturnType<typeof fs.open>>;
+  try {
+    handle = await fs.open(path, "r");
+  } catch (e) {
+    throw new BitNetError(`cannot read ${String(path)}: ${(e as Error).message}`, { cause: e });
+  }
+  const size = (await handle.stat()).size, name = String(path);
+  return {
+    name, size,
+    async read(offset, length, into) {
+      checkRange({ name, size }, offset, length, into);
+      const buffer = into ?? new Uint8Array(length);
+      for (let done = 0; done < length;) {
+        const { bytesRead } = await handle.read(buffer, done, Math.min(length - done, MAX_READ), offset + done);
+        if (bytesRead === 0) throw new BitNetError(`${name}: file ended at byte ${offset + done} while reading ${offset}..${offset + length} (changed while open?)`);
+        done += bytesRead;
+      }
+      return buffer;
+    },
+    close: () => handle.close(),
+  };
+}
+
+async function fetchOrFail(url: URL, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    (init.signal as AbortSignal | undefined)?.throwIfAborted();
+    throw new BitNetError(`cannot fetch ${url.href}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** A URL read with HTTP Range requests when the server honours them, else downloaded whole. */
+async function openUrl(url: URL, options: ReadOptions): Promise<RandomAccessFile> {
+  const signal = options.signal;
+  const probe = await fetchOrFail(url, { headers: { Range: "bytes=0-0" }, signal });
+  const total = /^bytes 0-0\/(\d+)$/.exec(probe.headers.get("content-range") ?? "");
+  if (probe.status !== 206 || !total) {
+    if (!probe.ok || !probe.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${probe.status}`);
+    return memoryFile(await readResponse(probe, url.href, options), url.href);
+  }
+  await probe.body?.cancel();
+  const size = Number(total[1]);
+  return {
+    name: url.href, size,
+    async read(offset, length, into) {
+      checkRange({ name: url.href, size }, offset, length, into);
+      const buffer = into ?? new Uint8Array(length);
+      if (length === 0) return buffer;
+      const response = await fetchOrFail(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
+      if (response.status !== 206 || !response.body) throw new BitNetError(`${url.href}: HTTP ${response.status} to a Range request for bytes ${offset}..${offset + length}`);
+      let done = 0;
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done: end, value } = await reader.read().catch((e) => {
+            signal?.throwIfAborted();
+            throw new BitNetError(`${url.href}: transfer failed after ${done} of ${length} bytes: ${(e as Error).message}`, { cause: e });
+          });
+          if (end) break;
+          if (done + value.length > length) throw new BitNetError(`${url.href}: server sent more than the ${length} bytes asked for`);
+          buffer.set(value, done);
+          done += value.length;
+        }
+      } finally {
+        reader.releaseLock();
+      }
+      if (done !== length) throw new BitNetError(`${url.href}: ${done} bytes arrived for a range of ${length} (truncated transfer)`);
+      return buffer;
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Reports every read as progress of phase "read" and honours the abort signal. */
+function watched(file: RandomAccessFile, { onProgress, signal }: ReadOptions): RandomAccessFile {
+  if (!onProgress && !signal) return file;
+  let loaded = 0;
+  return {
+    name: file.name, size: file.size,
+    async read(offset, length, into) {
+      signal?.throwIfAborted();
+      const bytes = await file.read(offset, length, into);
+      loaded += length;
+      onProgress?.({ phase: "read", loaded: Math.min(loaded, file.size), total: file.size });
+      return bytes;
+    },
+    close: () => file.close(),
+  };
+}
+
+/** Opens any source for random access: paths and ranged URLs are read piece by piece;
+ *  streams and servers without Range support are read into memory first. */
+export async function openFile(source: ByteSource, options: ReadOptions = {}): Promise<RandomAccessFile> {
+  const name = sourceName(source);
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) return memoryFile(await readBytes(source), name);
+  if (typeof ReadableStream !== "undefined" && source instanceof ReadableStream) return memoryFile(await readBytes(source, options), name);
+  const url = source instanceof URL ? source : isUrlString(source as string) ? new URL(source as string) : null;
+  if (url === null || url.protocol === "file:") return watched(await openPath(url ?? (source as string)), options);
+  if (url.protocol === "http:" || url.protocol === "https:") return watched(await openUrl(url, options), options);
+  return memoryFile(await readBytes(url, options), name);
+}
+
+/** Where a writer puts its bytes, in order. */
+export interface ByteSink {
+  write(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A sink that writes a file (Node, Deno, Bun). */
+export async function fileSink(path: string): Promise<ByteSink> {
+  const fs = await import("node:fs/promises");
+  const fail = (e: unknown) => new BitNetError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
+  const handle = await fs.open(path, "w").catch((e) => Promise.reject(fail(e)));
+  return {
+    async write(bytes) {
+      for (let done = 0; done < bytes.length;) {
+        const { bytesWritten } = await handle.write(bytes, done, Math.min(bytes.length - done, MAX_READ)).catch((e) => Promise.reject(fail(e)));
+        done += bytesWritten;
+      }
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** A sink that collects everything into one array (`bytes()` after `close`). */
+export function memorySink(): ByteSink & { bytes(): Uint8Array } {
+  const chunks: Uint8Array[] = [];
+  return {
+    write(bytes) {
+      chunks.push(bytes.slice());
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+    bytes() {
+      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    },
+  };
 }
 
 /** A human name for a source, for error messages. */

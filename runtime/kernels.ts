@@ -48,6 +48,14 @@ export interface KernelExports {
   f32ToF16(f: number): number;
   convertF16ToF32(src: number, n: number, dst: number): void;
   convertBF16ToF32(src: number, n: number, dst: number): void;
+  gemmHalf(w: number, rows: number, cols: number, x: number, tokens: number, y: number, bf16: boolean): void;
+  gemmHalfScalar(w: number, rows: number, cols: number, x: number, tokens: number, y: number, bf16: boolean): void;
+  gemmI8(w: number, wScales: number, rows: number, cols: number, x: number, xStride: number, xScales: number, tokens: number, y: number): void;
+  gemmI8Scalar(w: number, wScales: number, rows: number, cols: number, x: number, xStride: number, xScales: number, tokens: number, y: number): void;
+  countNonFiniteHalf(src: number, n: number, bf16: boolean): number;
+  ternarizeAbsmean(src: number, n: number, dst: number): number;
+  int8ToBF16(src: number, n: number, scale: number, dst: number): void;
+  countNonZeroI8(src: number, n: number): number;
   quantizeAbsmaxI8(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   quantizeAbsmaxI8Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;

@@ -6,11 +6,9 @@
 // its input per token to int8 with absmax.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BitNetModel } from "../model/model.ts";
 import { synthesizeBitNet, type SynthWeights } from "../model/synth.ts";
-import { Transformer } from "../model/transformer.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { LEVELS, maxRelativeError } from "./helpers.ts";
+import { LEVELS, maxRelativeError, modelOf } from "./helpers.ts";
 
 const test = suite("architecture");
 const SHAPE = { dim: 256, hiddenDim: 384, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 64 };
@@ -92,12 +90,12 @@ function referenceLogits(wts: SynthWeights, tokens: number[]): number[][] {
 for (const level of LEVELS) {
   test(`2B4T architecture (${level} build): logits equal a float64 reference forward pass`, async () => {
     const kx = await loadKernels({ simd: level });
-    const { checkpoint, weights } = synthesizeBitNet(kx, SHAPE, 7);
+    const { checkpoint, weights } = await synthesizeBitNet(SHAPE, { seed: 7 });
     assert.is(checkpoint.config.rope, "neox");
     assert.is(checkpoint.config.activation, "relu2");
-    const model = new BitNetModel(kx, new Transformer(kx, checkpoint), null, checkpoint.file);
+    const model = await modelOf(kx, checkpoint);
     const tokens = [1, 17, 200, 5, 299, 42, 42, 7, 150, 3];
-    const got = model.logits(tokens), want = referenceLogits(weights, tokens);
+    const got = model.logits(tokens), want = referenceLogits(weights(), tokens);
     let worst = 0;
     got.forEach((row, i) => {
       const err = maxRelativeError(row, want[i]);

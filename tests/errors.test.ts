@@ -2,10 +2,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "../model/errors.ts";
-import { loadBitNet, readCheckpoint } from "../model/load.ts";
+import { loadBitNet } from "../model/load.ts";
 import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
-import { dataPath, kernels, withData } from "./helpers.ts";
+import { checkpointOf, dataPath, kernels, withData } from "./helpers.ts";
 
 const test = suite("errors");
 
@@ -28,21 +28,21 @@ function patched(bytes: Uint8Array, offset: number, value: number): Uint8Array {
 }
 
 withData(test, "bitllama: truncated file, wrong magic, wrong version, dims that disagree with the size, absurd dims", ["models/bitllama-1M.bin"], async (bytes) => {
-  await rejects(() => readCheckpoint(bytes.subarray(0, bytes.length - 1), "bit.bin"), FormatError, /^bit\.bin: size 558047 does not match the header .* expected 558048 bytes/);
-  await rejects(() => readCheckpoint(bytes.subarray(0, 100), "bit.bin"), FormatError, /^bit\.bin: truncated: 100 bytes/);
-  await rejects(() => readCheckpoint(patched(bytes, 4, 7), "bit.bin"), FormatError, /unsupported ak42 version 7, expected 1/);
-  await rejects(() => readCheckpoint(patched(bytes, 8, 256), "bit.bin"), FormatError, /does not match the header \(dim 256/);
-  await rejects(() => readCheckpoint(patched(bytes, 8, -5), "bit.bin"), FormatError, /header field dim = -5/);
-  await rejects(() => readCheckpoint(patched(bytes, 28, 2147483647), "bit.bin"), FormatError, /header field vocabSize = 2147483647, expected an integer in 1\.\.16777216/);
-  await rejects(() => readCheckpoint(patched(bytes, 24, 3), "bit.bin"), FormatError, /n_heads 8 is not a multiple of n_kv_heads 3/);
+  await rejects(() => checkpointOf(bytes.subarray(0, bytes.length - 1), "bit.bin"), FormatError, /^bit\.bin: size 558047 does not match the header .* expected 558048 bytes/);
+  await rejects(() => checkpointOf(bytes.subarray(0, 100), "bit.bin"), FormatError, /^bit\.bin: truncated: 100 bytes/);
+  await rejects(() => checkpointOf(patched(bytes, 4, 7), "bit.bin"), FormatError, /unsupported ak42 version 7, expected 1/);
+  await rejects(() => checkpointOf(patched(bytes, 8, 256), "bit.bin"), FormatError, /does not match the header \(dim 256/);
+  await rejects(() => checkpointOf(patched(bytes, 8, -5), "bit.bin"), FormatError, /header field dim = -5/);
+  await rejects(() => checkpointOf(patched(bytes, 28, 2147483647), "bit.bin"), FormatError, /header field vocabSize = 2147483647, expected an integer in 1\.\.16777216/);
+  await rejects(() => checkpointOf(patched(bytes, 24, 3), "bit.bin"), FormatError, /n_heads 8 is not a multiple of n_kv_heads 3/);
   const wrongMagic = patched(bytes, 0, 0x12345678);
-  await rejects(() => readCheckpoint(wrongMagic, "bit.bin"), FormatError, /^bit\.bin: not a GGUF or bitllama ak42 file \(no magic\) nor a llama2\.c v0 checkpoint/);
+  await rejects(() => checkpointOf(wrongMagic, "bit.bin"), FormatError, /^bit\.bin: not a GGUF or bitllama ak42 file \(no magic\) nor a llama2\.c v0 checkpoint/);
 });
 
 withData(test, "llama2.c: truncated file and dims inconsistent with the size", ["models/stories260K.bin"], async (bytes) => {
-  await rejects(() => readCheckpoint(bytes.subarray(0, 1000), "s.bin"), FormatError, /^s\.bin: not a GGUF or bitllama .* size 1000 does not match the header \(dim 64, hidden 172, layers 5, vocab 512, seq 512\): expected 1056540 bytes/);
-  await rejects(() => readCheckpoint(patched(bytes, 4, 999), "s.bin"), FormatError, /hidden 999/);
-  await rejects(() => readCheckpoint(new Uint8Array(10), "s.bin"), FormatError, /truncated: 10 bytes/);
+  await rejects(() => checkpointOf(bytes.subarray(0, 1000), "s.bin"), FormatError, /^s\.bin: not a GGUF or bitllama .* size 1000 does not match the header \(dim 64, hidden 172, layers 5, vocab 512, seq 512\): expected 1056540 bytes/);
+  await rejects(() => checkpointOf(patched(bytes, 4, 999), "s.bin"), FormatError, /hidden 999/);
+  await rejects(() => checkpointOf(new Uint8Array(10), "s.bin"), FormatError, /truncated: 10 bytes/);
 });
 
 withData(test, "loading: missing files, a tokenizer of another vocabulary, bad options", ["models/stories260K.bin", "models/llama2-tokenizer.bin", "models/bitllama-3M.bin"], async () => {
@@ -72,17 +72,17 @@ withData(test, "generation options out of range are refused before any work", ["
 
 test("NaN or infinity in a BitLinear input row is a NonFiniteError, not a silent wrong answer", async () => {
   const kx = await kernels("strict");
-  const linear = TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 2, 8), 4, 8, true, "t", (p) => (kx.write(p, new Int8Array(32).fill(1)), 1));
+  const linear = await TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 2, 8), 4, 8, true, "t", async (p) => (kx.write(p, new Int8Array(32).fill(1)), 1));
   const x = new Float32Array(16).fill(1);
   x[11] = NaN;
   await rejects(() => linear.prepare(kx.put(x), 2), NonFiniteError, /1 of 2 rows hold NaN or infinity/);
   x[11] = Infinity;
   await rejects(() => linear.prepare(kx.put(x), 2), NonFiniteError, /1 of 2 rows/);
-  await rejects(() => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", (p) => (kx.write(p, Int8Array.from([0, 1, 2, -1])), 1)), FormatError, /^w\.bin: wq: 1 weights are not -1, 0 or \+1/);
+  await rejects(() => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", async (p) => (kx.write(p, Int8Array.from([0, 1, 2, -1])), 1)), FormatError, /^w\.bin: wq: 1 weights are not -1, 0 or \+1/);
 });
 
 withData(test, "a corrupt ternary code (pattern 10) is reported with the tensor's name", ["models/bitllama-1M.bin"], async (bytes) => {
-  const ckpt = readCheckpoint(bytes, "b.bin");
+  const ckpt = await checkpointOf(bytes, "b.bin");
   const q = ckpt.layers[0].q;
   const corrupt = bytes.slice();
   corrupt[q.data.offset] = 0b10_00_00_00;

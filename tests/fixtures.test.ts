@@ -3,6 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readBitllama } from "../model/formats/bitllama.ts";
+import { memoryFile } from "../runtime/files.ts";
 import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
 import { F32Linear } from "../quant/linear.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
@@ -14,8 +15,8 @@ for (const level of LEVELS) {
   const test = suite(`fixtures (${level} build)`);
   const kx = await kernels(level);
 
-  withData(test, "bitllama-3M layer 0 wq decodes to the fixture's ternary matrix and scale", ["models/bitllama-3M.bin", `${FX}.ternary_i8`], (model, ternary) => {
-    const wq = readBitllama(model, "bitllama-3M.bin").layers[0].q;
+  withData(test, "bitllama-3M layer 0 wq decodes to the fixture's ternary matrix and scale", ["models/bitllama-3M.bin", `${FX}.ternary_i8`], async (model, ternary) => {
+    const wq = (await readBitllama(memoryFile(model, "bitllama-3M.bin"))).layers[0].q;
     assert.is(wq.encoding, "ternary-sm2");
     if (wq.encoding !== "ternary-sm2") return;
     assert.equal([wq.rows, wq.cols], [256, 256]);
@@ -27,9 +28,9 @@ for (const level of LEVELS) {
     kx.arena.release(mark);
   });
 
-  withData(test, "BitLinear (int8 absmax x packed ternary) gives y_bitlinear_absmax_int8", [`${FX}.ternary_i8`, "fixtures/x256.f32", "fixtures/y_bitlinear_absmax_int8.f32"], (ternary, x, y) => {
+  withData(test, "BitLinear (int8 absmax x packed ternary) gives y_bitlinear_absmax_int8", [`${FX}.ternary_i8`, "fixtures/x256.f32", "fixtures/y_bitlinear_absmax_int8.f32"], async (ternary, x, y) => {
     const mark = kx.arena.mark();
-    const linear = TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 256), 256, 256, false, "fixture", (p) => (kx.write(p, ternary), 2.117886543273926));
+    const linear = await TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 256), 256, 256, false, "fixture", async (p) => (kx.write(p, ternary), 2.117886543273926));
     const out = kx.allocF32(256);
     linear.apply(linear.prepare(kx.put(x), 1), out);
     assert.ok(maxRelativeError(kx.f32(out, 256), asF32(y)) < 1e-5);

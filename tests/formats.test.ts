@@ -4,6 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readBitllama } from "../model/formats/bitllama.ts";
+import { memoryFile } from "../runtime/files.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import { kernels, randomTernary, rng, withData } from "./helpers.ts";
 
@@ -89,14 +90,17 @@ withData(test, "HF packed: decodes to the ternary fixture; encoding reproduces t
   assert.equal(kx.u8(out, packed.length), packed);
 }));
 
-withData(test, "bitllama sign-magnitude: re-encoding layer 0 wq gives the model file's bytes, in both bit orders", ["models/bitllama-3M.bin", "models/bitllama-3M-lsb.bin", `${FX}.ternary_i8`], (msb, lsb, ternary) => scoped((kx) => {
-  for (const [bytes, msbFirst] of [[msb, true], [lsb, false]] as const) {
-    const { data } = readBitllama(bytes, "3M", { msbFirst }).layers[0].q;
+withData(test, "bitllama sign-magnitude: re-encoding layer 0 wq gives the model file's bytes, in both bit orders", ["models/bitllama-3M.bin", "models/bitllama-3M-lsb.bin", `${FX}.ternary_i8`], async (msb, lsb, ternary) => {
+  const layers = [await readBitllama(memoryFile(msb, "3M"), { msbFirst: true }), await readBitllama(memoryFile(lsb, "3M"), { msbFirst: false })];
+  scoped((kx) => {
+  for (const [i, [bytes, msbFirst]] of ([[msb, true], [lsb, false]] as const).entries()) {
+    const { data } = layers[i].layers[0].q;
     const out = kx.allocBytes(data.length);
     assert.is(k.encodeSignMagnitude2(kx.put(ternary), N, msbFirst, out), 0);
     assert.equal(kx.u8(out, data.length), bytes.subarray(data.offset, data.offset + data.length));
   }
-}));
+  });
+});
 
 test("random matrices round-trip through every format, all-zero blocks included", () => scoped((kx) => {
   const next = rng(11);

@@ -4,6 +4,12 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { type Kernels, loadKernels, type SimdLevel } from "../runtime/kernels.ts";
+import { memoryFile } from "../runtime/files.ts";
+import type { Checkpoint } from "../model/checkpoint.ts";
+import { readCheckpoint } from "../model/load.ts";
+import { BitNetModel } from "../model/model.ts";
+import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
+import { Transformer, type TransformerOptions } from "../model/transformer.ts";
 
 export const CI = process.env.CI === "true";
 const DATA = new URL("../../shared/data/", import.meta.url);
@@ -90,4 +96,14 @@ export function maxRelativeError(got: ArrayLike<number>, want: ArrayLike<number>
   for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
   for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / (scale || 1));
   return worst;
+}
+
+/** A checkpoint parsed from bytes in memory. */
+export function checkpointOf(bytes: Uint8Array, name: string, options: { bitOrder?: "msb" | "lsb" } = {}): Promise<Checkpoint> {
+  return readCheckpoint(memoryFile(bytes, name), options);
+}
+
+/** A model over a parsed checkpoint (no tokenizer unless given). */
+export async function modelOf(kx: Kernels, ckpt: Checkpoint, options: TransformerOptions = {}, tokenizer: Tokenizer | null = null): Promise<BitNetModel> {
+  return new BitNetModel(kx, await Transformer.load(kx, ckpt, options), tokenizer, ckpt.file);
 }

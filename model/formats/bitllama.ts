@@ -2,6 +2,7 @@
 // a 256-byte header, fp32 final norm and embedding, then every layer's wq, then every
 // wk, ... w3; each matrix is an fp32 scale followed by 2-bit sign-magnitude codes.
 // The header does not record which end of a byte holds the first code: `msbFirst` says.
+import type { RandomAccessFile } from "../../runtime/files.ts";
 import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "../checkpoint.ts";
 import { makeConfig } from "../config.ts";
 import { FormatError } from "../errors.ts";
@@ -14,9 +15,11 @@ export interface BitllamaOptions {
   msbFirst?: boolean;
 }
 
-export function readBitllama(bytes: Uint8Array, file: string, { msbFirst = true }: BitllamaOptions = {}): Checkpoint {
-  if (bytes.length < HEADER_BYTES) throw new FormatError(file, `truncated: ${bytes.length} bytes, an ak42 header needs ${HEADER_BYTES}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+export async function readBitllama(source: RandomAccessFile, { msbFirst = true }: BitllamaOptions = {}): Promise<Checkpoint> {
+  const file = source.name, size = source.size;
+  if (size < HEADER_BYTES) throw new FormatError(file, `truncated: ${size} bytes, an ak42 header needs ${HEADER_BYTES}`);
+  const bytes = await source.read(0, HEADER_BYTES);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const magic = view.getUint32(0, true);
   if (magic !== BITLLAMA_MAGIC) throw new FormatError(file, `wrong magic 0x${magic.toString(16)}, expected 0x${BITLLAMA_MAGIC.toString(16)} ("ak42")`);
   const version = view.getInt32(4, true);
@@ -36,24 +39,28 @@ export function readBitllama(bytes: Uint8Array, file: string, { msbFirst = true 
   const codeBytes = (rows: number, cols: number) => Math.ceil((rows * cols) / 4);
   const expected = HEADER_BYTES + 4 * (dim + vocabSize * dim) +
     L * shapes.reduce((sum, [, r, c]) => sum + 4 + codeBytes(r, c), 0);
-  if (bytes.length !== expected) {
-    throw new FormatError(file, `size ${bytes.length} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}): expected ${expected} bytes`);
+  if (size !== expected) {
+    throw new FormatError(file, `size ${size} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}): expected ${expected} bytes`);
   }
 
-  const cur = new SpanCursor(HEADER_BYTES, bytes.length, (d) => new FormatError(file, d));
+  const cur = new SpanCursor(HEADER_BYTES, size, (d) => new FormatError(file, d));
   const finalNorm = cur.f32(dim, "final norm");
   const embedding = cur.f32(vocabSize * dim, "token embedding");
-  const matrices = shapes.map(([name, rows, cols]) =>
-    Array.from({ length: L }, (_, l): LinearTensor => {
+  // Each matrix record is an f32 scale, then its codes: read the scales now (4 bytes each).
+  const matrices: LinearTensor[][] = [];
+  for (const [name, rows, cols] of shapes) {
+    const records: LinearTensor[] = [];
+    for (let l = 0; l < L; l++) {
       const scaleSpan = cur.take(4, `${name}[${l}] scale`);
-      const scale = view.getFloat32(scaleSpan.offset, true);
+      const scale = new DataView((await source.read(scaleSpan.offset, 4, new Uint8Array(4))).buffer).getFloat32(0, true);
       if (!Number.isFinite(scale)) throw new FormatError(file, `${name}[${l}] scale is ${scale}, expected a finite number`);
-      return { name: `${name}[${l}]`, encoding: "ternary-sm2", rows, cols, scale, msbFirst, data: cur.take(codeBytes(rows, cols), `${name}[${l}] codes`) };
-    })
-  );
+      records.push({ name: `${name}[${l}]`, encoding: "ternary-sm2", rows, cols, scale, msbFirst, data: cur.take(codeBytes(rows, cols), `${name}[${l}] codes`) });
+    }
+    matrices.push(records);
+  }
   const [q, k, v, o, gate, down, up] = matrices;
   const layers: LayerTensors[] = Array.from({ length: L }, (_, l) => ({
     q: q[l], k: k[l], v: v[l], o: o[l], gate: gate[l], up: up[l], down: down[l],
   }));
-  return { file, bytes, config, embedding, finalNorm, layers };
+  return { file, source, config, embedding, finalNorm, layers };
 }

@@ -1,4 +1,5 @@
 // Writes GGUF version 3 files: the inverse of readGguf, used by `bitnet-wasm convert`.
+import type { ByteSink } from "../../runtime/files.ts";
 import { ShapeError } from "../errors.ts";
 import { type GgufEntry, GgufType, type GgufValue, ggmlTensorBytes, GGML_TYPES } from "./gguf.ts";
 
@@ -82,8 +83,17 @@ class Writer {
   }
 }
 
-/** A GGUF v3 file with these metadata entries (in order) and tensors (data aligned). */
-export function writeGguf(metadata: [string, GgufEntry][], tensors: GgufTensorData[], alignment = 32): Uint8Array {
+/** A tensor to write: its data is produced when its turn comes (one tensor in memory at a time). */
+export interface GgufTensorSource {
+  name: string;
+  /** ggml order (innermost first). */
+  dims: number[];
+  type: number;
+  data: () => Uint8Array | Promise<Uint8Array>;
+}
+
+/** Header, metadata and tensor infos of a GGUF v3 file, padded to the data section. */
+function ggufHeader(metadata: [string, GgufEntry][], tensors: { name: string; dims: number[]; type: number }[], alignment: number): { header: Uint8Array; sizes: number[] } {
   const w = new Writer();
   w.u32(0x46554747);
   w.u32(3);
@@ -96,22 +106,44 @@ export function writeGguf(metadata: [string, GgufEntry][], tensors: GgufTensorDa
     w.value(type, value, itemType);
   }
   let offset = 0;
+  const sizes: number[] = [];
   for (const t of tensors) {
-    const expected = ggmlTensorBytes(t.type, t.dims.reduce((a, b) => a * b, 1));
-    if (expected !== t.data.length) {
-      throw new ShapeError(`tensor ${t.name}: ${t.data.length} bytes, a ${GGML_TYPES[t.type]?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${expected}`);
-    }
+    const size = ggmlTensorBytes(t.type, t.dims.reduce((a, b) => a * b, 1));
+    if (size === undefined) throw new ShapeError(`tensor ${t.name}: ${t.dims.join(" x ")} values do not fit ${GGML_TYPES[t.type]?.name ?? t.type} blocks`);
+    sizes.push(size);
     w.string(t.name);
     w.u32(t.dims.length);
     for (const d of t.dims) w.u64(d);
     w.u32(t.type);
     w.u64(offset);
-    offset += Math.ceil(t.data.length / alignment) * alignment;
+    offset += Math.ceil(size / alignment) * alignment;
   }
   w.pad(alignment);
-  for (const t of tensors) {
+  return { header: w.bytes(), sizes };
+}
+
+/** Writes a GGUF v3 file to a sink, producing and writing one tensor at a time. */
+export async function writeGgufTo(sink: ByteSink, metadata: [string, GgufEntry][], tensors: GgufTensorSource[], alignment = 32): Promise<void> {
+  const { header, sizes } = ggufHeader(metadata, tensors, alignment);
+  await sink.write(header);
+  for (const [i, t] of tensors.entries()) {
+    const data = await t.data();
+    if (data.length !== sizes[i]) throw new ShapeError(`tensor ${t.name}: ${data.length} bytes, a ${GGML_TYPES[t.type]?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${sizes[i]}`);
+    await sink.write(data);
+    const pad = (alignment - (data.length % alignment)) % alignment;
+    if (pad) await sink.write(new Uint8Array(pad));
+  }
+}
+
+/** A GGUF v3 file with these metadata entries (in order) and tensors (data aligned), in memory. */
+export function writeGguf(metadata: [string, GgufEntry][], tensors: GgufTensorData[], alignment = 32): Uint8Array {
+  const { header, sizes } = ggufHeader(metadata, tensors, alignment);
+  const w = new Writer();
+  w.push(header);
+  tensors.forEach((t, i) => {
+    if (t.data.length !== sizes[i]) throw new ShapeError(`tensor ${t.name}: ${t.data.length} bytes, a ${GGML_TYPES[t.type]?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${sizes[i]}`);
     w.push(t.data);
     w.pad(alignment);
-  }
+  });
   return w.bytes();
 }

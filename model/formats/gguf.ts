@@ -1,7 +1,8 @@
 // GGUF (ggml's container, versions 2 and 3): header, typed metadata, tensor infos and an
-// aligned data section. We parse it ourselves from bytes in memory so that every length
-// and offset is checked against the file before anything is allocated, with errors that
-// name the file and the field (the tests cross-check the parse against @huggingface/gguf).
+// aligned data section. We parse it ourselves from the file's first bytes so that every
+// length and offset is checked against the file before anything is allocated, with errors
+// that name the file and the field (the tests cross-check the parse against @huggingface/gguf).
+import type { RandomAccessFile } from "../../runtime/files.ts";
 import { FormatError } from "../errors.ts";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF"
@@ -61,20 +62,25 @@ export interface GgufFile {
 
 const MAX_DIMS = 4;
 
+/** Thrown when the header runs past the bytes read so far but not past the file. */
+class NeedMoreBytes extends Error {}
+
 class Reader {
   pos = 0;
   readonly view: DataView;
   readonly #utf8 = new TextDecoder("utf-8", { fatal: true });
-  constructor(readonly bytes: Uint8Array, readonly file: string) {
+  /** `bytes` is the file's beginning; `size` the whole file's length. */
+  constructor(readonly bytes: Uint8Array, readonly file: string, readonly size: number) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   fail(detail: string): FormatError {
     return new FormatError(this.file, detail);
   }
   need(n: number, what: string): void {
-    if (this.pos + n > this.bytes.length) {
-      throw this.fail(`truncated: ${what} needs bytes ${this.pos}..${this.pos + n}, file has ${this.bytes.length}`);
+    if (this.pos + n > this.size) {
+      throw this.fail(`truncated: ${what} needs bytes ${this.pos}..${this.pos + n}, file has ${this.size}`);
     }
+    if (this.pos + n > this.bytes.length) throw new NeedMoreBytes();
   }
   u32(what: string): number {
     this.need(4, what);
@@ -91,7 +97,8 @@ class Reader {
     return Number(v);
   }
   string(what: string): string {
-    const len = this.count(`length of ${what}`, this.bytes.length - this.pos - 8);
+    const len = this.count(`length of ${what}`, this.size - this.pos - 8);
+    this.need(len, what);
     const s = this.bytes.subarray(this.pos, this.pos + len);
     this.pos += len;
     try {
@@ -128,7 +135,7 @@ class Reader {
       case GgufType.ARRAY: {
         const itemType = this.u32(`${what} item type`);
         // Every item takes at least one byte: a count past the file's end is refused here.
-        const n = this.count(`${what} item count`, this.bytes.length - this.pos - 8);
+        const n = this.count(`${what} item count`, this.size - this.pos - 8);
         const items: GgufValue[] = [];
         for (let i = 0; i < n; i++) items.push(this.value(itemType, `${what}[${i}]`).value);
         return { type, itemType, value: items };
@@ -139,16 +146,17 @@ class Reader {
   }
 }
 
-/** Parses a GGUF file's header, metadata and tensor infos, checking every bound. */
-export function readGguf(bytes: Uint8Array, file: string): GgufFile {
-  const r = new Reader(bytes, file);
+/** Parses a GGUF file's header, metadata and tensor infos from its first bytes (`bytes`,
+ *  of a file of `size` bytes), checking every bound. */
+export function readGguf(bytes: Uint8Array, file: string, size = bytes.length): GgufFile {
+  const r = new Reader(bytes, file, size);
   const magic = r.u32("magic");
   if (magic !== GGUF_MAGIC) throw r.fail(`wrong magic 0x${magic.toString(16)}, expected 0x${GGUF_MAGIC.toString(16)} ("GGUF")`);
   const version = r.u32("version");
   if (version !== 2 && version !== 3) throw r.fail(`unsupported GGUF version ${version}, expected 2 or 3`);
   // Each tensor info takes at least 24 bytes and each metadata entry at least 13.
-  const tensorCount = r.count("tensor count", Math.floor(bytes.length / 24));
-  const kvCount = r.count("metadata count", Math.floor(bytes.length / 13));
+  const tensorCount = r.count("tensor count", Math.floor(size / 24));
+  const kvCount = r.count("metadata count", Math.floor(size / 13));
   const metadata = new Map<string, GgufEntry>();
   for (let i = 0; i < kvCount; i++) {
     const key = r.string(`metadata key ${i}`);
@@ -173,12 +181,12 @@ export function readGguf(bytes: Uint8Array, file: string): GgufFile {
   const tensors = infos.map(({ name, dims, type, rel }) => {
     if (!GGML_TYPES[type]) throw r.fail(`tensor ${name}: unknown or unsupported ggml type ${type}`);
     const count = dims.reduce((a, b) => a * b, 1);
-    const size = Number.isSafeInteger(count) ? ggmlTensorBytes(type, count) : undefined;
-    if (size === undefined) throw r.fail(`tensor ${name}: ${dims.join(" x ")} values do not fit ${GGML_TYPES[type].name} blocks of ${GGML_TYPES[type].blockValues}`);
+    const bytes = Number.isSafeInteger(count) ? ggmlTensorBytes(type, count) : undefined;
+    if (bytes === undefined) throw r.fail(`tensor ${name}: ${dims.join(" x ")} values do not fit ${GGML_TYPES[type].name} blocks of ${GGML_TYPES[type].blockValues}`);
     if (rel % alignment !== 0) throw r.fail(`tensor ${name}: offset ${rel} is not a multiple of the alignment ${alignment}`);
     const offset = dataOffset + rel;
-    if (offset + size > bytes.length) throw r.fail(`tensor ${name}: bytes ${offset}..${offset + size} lie past the end of the file (${bytes.length} bytes)`);
-    return { name, dims, type, offset, bytes: size };
+    if (offset + bytes > size) throw r.fail(`tensor ${name}: bytes ${offset}..${offset + bytes} lie past the end of the file (${size} bytes)`);
+    return { name, dims, type, offset, bytes };
   });
   const byOffset = [...tensors].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < byOffset.length; i++) {
@@ -186,6 +194,17 @@ export function readGguf(bytes: Uint8Array, file: string): GgufFile {
     if (prev.offset + prev.bytes > cur.offset) throw r.fail(`tensors ${prev.name} and ${cur.name} overlap`);
   }
   return { version, metadata, tensors, alignment, dataOffset };
+}
+
+/** Reads a GGUF header from a file, fetching more of its beginning until the header fits. */
+export async function readGgufFile(file: RandomAccessFile): Promise<GgufFile> {
+  for (let head = Math.min(file.size, 1 << 20); ; head = Math.min(file.size, head * 4)) {
+    try {
+      return readGguf(await file.read(0, head), file.name, file.size);
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes)) throw e;
+    }
+  }
 }
 
 /** A metadata value that must be present with one of the given types. */

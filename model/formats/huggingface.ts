@@ -1,11 +1,15 @@
-// Hugging Face BitNet checkpoints (transformers' BitNetForCausalLM, the packed
-// "microsoft/bitnet-b1.58-2B-4T" layout): config.json plus safetensors whose linear
-// weights are uint8 [out / 4, in] (see assembly/formats/hf-packed.ts) with a
-// `weight_scale` that divides the output: y = (W x_q) / (weight_scale * x_scale).
+// Hugging Face BitNet checkpoints (transformers' BitNetForCausalLM): config.json plus one
+// or more safetensors shards. Two layouts:
+// - packed ("microsoft/bitnet-b1.58-2B-4T", quantization_config.quant_method "bitnet"):
+//   linear weights are uint8 [out / 4, in] (see assembly/formats/hf-packed.ts) with a
+//   `weight_scale` that divides the output: y = (W x_q) / (weight_scale * x_scale);
+// - master weights ("-bf16", no quantization_config): float [out, in], ternarized at load
+//   tensor by tensor with absmean, as the model was trained (assembly/ternarize.ts).
+import { concatFiles, type RandomAccessFile } from "../../runtime/files.ts";
 import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../checkpoint.ts";
 import { makeConfig } from "../config.ts";
 import { FormatError } from "../errors.ts";
-import { readSafetensors, type SafetensorsTensor } from "./safetensors.ts";
+import { readSafetensorsFile, type SafetensorsTensor } from "./safetensors.ts";
 
 interface HfConfig {
   architectures?: string[];
@@ -25,8 +29,11 @@ interface HfConfig {
 
 const FLOAT_DTYPES = { F32: undefined, F16: "f16", BF16: "bf16" } as const;
 
-/** Reads a packed BitNet checkpoint: config.json text and one safetensors file. */
-export function readHfBitNet(configJson: string, weights: Uint8Array, file: string): Checkpoint {
+/**
+ * Reads a BitNet checkpoint from config.json text and its safetensors shards. `shardOf`,
+ * from model.safetensors.index.json, says which shard must hold each tensor.
+ */
+export async function readHfBitNet(configJson: string, shards: RandomAccessFile[], file: string, shardOf?: Map<string, string>): Promise<Checkpoint> {
   let hf: HfConfig;
   try {
     hf = JSON.parse(configJson);
@@ -35,9 +42,9 @@ export function readHfBitNet(configJson: string, weights: Uint8Array, file: stri
   }
   const cfgFail = (detail: string) => new FormatError(`${file}/config.json`, detail);
   if (!hf.architectures?.includes("BitNetForCausalLM")) throw cfgFail(`architectures ${JSON.stringify(hf.architectures)}, expected ["BitNetForCausalLM"]`);
-  if (hf.quantization_config?.quant_method !== "bitnet") {
-    throw cfgFail("no quantization_config with quant_method \"bitnet\": bf16 master-weight checkpoints are not supported yet (use the packed one)");
-  }
+  const method = hf.quantization_config?.quant_method;
+  if (method !== undefined && method !== "bitnet") throw cfgFail(`quantization_config.quant_method "${method}", expected "bitnet" (packed) or none (master weights)`);
+  const packed = method === "bitnet";
   if ((hf.hidden_act ?? "relu2") !== "relu2") throw cfgFail(`hidden_act "${hf.hidden_act}", expected "relu2"`);
   const config = makeConfig(file, {
     arch: "bitnet-b1.58", dim: hf.hidden_size, hiddenDim: hf.intermediate_size, nLayers: hf.num_hidden_layers,
@@ -46,10 +53,25 @@ export function readHfBitNet(configJson: string, weights: Uint8Array, file: stri
     rope: "neox", activation: "relu2",
   }, (f, d) => new FormatError(`${f}/config.json`, d));
 
-  const st = readSafetensors(weights, `${file}/model.safetensors`);
-  const fail = (detail: string) => new FormatError(`${file}/model.safetensors`, detail);
+  // Every shard's tensors, at their offsets in the shards laid back to back.
+  const { file: source, bases } = concatFiles(shards, file);
+  const all = new Map<string, SafetensorsTensor & { shard: string }>();
+  for (const [i, shard] of shards.entries()) {
+    const shardName = shard.name.split("/").pop()!;
+    for (const t of (await readSafetensorsFile(shard)).tensors.values()) {
+      if (all.has(t.name)) throw new FormatError(shard.name, `tensor ${t.name} is also in ${all.get(t.name)!.shard}`);
+      all.set(t.name, { ...t, offset: t.offset + bases[i], shard: shardName });
+    }
+  }
+  const where = shards.length === 1 ? shards[0].name : `${file} (${shards.length} shards)`;
+  const fail = (detail: string) => new FormatError(where, detail);
+  for (const [name, shard] of shardOf ?? []) {
+    const t = all.get(name);
+    if (t && t.shard !== shard) throw fail(`the index puts ${name} in ${shard}, it is in ${t.shard}`);
+    if (!t) throw fail(`the index puts ${name} in ${shard}, which does not hold it`);
+  }
   const tensor = (name: string, shape: number[]): SafetensorsTensor => {
-    const t = st.tensors.get(name);
+    const t = all.get(name);
     if (!t) throw fail(`tensor ${name} is missing`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw fail(`tensor ${name} has shape [${t.shape.join(", ")}], the config implies [${shape.join(", ")}]`);
@@ -61,37 +83,39 @@ export function readHfBitNet(configJson: string, weights: Uint8Array, file: stri
     if (!(t.dtype in FLOAT_DTYPES)) throw fail(`tensor ${name} is ${t.dtype}, expected F32, F16 or BF16`);
     return { offset: t.offset, length: t.bytes, dtype: FLOAT_DTYPES[t.dtype as keyof typeof FLOAT_DTYPES] };
   };
-  const scalar = (name: string): number => {
-    const t = st.tensors.get(name);
+  const scalar = async (name: string): Promise<number> => {
+    const t = all.get(name);
     if (!t || t.shape.reduce((a, b) => a * b, 1) !== 1) throw fail(`tensor ${name} is missing or not a single value`);
-    const view = new DataView(weights.buffer, weights.byteOffset + t.offset, t.bytes);
+    const view = new DataView((await source.read(t.offset, t.bytes, new Uint8Array(t.bytes))).buffer);
     const value = t.dtype === "F32" ? view.getFloat32(0, true) : t.dtype === "BF16" ? new Float32Array(new Uint32Array([view.getUint16(0, true) << 16]).buffer)[0] : NaN;
     if (!Number.isFinite(value) || value === 0) throw fail(`tensor ${name} is ${value} (${t.dtype}), expected a finite non-zero F32 or BF16 scale`);
     return value;
   };
-  const linear = (name: string, rows: number, cols: number): LinearTensor => {
+  const linear = async (name: string, rows: number, cols: number): Promise<LinearTensor> => {
+    if (!packed) return { name: `${name}.weight`, encoding: "absmean", rows, cols, data: float(`${name}.weight`, [rows, cols]) };
     if (rows % 4 !== 0) throw fail(`${name}: ${rows} output rows do not pack 4 to a byte`);
     const t = tensor(`${name}.weight`, [rows / 4, cols]);
     if (t.dtype !== "U8") throw fail(`tensor ${name}.weight is ${t.dtype}, expected packed U8`);
-    return { name: `${name}.weight`, encoding: "hf-packed", rows, cols, data: { offset: t.offset, length: t.bytes }, scale: 1 / scalar(`${name}.weight_scale`) };
+    return { name: `${name}.weight`, encoding: "hf-packed", rows, cols, data: { offset: t.offset, length: t.bytes }, scale: 1 / (await scalar(`${name}.weight_scale`)) };
   };
   const { dim, hiddenDim, kvDim, vocabSize } = config;
-  const layers: LayerTensors[] = Array.from({ length: config.nLayers }, (_, l) => {
+  const layers: LayerTensors[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
     const p = `model.layers.${l}.`;
-    return {
+    layers.push({
       attnNorm: float(`${p}input_layernorm.weight`, [dim]),
-      q: linear(`${p}self_attn.q_proj`, dim, dim), k: linear(`${p}self_attn.k_proj`, kvDim, dim),
-      v: linear(`${p}self_attn.v_proj`, kvDim, dim), o: linear(`${p}self_attn.o_proj`, dim, dim),
+      q: await linear(`${p}self_attn.q_proj`, dim, dim), k: await linear(`${p}self_attn.k_proj`, kvDim, dim),
+      v: await linear(`${p}self_attn.v_proj`, kvDim, dim), o: await linear(`${p}self_attn.o_proj`, dim, dim),
       attnSubNorm: float(`${p}self_attn.attn_sub_norm.weight`, [dim]),
       ffnNorm: float(`${p}post_attention_layernorm.weight`, [dim]),
-      gate: linear(`${p}mlp.gate_proj`, hiddenDim, dim), up: linear(`${p}mlp.up_proj`, hiddenDim, dim),
-      down: linear(`${p}mlp.down_proj`, dim, hiddenDim),
+      gate: await linear(`${p}mlp.gate_proj`, hiddenDim, dim), up: await linear(`${p}mlp.up_proj`, hiddenDim, dim),
+      down: await linear(`${p}mlp.down_proj`, dim, hiddenDim),
       ffnSubNorm: float(`${p}mlp.ffn_sub_norm.weight`, [hiddenDim]),
-    };
-  });
+    });
+  }
   const tied = hf.tie_word_embeddings ?? true;
   return {
-    file, bytes: weights, config, layers,
+    file, source, config, layers,
     embedding: float("model.embed_tokens.weight", [vocabSize, dim]),
     finalNorm: float("model.norm.weight", [dim]),
     classifier: tied ? undefined : float("lm_head.weight", [vocabSize, dim]),

@@ -1,15 +1,18 @@
 // llama2.c "legacy v0" checkpoints (karpathy/llama2.c export.py, version 0):
 // 7 int32 header fields, then fp32 tensors in a fixed order; vocab_size < 0 means
 // an unshared classifier follows the (skipped) legacy RoPE tables.
+import type { RandomAccessFile } from "../../runtime/files.ts";
 import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "../checkpoint.ts";
 import { makeConfig } from "../config.ts";
 import { FormatError } from "../errors.ts";
 
 const HEADER_BYTES = 28;
 
-export function readLlama2c(bytes: Uint8Array, file: string): Checkpoint {
-  if (bytes.length < HEADER_BYTES) throw new FormatError(file, `truncated: ${bytes.length} bytes, a llama2.c header needs ${HEADER_BYTES}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+export async function readLlama2c(source: RandomAccessFile): Promise<Checkpoint> {
+  const file = source.name, size = source.size;
+  if (size < HEADER_BYTES) throw new FormatError(file, `truncated: ${size} bytes, a llama2.c header needs ${HEADER_BYTES}`);
+  const head = await source.read(0, HEADER_BYTES);
+  const view = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
   const h = (i: number) => view.getInt32(i * 4, true);
   const shared = h(5) > 0;
   const config = makeConfig(file, {
@@ -22,15 +25,15 @@ export function readLlama2c(bytes: Uint8Array, file: string): Checkpoint {
   const floats = vocabSize * dim + L * (2 * dim + 2 * dim * dim + 2 * kvDim * dim + 3 * hidden * dim) + dim +
     seqLen * headSize + (shared ? 0 : vocabSize * dim);
   const expected = HEADER_BYTES + floats * 4;
-  if (bytes.length !== expected) {
-    throw new FormatError(file, `size ${bytes.length} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}, seq ${seqLen}): expected ${expected} bytes`);
+  if (size !== expected) {
+    throw new FormatError(file, `size ${size} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}, seq ${seqLen}): expected ${expected} bytes`);
   }
 
-  const cur = new SpanCursor(HEADER_BYTES, bytes.length, (d) => new FormatError(file, d));
+  const cur = new SpanCursor(HEADER_BYTES, size, (d) => new FormatError(file, d));
   const embedding = cur.f32(vocabSize * dim, "token_embedding");
   const perLayer = (count: number, what: string) => Array.from({ length: L }, (_, l) => cur.f32(count, `${what}[${l}]`));
   const linears = (rows: number, cols: number, what: string): LinearTensor[] =>
-    perLayer(rows * cols, what).map((data, l) => ({ name: `${what}[${l}]`, encoding: "f32", rows, cols, data }));
+    perLayer(rows * cols, what).map((data, l) => ({ name: `${what}[${l}]`, encoding: "f32" as const, rows, cols, data }));
   const attnNorm = perLayer(dim, "rms_att");
   const q = linears(dim, dim, "wq"), k = linears(kvDim, dim, "wk"), v = linears(kvDim, dim, "wv"), o = linears(dim, dim, "wo");
   const ffnNorm = perLayer(dim, "rms_ffn");
@@ -42,5 +45,5 @@ export function readLlama2c(bytes: Uint8Array, file: string): Checkpoint {
   const layers: LayerTensors[] = Array.from({ length: L }, (_, l) => ({
     attnNorm: attnNorm[l], ffnNorm: ffnNorm[l], q: q[l], k: k[l], v: v[l], o: o[l], gate: gate[l], up: up[l], down: down[l],
   }));
-  return { file, bytes, config, embedding, finalNorm, classifier, layers };
+  return { file, source, config, embedding, finalNorm, classifier, layers };
 }

@@ -3,7 +3,8 @@
 // the data. Read here directly (the safetensors-js package is not published); every field
 // is checked against the file before use: header length bounded, offsets inside the data
 // and non-overlapping, sizes equal to product(shape) x dtype size.
-import { FormatError } from "../errors.ts";
+import type { ByteSink, RandomAccessFile } from "../../runtime/files.ts";
+import { FormatError, ShapeError } from "../errors.ts";
 
 export const SAFETENSORS_DTYPES = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1 } as const;
 export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPES;
@@ -23,14 +24,21 @@ export interface SafetensorsFile {
   tensors: Map<string, SafetensorsTensor>;
 }
 
-export function readSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
-  const fail = (detail: string) => new FormatError(file, detail);
-  if (bytes.length < 8) throw fail(`truncated: ${bytes.length} bytes, the header length needs 8`);
-  const n = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER) || 8n + n > BigInt(bytes.length)) {
-    throw fail(`header length ${n} is beyond ${8n + n > BigInt(bytes.length) ? `the file (${bytes.length} bytes)` : "the 100 MiB limit"}`);
+/** The JSON header's length from the file's first 8 bytes, checked against the file's size. */
+function headerLength(first8: Uint8Array, file: string, size: number): number {
+  if (size < 8 || first8.length < 8) throw new FormatError(file, `truncated: ${size} bytes, the header length needs 8`);
+  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER) || 8n + n > BigInt(size)) {
+    throw new FormatError(file, `header length ${n} is beyond ${8n + n > BigInt(size) ? `the file (${size} bytes)` : "the 100 MiB limit"}`);
   }
-  const dataStart = 8 + Number(n), dataSize = bytes.length - dataStart;
+  return Number(n);
+}
+
+/** Parses the header from the file's first bytes (at least 8 + header length) of a file of `size` bytes. */
+export function readSafetensors(bytes: Uint8Array, file: string, size = bytes.length): SafetensorsFile {
+  const fail = (detail: string) => new FormatError(file, detail);
+  const n = headerLength(bytes, file, size);
+  const dataStart = 8 + n, dataSize = size - dataStart;
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart)));
@@ -69,6 +77,12 @@ export function readSafetensors(bytes: Uint8Array, file: string): SafetensorsFil
   return { metadata, tensors };
 }
 
+/** Reads a safetensors header from a file: 8 bytes, then exactly the header. */
+export async function readSafetensorsFile(file: RandomAccessFile): Promise<SafetensorsFile> {
+  const n = headerLength(await file.read(0, Math.min(8, file.size)), file.name, file.size);
+  return readSafetensors(await file.read(0, 8 + n), file.name, file.size);
+}
+
 /** model.safetensors.index.json: which shard holds each tensor. */
 export function readSafetensorsIndex(json: string, file: string): Map<string, string> {
   let index: unknown;
@@ -87,24 +101,53 @@ export function readSafetensorsIndex(json: string, file: string): Map<string, st
   return shards;
 }
 
-/** A safetensors file of these tensors (header padded with spaces to 8 bytes, as the official writer does). */
-export function writeSafetensors(tensors: { name: string; dtype: SafetensorsDtype; shape: number[]; data: Uint8Array }[], metadata?: Record<string, string>): Uint8Array {
+/** A tensor to write; its data is produced when its turn comes. */
+export interface SafetensorsSource {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: () => Uint8Array | Promise<Uint8Array>;
+}
+
+/** The 8-byte length and JSON header (padded with spaces to 8 bytes, as the official writer does). */
+function safetensorsHeader(tensors: { name: string; dtype: SafetensorsDtype; shape: number[] }[], metadata?: Record<string, string>): { header: Uint8Array; sizes: number[] } {
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   let offset = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
-    offset += t.data.length;
+  const sizes = tensors.map((t) => {
+    const size = t.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    offset += size;
+    return size;
+  });
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (new TextEncoder().encode(json).length % 8)) % 8);
+  const text = new TextEncoder().encode(json), out = new Uint8Array(8 + text.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+  out.set(text, 8);
+  return { header: out, sizes };
+}
+
+/** Writes a safetensors file to a sink, one tensor at a time. */
+export async function writeSafetensorsTo(sink: ByteSink, tensors: SafetensorsSource[], metadata?: Record<string, string>): Promise<void> {
+  const { header, sizes } = safetensorsHeader(tensors, metadata);
+  await sink.write(header);
+  for (const [i, t] of tensors.entries()) {
+    const data = await t.data();
+    if (data.length !== sizes[i]) throw new ShapeError(`tensor ${t.name}: ${data.length} bytes, ${t.dtype} [${t.shape.join(", ")}] needs ${sizes[i]}`);
+    await sink.write(data);
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = new TextEncoder().encode(JSON.stringify(header) + " ".repeat(padded - json.length));
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let at = 8 + json.length;
-  for (const t of tensors) {
+}
+
+/** A safetensors file of these tensors, in memory. */
+export function writeSafetensors(tensors: { name: string; dtype: SafetensorsDtype; shape: number[]; data: Uint8Array }[], metadata?: Record<string, string>): Uint8Array {
+  const { header, sizes } = safetensorsHeader(tensors, metadata);
+  const out = new Uint8Array(header.length + sizes.reduce((a, b) => a + b, 0));
+  out.set(header);
+  let at = header.length;
+  tensors.forEach((t, i) => {
+    if (t.data.length !== sizes[i]) throw new ShapeError(`tensor ${t.name}: ${t.data.length} bytes, ${t.dtype} [${t.shape.join(", ")}] needs ${sizes[i]}`);
     out.set(t.data, at);
     at += t.data.length;
-  }
+  });
   return out;
 }

@@ -1,0 +1,33 @@
+// Weight ternarization of float master weights, absmean as in BitNet b1.58:
+//   gamma = mean|W| (at least 1e-5), W_t = RoundClip(W / gamma, -1, 1), W ~ gamma * W_t,
+// computed as the reference does: s = 1 / gamma, W_t = clip(round(W * s)), scale 1 / s.
+// Rounding is to nearest, ties to even (f32.nearest, like torch.round).
+
+/** Ternarizes n f32 values at src into int8 -1/0/1 at dst; returns the scale (NaN if any input is not finite). */
+export function ternarizeAbsmean(src: usize, n: i32, dst: usize): f32 {
+  let sum: f64 = 0;
+  for (let i = 0; i < n; i++) sum += <f64>abs(load<f32>(src + (<usize>i << 2)));
+  if (!isFinite(sum)) return NaN;
+  const gamma = max(<f32>(sum / <f64>n), <f32>1e-5);
+  const s: f32 = <f32>1 / gamma;
+  for (let i = 0; i < n; i++) {
+    const q = nearest(load<f32>(src + (<usize>i << 2)) * s);
+    store<i8>(dst + i, <i8>(q > 1 ? 1 : q < -1 ? -1 : <i32>q));
+  }
+  return <f32>1 / s;
+}
+
+/** Writes int8 values times `scale` as bfloat16 (rounded to nearest even): dequantized master weights. */
+export function int8ToBF16(src: usize, n: i32, scale: f32, dst: usize): void {
+  for (let i = 0; i < n; i++) {
+    const bits = reinterpret<u32>(<f32>load<i8>(src + i) * scale);
+    store<u16>(dst + (<usize>i << 1), <u16>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16));
+  }
+}
+
+/** How many of n int8 values are non-zero. */
+export function countNonZeroI8(src: usize, n: i32): i32 {
+  let count = 0;
+  for (let i = 0; i < n; i++) if (load<i8>(src + i) != 0) count++;
+  return count;
+}
