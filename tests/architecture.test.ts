@@ -6,9 +6,19 @@
 // its input per token to int8 with absmax.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { checkpointToGguf, checkpointToHf } from "../model/convert.ts";
+import { OptionError, ShapeError } from "../model/errors.ts";
+import { GgmlType, readGguf } from "../model/formats/gguf.ts";
+import { writeGguf } from "../model/formats/gguf-writer.ts";
+import type { Checkpoint } from "../model/checkpoint.ts";
+import { readHfFolder } from "../model/load.ts";
 import { synthesizeBitNet, type SynthWeights } from "../model/synth.ts";
+import { Transformer } from "../model/transformer.ts";
+import { decodeTernary } from "../model/weights.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { LEVELS, maxRelativeError, modelOf } from "./helpers.ts";
+import { checkpointOf, LEVELS, maxRelativeError, modelOf } from "./helpers.ts";
 
 const test = suite("architecture");
 const SHAPE = { dim: 256, hiddenDim: 384, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 64 };
@@ -45,8 +55,8 @@ function ropeHalves(v: number[], heads: number, hs: number, pos: number): void {
 }
 
 /** Logits at every position, float64 throughout. */
-function referenceLogits(wts: SynthWeights, tokens: number[]): number[][] {
-  const { dim, nHeads, nKvHeads, vocabSize } = SHAPE, hs = dim / nHeads, group = nHeads / nKvHeads;
+function referenceLogits(wts: SynthWeights, tokens: number[], shape: { dim: number; nHeads: number; nKvHeads: number; vocabSize: number } = SHAPE): number[][] {
+  const { dim, nHeads, nKvHeads, vocabSize } = shape, hs = dim / nHeads, group = nHeads / nKvHeads;
   const keys: number[][][] = wts.layers.map(() => []), values: number[][][] = wts.layers.map(() => []);
   return tokens.map((token, pos) => {
     let x = Array.from(wts.embedding.subarray(token * dim, (token + 1) * dim));
@@ -109,5 +119,121 @@ for (const level of LEVELS) {
     assert.equal(step, got.slice(0, 5));
   });
 }
+
+// TQ1_0 / TQ2_0 take rows of 256: a shape where every linear's input width is a multiple.
+const TQ_SHAPE = { dim: 256, hiddenDim: 512, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 300, seqLen: 32 };
+
+test("a tiny 2B4T model in all five forms (HF packed, HF bf16, I2_S, TQ1_0, TQ2_0): the same codes, scales up to their storage precision, the reference's logits", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint, weights } = await synthesizeBitNet(TQ_SHAPE, { seed: 12 });
+  const tokens = [1, 250, 17, 17, 299, 0, 64];
+  const want = (await modelOf(kx, checkpoint)).logits(tokens);
+  // Against float64: an int8 activation that rounds the other way in f32 moves a logit by < 1%.
+  const reference = referenceLogits(weights(), tokens, TQ_SHAPE), errors = want.map((row, i) => maxRelativeError(row, reference[i]));
+  assert.ok(errors.every((e) => e < 1e-2) && errors.filter((e) => e < 1e-5).length >= tokens.length - 1, `errors ${errors}`);
+
+  const folder = async (target: "hf" | "hf-bf16") => {
+    const { configJson, weights: st } = await checkpointToHf(kx, checkpoint, target);
+    const dir = mkdtempSync(`${tmpdir()}/five-forms-`);
+    writeFileSync(`${dir}/config.json`, configJson);
+    writeFileSync(`${dir}/model.safetensors`, st);
+    return dir;
+  };
+  const gguf = (target: "gguf-i2s" | "gguf-tq1" | "gguf-tq2") => checkpointToGguf(kx, checkpoint, null, target);
+  const f16 = (v: number) => kx.k.f16ToF32(kx.k.f32ToF16(v));
+  const bf16 = (v: number) => new Float32Array(Uint32Array.of(((new Uint32Array(Float32Array.of(v).buffer)[0] + 0x7fff + ((new Uint32Array(Float32Array.of(v).buffer)[0] >>> 16) & 1)) >>> 16) << 16).buffer)[0];
+  // What absmean gives back from codes * scale / p stored in bf16 (assembly/ternarize.ts, in float64 here).
+  const fromMasters = (codes: Int8Array, scale: number) => {
+    const nonZero = codes.filter((c) => c !== 0).length, v = bf16(Math.fround((scale * codes.length) / nonZero));
+    const s = Math.fround(1 / Math.max(Math.fround((v * nonZero) / codes.length), Math.fround(1e-5)));
+    return Math.fround(1 / s);
+  };
+  const forms: [string, () => Promise<Checkpoint>, (codes: Int8Array, scale: number) => number, number][] = [
+    ["HF packed", async () => readHfFolder(await folder("hf")), (_, s) => 1 / Math.fround(1 / s), 1e-5],
+    ["HF bf16 masters", async () => readHfFolder(await folder("hf-bf16")), fromMasters, Infinity],
+    ["I2_S GGUF", async () => checkpointOf(await gguf("gguf-i2s"), "i2s"), (_, s) => s, 0],
+    ["TQ1_0 GGUF", async () => checkpointOf(await gguf("gguf-tq1"), "tq1"), (_, s) => f16(s), Infinity],
+    ["TQ2_0 GGUF", async () => checkpointOf(await gguf("gguf-tq2"), "tq2"), (_, s) => f16(s), Infinity],
+  ];
+  const plain = weights();
+  for (const [name, open, storedScale, logitTolerance] of forms) {
+    const ckpt = await open();
+    assert.equal([ckpt.config.rope, ckpt.config.activation, ckpt.config.arch], ["neox", "relu2", "bitnet-b1.58"], name);
+    for (const [l, layer] of ckpt.layers.entries()) {
+      for (const key of ["q", "k", "v", "o", "gate", "up", "down"] as const) {
+        const t = layer[key], { w, scale } = plain.layers[l].linears[key];
+        if (t.encoding === "f32") throw new Error("ternary expected");
+        const mark = kx.arena.mark(), int8 = kx.allocBytes(w.length);
+        const got = await decodeTernary(kx, ckpt, t, int8);
+        assert.equal(kx.i8(int8, w.length), w, `${name}: layer ${l} ${key} codes`);
+        assert.is(got, storedScale(w, scale), `${name}: layer ${l} ${key} scale`);
+        kx.arena.release(mark);
+      }
+    }
+    // Where the scale is stored exactly (or as its f32 reciprocal), the logits agree too.
+    if (logitTolerance === Infinity) continue;
+    (await modelOf(kx, ckpt)).logits(tokens).forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) <= logitTolerance, `${name}, position ${i}`));
+  }
+  const i2s = readGguf(await gguf("gguf-i2s"), "g").metadata, tq2 = readGguf(await gguf("gguf-tq2"), "g").metadata;
+  assert.is(i2s.get("general.architecture")?.value, "bitnet-b1.58", "bitnet.cpp's name for its I2_S files");
+  assert.is(tq2.get("general.architecture")?.value, "bitnet", "llama.cpp's name");
+  assert.is(tq2.get("bitnet.hidden_activation")?.value, "relu2");
+});
+
+test("GGUF bitnet archs: llama.cpp's bitnet defaults to SiLU; per-tensor .scale / .weight_scale tensors multiply the output", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint } = await synthesizeBitNet(TQ_SHAPE, { seed: 13 });
+  const bytes = await checkpointToGguf(kx, checkpoint, null, "gguf-tq2");
+  const g = readGguf(bytes, "g");
+  const tensors = g.tensors.map((t) => ({ name: t.name, dims: [...t.dims], type: t.type, data: bytes.slice(t.offset, t.offset + t.bytes) }));
+  const meta = [...g.metadata].filter(([k]) => k !== "bitnet.hidden_activation");
+  assert.is((await checkpointOf(writeGguf(meta, tensors), "silu.gguf")).config.activation, "silu");
+  const scale = (name: string, v: number) => ({ name, dims: [1], type: GgmlType.F32, data: new Uint8Array(Float32Array.of(v).buffer) });
+  const scaled = await checkpointOf(writeGguf([...g.metadata], [...tensors, scale("blk.0.attn_q.scale", 2), scale("blk.1.ffn_down.weight_scale", 0.5)]), "scaled.gguf");
+  const plain = await checkpointOf(bytes, "plain.gguf");
+  const scaleOf = async (ckpt: typeof plain, pick: (l: typeof plain.layers[0]) => typeof plain.layers[0]["q"], layer: number) => {
+    const t = pick(ckpt.layers[layer]);
+    if (t.encoding === "f32" || t.encoding === "absmean") throw new Error("ternary expected");
+    const mark = kx.arena.mark();
+    try {
+      return await decodeTernary(kx, ckpt, t, kx.allocBytes(t.rows * t.cols));
+    } finally {
+      kx.arena.release(mark);
+    }
+  };
+  assert.is(await scaleOf(scaled, (l) => l.q, 0), 2 * (await scaleOf(plain, (l) => l.q, 0)));
+  assert.is(await scaleOf(scaled, (l) => l.down, 1), 0.5 * (await scaleOf(plain, (l) => l.down, 1)));
+  assert.is(await scaleOf(scaled, (l) => l.k, 0), await scaleOf(plain, (l) => l.k, 0));
+});
+
+test("an int8 LM head stays close to the stored-precision head; bad lmHead and contextLength options are OptionErrors", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint } = await synthesizeBitNet(TQ_SHAPE, { seed: 14 });
+  const tokens = [3, 1, 4, 1, 5, 9, 2, 6];
+  const stored = (await modelOf(kx, checkpoint)).logits(tokens);
+  const int8 = await modelOf(kx, checkpoint, { lmHead: "int8" });
+  const got = int8.logits(tokens);
+  assert.not.equal(got, stored);
+  got.forEach((row, i) => assert.ok(maxRelativeError(row, stored[i]) < 2e-2, `position ${i}: ${maxRelativeError(row, stored[i])}`));
+  assert.equal(int8.step(tokens[7], 7), got[7], "decode and prefill share the int8 head's arithmetic");
+  const small = await modelOf(kx, checkpoint, { contextLength: 8 });
+  assert.is(small.config.seqLen, 8);
+  const refused = async (options: object, pattern: RegExp) => {
+    const e = await Transformer.load(kx, checkpoint, options).then(() => null, (e) => e);
+    assert.ok(e instanceof OptionError && pattern.test(e.message), `${pattern}: ${e}`);
+  };
+  await refused({ lmHead: "int4" }, /option lmHead: expected "stored" or "int8", got "int4"/);
+  await refused({ contextLength: 33 }, /option contextLength: expected an integer in 1\.\.32/);
+});
+
+test("a model that cannot fit in 4 GiB of WebAssembly memory is refused before anything is allocated", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  // Llama-2-70B's shape as BitNet: ~16 GiB of 2-bit weights.
+  const { checkpoint } = await synthesizeBitNet({ dim: 8192, hiddenDim: 28672, nLayers: 80, nHeads: 64, nKvHeads: 8, vocabSize: 32000, seqLen: 4096 });
+  const before = kx.memory.buffer.byteLength;
+  const e = await Transformer.load(kx, checkpoint).then(() => null, (e) => e);
+  assert.ok(e instanceof ShapeError && /needs 1\d\.\d\d GiB of WebAssembly memory .* a wasm32 instance has at most 4 GiB/.test(e.message), String(e));
+  assert.is(kx.memory.buffer.byteLength, before, "nothing was allocated");
+});
 
 test.run();

