@@ -34,8 +34,22 @@ export function packTernary(src: usize, rows: i32, cols: i32, dst: usize): i32 {
   if (cols > ternaryMaxCols()) return -1;
   const blocks = blockCount(cols);
   let bad = 0;
+  const one = i8x16.splat(1), two = i8x16.splat(2);
   for (let g = 0; g < paddedRows(rows) >> 2; g++) {
-    for (let c = 0; c < blocks << 6; c++) {
+    let c = 0;
+    // Whole row groups, 16 columns at a time: code r lands in bits 2r..2r+1 of each byte
+    // (codes are below 4, so 16-bit shifts never carry into the next byte).
+    if ((g << 2) + 3 < rows) {
+      const row = src + <usize>(g << 2) * cols;
+      for (; c + 16 <= cols; c += 16) {
+        const c0 = i8x16.add(v128.load(row + c), one), c1 = i8x16.add(v128.load(row + cols + c), one);
+        const c2 = i8x16.add(v128.load(row + 2 * cols + c), one), c3 = i8x16.add(v128.load(row + 3 * cols + c), one);
+        const out = of4(c0, i16x8.shl(c1, 2), i16x8.shl(c2, 4), i16x8.shl(c3, 6));
+        bad += <i32>popcnt(i8x16.bitmask(of4(i8x16.gt_u(c0, two), i8x16.gt_u(c1, two), i8x16.gt_u(c2, two), i8x16.gt_u(c3, two))));
+        v128.store(dst + (<usize>(g * blocks) << 6) + c, out);
+      }
+    }
+    for (; c < blocks << 6; c++) {
       let byte: u32 = 0;
       for (let i = 0; i < 4; i++) {
         const r = (g << 2) + i;
@@ -48,6 +62,10 @@ export function packTernary(src: usize, rows: i32, cols: i32, dst: usize): i32 {
     }
   }
   return bad;
+}
+
+@inline function of4(a: v128, b: v128, c: v128, d: v128): v128 {
+  return v128.or(v128.or(a, b), v128.or(c, d));
 }
 
 /** The weight at (row, col) of a packed matrix, for tests and the scalar twin. */

@@ -65,12 +65,13 @@ export class BitNetModel {
   }
 
   /**
-   * Feeds one token at position `pos` (positions 0..pos-1 must be in the KV cache, e.g.
-   * from `logits`) and returns its logits: a decoding step for custom sampling loops.
+   * Feeds a token (or a block of tokens, as a prompt's prefill) at position `pos` onwards
+   * (positions before `pos` must be in the KV cache) and returns the last token's logits:
+   * a decoding step for custom sampling loops.
    */
-  step(token: number, pos: number): Float32Array {
+  step(tokens: number | ArrayLike<number>, pos: number): Float32Array {
     const t = this.#live();
-    return t.logitsAt(t.forward([token], pos));
+    return t.logitsAt(t.forward(typeof tokens === "number" ? [tokens] : tokens, pos));
   }
 
   /** Perplexity of a text (see the README's protocol) or of a token sequence. */

@@ -78,6 +78,10 @@ test("NaN or infinity in a BitLinear input row is a NonFiniteError, not a silent
   await rejects(() => linear.prepare(kx.put(x), 2), NonFiniteError, /1 of 2 rows hold NaN or infinity/);
   x[11] = Infinity;
   await rejects(() => linear.prepare(kx.put(x), 2), NonFiniteError, /1 of 2 rows/);
+  const wide = new Int8Array(8 * 64).fill(-1);
+  wide[3 * 64 + 17] = 2; // inside the 16-column SIMD path of a whole row group
+  wide[7 * 64 + 63] = -128;
+  await rejects(() => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 64), 8, 64, false, "w.bin: wk", async (p) => (kx.write(p, wide), 1)), FormatError, /^w\.bin: wk: 2 weights are not -1, 0 or \+1/);
   await rejects(() => TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", async (p) => (kx.write(p, Int8Array.from([0, 1, 2, -1])), 1)), FormatError, /^w\.bin: wq: 1 weights are not -1, 0 or \+1/);
 });
 

@@ -1,0 +1,97 @@
+// The full BitNet b1.58 2B4T shape (2.4B parameters) with random weights, as I2_S and TQ2_0
+// GGUF written by `synth`: load time, peak memory, prefill (64-token prompt) and decode
+// speed for each kernel build this runtime has and for the f16 and int8 LM heads, next to
+// the bandwidth floor (bytes read per decoded token / measured WASM read bandwidth).
+// Each configuration runs in its own process so that peak memory is its own.
+// Run: node --import tsx eval/bench-2b4t.ts [--dir D] [--decode N]  (or deno run -A ...)
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { type GgufTarget, writeCheckpointGguf } from "../model/convert.ts";
+import { loadBitNet } from "../model/load.ts";
+import { argmax } from "../model/sampler.ts";
+import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
+import { hasRelaxedSimd } from "../runtime/features.ts";
+import { fileSink } from "../runtime/files.ts";
+import { loadKernels, type SimdLevel } from "../runtime/kernels.ts";
+
+const { values } = parseArgs({ options: { dir: { type: "string" }, decode: { type: "string" }, child: { type: "string" } } });
+const PROMPT = 64, DECODE = Number(values.decode ?? 32);
+
+/** One configuration, in this process: prints one JSON line. */
+async function child(spec: string): Promise<void> {
+  const [file, simd, lmHead] = spec.split(",");
+  const t0 = performance.now();
+  const model = await loadBitNet(file, { simd: simd as SimdLevel, lmHead: lmHead as "stored" | "int8" });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const prompt = Array.from({ length: PROMPT }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
+  let t = performance.now();
+  let logits = model.step(prompt, 0);
+  const prefill = (PROMPT * 1000) / (performance.now() - t);
+  t = performance.now();
+  for (let i = 0; i < DECODE; i++) logits = model.step(argmax(logits), PROMPT + i);
+  const decode = (DECODE * 1000) / (performance.now() - t);
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  console.log(JSON.stringify({ loadSeconds, prefill, decode, wasmBytes: model.memoryBytes, peakRss }));
+}
+
+/** The command that runs this script again in the same runtime. */
+function selfCommand(): string[] {
+  const script = fileURLToPath(import.meta.url);
+  if (typeof (globalThis as { Deno?: unknown }).Deno !== "undefined") return [process.execPath, "run", "-A", script];
+  return [process.execPath, ...process.execArgv, script];
+}
+
+/** WASM v128 streaming read bandwidth (GB/s) over a 512 MiB buffer, best of 5. */
+async function readBandwidth(simd: SimdLevel): Promise<number> {
+  const kx = await loadKernels({ simd });
+  const bytes = 512 * 2 ** 20, ptr = kx.allocBytes(bytes);
+  kx.u8(ptr, bytes).fill(1);
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    kx.k.streamRead(ptr, bytes);
+    best = Math.min(best, performance.now() - t);
+  }
+  return bytes / best / 1e6;
+}
+
+async function main(): Promise<void> {
+  const dir = values.dir ?? "/tmp/bitnet-2b4t";
+  mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = {};
+  for (const to of ["gguf-i2s", "gguf-tq2"] as GgufTarget[]) {
+    const path = (files[to] = `${dir}/2b4t-${to.slice(5)}.gguf`);
+    if (existsSync(path)) continue;
+    console.error(`writing ${path} ...`);
+    const sink = await fileSink(path);
+    await writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, to, sink).finally(() => sink.close());
+  }
+  const s = BITNET_2B4T_SHAPE, kvDim = (s.dim / s.nHeads) * s.nKvHeads;
+  const ternaryBytes = (s.nLayers * (2 * s.dim * s.dim + 2 * kvDim * s.dim + 3 * s.hiddenDim * s.dim)) / 4;
+  const headBytes = { stored: s.vocabSize * s.dim * 2, int8: s.vocabSize * (s.dim + 4) };
+  const levels: SimdLevel[] = hasRelaxedSimd() ? ["strict", "relaxed"] : ["strict"];
+  const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : (globalThis as { Bun?: unknown }).Bun ? "bun" : `node ${process.version}`;
+  console.log(`2B4T shape (${BITNET_2B4T_SHAPE.nLayers} layers, vocab ${s.vocabSize}), one thread, ${runtime}; prefill ${PROMPT} tokens, decode ${DECODE}\n`);
+  console.log("| file | build | LM head | load s | peak RSS MiB | WASM MiB | prefill tok/s | decode tok/s | bytes/token MB | floor tok/s (at read GB/s) |");
+  console.log("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+  for (const simd of levels) {
+    const bandwidth = await readBandwidth(simd);
+    for (const [to, file] of Object.entries(files)) {
+      for (const head of ["stored", "int8"] as const) {
+        const [cmd, ...args] = selfCommand();
+        const r = spawnSync(cmd, [...args, "--child", `${file},${simd},${head}`, "--decode", String(DECODE)], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`${to} ${simd} ${head}: ${r.stderr}`);
+        const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+        const perToken = ternaryBytes + headBytes[head];
+        const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+        console.log(`| ${to} | ${simd} | ${head === "stored" ? "f16" : "int8"} | ${m.loadSeconds.toFixed(1)} | ${mib(m.peakRss)} | ${mib(m.wasmBytes)} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${(perToken / 1e6).toFixed(0)} | ${((bandwidth * 1e9) / perToken).toFixed(1)} (${bandwidth.toFixed(1)}) |`);
+      }
+    }
+  }
+}
+
+if (values.child) await child(values.child);
+else await main();
