@@ -1,7 +1,7 @@
 // Microsoft bitnet.cpp I2_S (x86 layout): the whole tensor as one run of 128-value blocks
 // of 32 bytes; byte j of a block holds values j, j+32, j+64, j+96 in bits 7-6, 5-4, 3-2,
 // 1-0 as codes w + 1; then one f32 scale (a multiplier), padded to 32 bytes.
-import { codeOf, invalidCount, resetInvalid } from "./ternary-codes";
+import { codeOf, decodePlanes16, invalidCount, resetInvalid } from "./ternary-codes";
 
 /** Bytes of an I2_S tensor of `count` values (count a multiple of 128). */
 export function i2sBytes(count: i32): i32 {
@@ -12,17 +12,8 @@ export function i2sBytes(count: i32): i32 {
  *  16 bytes at a time: the values at j, j+32, j+64, j+96 of a block are one shift apart. */
 export function decodeI2S(src: usize, count: i32, dst: usize, scale: usize): i32 {
   let bad = 0;
-  const three = i8x16.splat(3), one = i8x16.splat(1);
   for (let b = 0; b < count >> 7; b++) {
-    for (let h = 0; h < 2; h++) {
-      const bytes = v128.load(src + (<usize>b << 5) + (h << 4));
-      for (let s = 0; s < 4; s++) {
-        const code = v128.and(i8x16.shr_u(bytes, 6 - (s << 1)), three);
-        const invalid = i8x16.eq(code, three); // stored as 0 and counted, as storeCode does
-        v128.store(dst + (<usize>b << 7) + (s << 5) + (h << 4), v128.andnot(i8x16.sub(code, one), invalid));
-        bad += <i32>popcnt(i8x16.bitmask(invalid));
-      }
-    }
+    for (let h = 0; h < 2; h++) bad += decodePlanes16(v128.load(src + (<usize>b << 5) + (h << 4)), dst + (<usize>b << 7) + (h << 4), true);
   }
   store<f32>(scale, load<f32>(src + (count >> 2)));
   return bad;

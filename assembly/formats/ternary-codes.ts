@@ -28,3 +28,20 @@ let invalid = 0;
   }
   return <u32>(w + 1);
 }
+
+/**
+ * Decodes 16 bytes that each hold 4 codes of values 32 apart (I2_S, TQ2_0): plane s goes
+ * to dst + 32 s, taken from bits 6-2s (`highFirst`, I2_S) or 2s (TQ2_0). Invalid codes are
+ * stored as 0, as storeCode does; returns how many there were.
+ */
+@inline export function decodePlanes16(bytes: v128, dst: usize, highFirst: bool): i32 {
+  const three = i8x16.splat(3), one = i8x16.splat(1);
+  let bad = 0;
+  for (let s = 0; s < 4; s++) {
+    const code = v128.and(i8x16.shr_u(bytes, highFirst ? 6 - (s << 1) : s << 1), three);
+    const invalid = i8x16.eq(code, three);
+    v128.store(dst + (s << 5), v128.andnot(i8x16.sub(code, one), invalid));
+    bad += <i32>popcnt(i8x16.bitmask(invalid));
+  }
+  return bad;
+}

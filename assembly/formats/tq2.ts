@@ -1,21 +1,19 @@
 // ggml TQ2_0: 256-value blocks of 66 bytes, qs[64] then an f16 scale d; qs[h*32 + m]
 // holds value h*128 + m + 32n in bits 2n..2n+1 as the code w + 1; value = (code - 1) * d.
 import { f16ToF32, f32ToF16 } from "./fp16";
-import { codeOf, invalidCount, resetInvalid, storeCode } from "./ternary-codes";
+import { codeOf, decodePlanes16, invalidCount, resetInvalid } from "./ternary-codes";
 
 export const TQ2_BLOCK_BYTES = 66;
 
 /** Decodes `count` values (a multiple of 256) to int8, each block's d to scales[block] (f32). */
 export function decodeTQ2(src: usize, count: i32, dst: usize, scales: usize): i32 {
-  resetInvalid();
+  let bad = 0;
   for (let b = 0; b < count >> 8; b++) {
     const block = src + <usize>b * TQ2_BLOCK_BYTES, out = dst + (<usize>b << 8);
-    for (let i = 0; i < 256; i++) {
-      storeCode(out + i, (<u32>load<u8>(block + ((i >> 7) << 5) + (i & 31)) >> (((i & 127) >> 5) << 1)) & 3);
-    }
+    for (let q = 0; q < 4; q++) bad += decodePlanes16(v128.load(block + (q << 4)), out + ((q >> 1) << 7) + ((q & 1) << 4), false);
     store<f32>(scales + (<usize>b << 2), f16ToF32(load<u16>(block + 64)));
   }
-  return invalidCount();
+  return bad;
 }
 
 /** Encodes int8 ternary values with one scale, as ggml's reference quantizer writes them
