@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { gguf as hfGguf } from "@huggingface/gguf";
 import { FormatError } from "../model/errors.ts";
-import { type GgufEntry, GgmlType, GgufType, readGguf } from "../model/formats/gguf.ts";
+import { type GgufEntry, GgmlType, GgufType, readGguf, readGgufFile } from "../model/formats/gguf.ts";
+import { openFile } from "../runtime/files.ts";
 import { writeGguf } from "../model/formats/gguf-writer.ts";
 
 const test = suite("gguf");
@@ -30,12 +31,14 @@ const METADATA: [string, GgufEntry][] = [
   ["test.nested", { type: GgufType.ARRAY, itemType: GgufType.ARRAY, value: [] }],
 ];
 
+const TENSORS = [
+  { name: "a.f32", dims: [3, 2], type: GgmlType.F32, data: new Uint8Array(24).fill(1) },
+  { name: "b.tq2", dims: [256, 2], type: GgmlType.TQ2_0, data: new Uint8Array(132).fill(2) },
+  { name: "c.i2s", dims: [128, 1], type: GgmlType.I2_S, data: new Uint8Array(64).fill(3) },
+];
+
 function sample(alignment = 32): Uint8Array {
-  return writeGguf(METADATA, [
-    { name: "a.f32", dims: [3, 2], type: GgmlType.F32, data: new Uint8Array(24).fill(1) },
-    { name: "b.tq2", dims: [256, 2], type: GgmlType.TQ2_0, data: new Uint8Array(132).fill(2) },
-    { name: "c.i2s", dims: [128, 1], type: GgmlType.I2_S, data: new Uint8Array(64).fill(3) },
-  ], alignment);
+  return writeGguf(METADATA, TENSORS, alignment);
 }
 
 test("write then read: every value type, tensor infos, aligned offsets", () => {
@@ -80,6 +83,25 @@ test("truncation at every section boundary and in between is a FormatError namin
     assert.throws(() => readGguf(bytes.subarray(0, cut), "bad.gguf"), (e: unknown) => e instanceof FormatError, `cut at ${cut}`);
   }
   fails(bytes.subarray(0, 6), /truncated: version needs bytes 4\.\.8/);
+});
+
+test("a header larger than the first read is fetched in growing pieces from a file; the same file cut short fails", async () => {
+  // A 5 MB vocabulary: more than the 1 MiB the reader starts with.
+  const tokens = Array.from({ length: 200000 }, (_, i) => `token-${i}-${"x".repeat(i % 40)}`);
+  const bytes = writeGguf([...METADATA, ["tokenizer.ggml.tokens", { type: GgufType.ARRAY, itemType: GgufType.STRING, value: tokens }]], TENSORS);
+  assert.ok(bytes.length > 4 << 20);
+  const dir = mkdtempSync(`${tmpdir()}/gguf-big-`);
+  writeFileSync(`${dir}/big.gguf`, bytes);
+  const file = await openFile(`${dir}/big.gguf`);
+  const g = await readGgufFile(file);
+  assert.equal(g.metadata.get("tokenizer.ggml.tokens")?.value, tokens);
+  assert.equal(g.tensors, readGguf(bytes, `${dir}/big.gguf`).tensors);
+  await file.close();
+  for (const cut of [3 << 20, bytes.length - 10]) {
+    writeFileSync(`${dir}/cut.gguf`, bytes.subarray(0, cut));
+    const e = await readGgufFile(await openFile(`${dir}/cut.gguf`)).then(() => null, (e) => e);
+    assert.ok(e instanceof FormatError && /cut\.gguf: (truncated: |tensor .* lie past the end of the file|.* the rest of the file can hold)/.test(e.message), String(e));
+  }
 });
 
 test("bad magic, versions, lengths, types, offsets and shapes are refused before allocating", () => {
