@@ -4,8 +4,9 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Checkpoint } from "../model/checkpoint.ts";
-import { GGUF_TARGETS, type GgufTarget, HF_TARGETS, type HfTarget, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
-import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder } from "../model/load.ts";
+import { GGUF_TARGETS, type GgufTarget, type GgufVocabularySource, HF_TARGETS, type HfTarget, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
+import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder, readHfFolderTokenizer } from "../model/load.ts";
+import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
 import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
 import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
@@ -146,7 +147,7 @@ async function ppl(args: string[]): Promise<void> {
 }
 
 /** Writes a checkpoint in a target format: a GGUF file, or a Hugging Face folder. */
-async function writeTarget(ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, to: string, out: string, simd: LoadOptions["simd"]): Promise<void> {
+async function writeTarget(ckpt: Checkpoint, tokenizer: GgufVocabularySource | null, to: string, out: string, simd: LoadOptions["simd"]): Promise<void> {
   const kernels = await loadKernels({ simd });
   let sink: ByteSink;
   if ((HF_TARGETS as readonly string[]).includes(to)) {
@@ -168,16 +169,18 @@ async function convert(args: string[]): Promise<void> {
   if (values.help) return console.log(USAGE);
   if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
   const options = await modelOptions(values, values.model);
-  const ckpt = (await isDirectory(values.model)) ? await readHfFolder(values.model) : await readCheckpoint(await openFile(values.model), options);
+  const folder = await isDirectory(values.model);
+  const ckpt = folder ? await readHfFolder(values.model) : await readCheckpoint(await openFile(values.model), options);
   try {
-    const v = ckpt.vocabulary;
-    let tokenizer: Llama2cTokenizer | null = null;
-    if (v?.kind === "spm") tokenizer = Llama2cTokenizer.fromGguf(v.tokens, v.scores);
-    else if (!v && options.tokenizer) tokenizer = Llama2cTokenizer.fromBin(await readBytes(options.tokenizer as string), ckpt.config.vocabSize, options.tokenizer as string);
-    else if (!v && ckpt.config.vocabSize === 512 && (await fileExists(SHARED_TOKENIZER))) {
+    // The vocabulary to carry over: the file's own, the folder's tokenizer.json, or --tokenizer.
+    const v = ckpt.vocabulary, given = options.tokenizer as string | undefined;
+    let tokenizer: GgufVocabularySource | null = null;
+    if (v) tokenizer = v.kind === "spm" ? Llama2cTokenizer.fromGguf(v.tokens, v.scores) : BpeTokenizer.fromGguf(v, values.model);
+    else if (given) tokenizer = Llama2cTokenizer.fromBin(await readBytes(given), ckpt.config.vocabSize, given);
+    else if (folder) tokenizer = (await readHfFolderTokenizer(values.model)) as BpeTokenizer | null;
+    else if (ckpt.config.vocabSize === 512 && (await fileExists(SHARED_TOKENIZER))) {
       tokenizer = Llama2cTokenizer.fromBin(await readBytes(SHARED_TOKENIZER), ckpt.config.vocabSize, SHARED_TOKENIZER);
     }
-    if (v?.kind === "bpe") console.error(`note: the byte-level BPE vocabulary of ${values.model} is not carried over; load the output with --tokenizer tokenizer.json`);
     await writeTarget(ckpt, tokenizer, values.to, values.out, options.simd);
   } finally {
     await ckpt.source.close();

@@ -1,6 +1,6 @@
 // Writing a checkpoint in another format (`bitnet-wasm convert`, `bitnet-wasm synth`):
 // GGUF under llama.cpp's tensor names, ternary layers re-encoded in WASM into I2_S, TQ1_0
-// or TQ2_0 with the source's scale; or a Hugging Face folder (config.json and
+// or TQ2_0 with the source's scale, with the vocabulary; or a Hugging Face folder (config.json and
 // model.safetensors), packed or as bf16 master weights. Tensors are produced and written
 // one at a time, so a model larger than the JS heap converts through a file sink.
 import { type ByteSink, memorySink } from "../runtime/files.ts";
@@ -10,6 +10,7 @@ import { OptionError, ShapeError } from "./errors.ts";
 import { GgmlType, type GgufEntry, GgufType } from "./formats/gguf.ts";
 import { type GgufTensorSource, writeGgufTo } from "./formats/gguf-writer.ts";
 import { type SafetensorsSource, writeSafetensorsTo } from "./formats/safetensors.ts";
+import { BpeTokenizer } from "./tokenizer/bpe.ts";
 import type { Llama2cTokenizer } from "./tokenizer/llama2c.ts";
 import { decodeTernary, readSpan, widen } from "./weights.ts";
 
@@ -58,8 +59,11 @@ function ggufArch(ckpt: Checkpoint, target: GgufTarget): string {
   return target === "gguf-i2s" ? "bitnet-b1.58" : "bitnet";
 }
 
+/** The tokenizers whose vocabulary GGUF can carry: SentencePiece ("llama") and byte-level BPE ("gpt2"). */
+export type GgufVocabularySource = Llama2cTokenizer | BpeTokenizer;
+
 /** Writes the checkpoint as a GGUF file of the given target encoding. */
-export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, target: GgufTarget, sink: ByteSink): Promise<void> {
+export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: GgufVocabularySource | null, target: GgufTarget, sink: ByteSink): Promise<void> {
   if (!(GGUF_TARGETS as readonly string[]).includes(target)) {
     throw new OptionError("to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(target)}`);
   }
@@ -123,7 +127,19 @@ export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, to
     [`${arch}.vocab_size`, u32(c.vocabSize)],
   ];
   if (arch === "bitnet") metadata.push(["bitnet.hidden_activation", { type: GgufType.STRING, value: c.activation }]);
-  if (tokenizer) {
+  if (tokenizer instanceof BpeTokenizer) {
+    const v = tokenizer.ggufVocabulary();
+    metadata.push(
+      ["tokenizer.ggml.model", { type: GgufType.STRING, value: "gpt2" }],
+      ["tokenizer.ggml.pre", { type: GgufType.STRING, value: v.pre }],
+      ["tokenizer.ggml.tokens", { type: GgufType.ARRAY, itemType: GgufType.STRING, value: v.tokens }],
+      ["tokenizer.ggml.token_type", { type: GgufType.ARRAY, itemType: GgufType.INT32, value: v.tokenTypes }],
+      ["tokenizer.ggml.merges", { type: GgufType.ARRAY, itemType: GgufType.STRING, value: v.merges }],
+      ["tokenizer.ggml.bos_token_id", u32(v.bos)],
+      ["tokenizer.ggml.eos_token_id", u32(v.eos)],
+    );
+    if (v.chatTemplate !== undefined) metadata.push(["tokenizer.chat_template", { type: GgufType.STRING, value: v.chatTemplate }]);
+  } else if (tokenizer) {
     const types = tokenizer.pieces.map((p, i) => (i === 0 ? 2 : i === tokenizer.bos || i === tokenizer.eos ? 3 : /^<0x[0-9A-F]{2}>$/.test(p) ? 6 : 1));
     metadata.push(
       ["tokenizer.ggml.model", { type: GgufType.STRING, value: "llama" }],
@@ -138,7 +154,7 @@ export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, to
 }
 
 /** The checkpoint as a GGUF file in memory. */
-export async function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: Llama2cTokenizer | null, target: GgufTarget): Promise<Uint8Array> {
+export async function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: GgufVocabularySource | null, target: GgufTarget): Promise<Uint8Array> {
   const sink = memorySink();
   await writeCheckpointGguf(kernels, ckpt, tokenizer, target, sink);
   return sink.bytes();

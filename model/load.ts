@@ -69,7 +69,7 @@ export async function readHfFolder(dir: string, options: ReadOptions = {}): Prom
 }
 
 /** The folder's tokenizer.json (with tokenizer_config.json), if it has one. */
-async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
+export async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
   const json = folderFile(dir, "tokenizer.json"), config = folderFile(dir, "tokenizer_config.json");
   if (!(await fileExists(json))) return null;
   const text = (path: string) => readBytes(path).then((b) => new TextDecoder().decode(b));

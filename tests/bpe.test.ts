@@ -10,6 +10,10 @@ import { writeGguf } from "../model/formats/gguf-writer.ts";
 import { ggufBpeVocabulary } from "../model/formats/gguf-model.ts";
 import { FormatError } from "../model/errors.ts";
 import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
+import { checkpointToGguf } from "../model/convert.ts";
+import { loadBitNet } from "../model/load.ts";
+import { synthesizeBitNet } from "../model/synth.ts";
+import { loadKernels } from "../runtime/kernels.ts";
 import { sharedData } from "./helpers.ts";
 
 const test = suite("bpe");
@@ -39,7 +43,8 @@ test("tokenizer.json: ids equal the reference library's, BOS / EOS from tokenize
 
 test("GGUF metadata (gpt2 model, llama-bpe pre-tokenizer) builds the same tokenizer", () => {
   const merges = (JSON.parse(jsonText).model.merges as (string | string[])[]).map((m) => (Array.isArray(m) ? m.join(" ") : m));
-  const v = fromJson.ggufVocabulary(merges);
+  const v = fromJson.ggufVocabulary();
+  assert.equal(v.merges, merges);
   const bytes = writeGguf([
     ["general.architecture", { type: GgufType.STRING, value: "llama" }],
     ["tokenizer.ggml.model", { type: GgufType.STRING, value: "gpt2" }],
@@ -54,6 +59,16 @@ test("GGUF metadata (gpt2 model, llama-bpe pre-tokenizer) builds the same tokeni
   assert.is(fromGguf.vocabSize, fromJson.vocabSize);
   for (const t of texts) assert.equal(fromGguf.encode(t), fromJson.encode(t), t.slice(0, 40));
   assert.throws(() => BpeTokenizer.fromGguf({ ...v, pre: "qwen2" }, "v.gguf"), (e: unknown) => e instanceof FormatError && /tokenizer\.ggml\.pre "qwen2" is not supported/.test((e as Error).message));
+});
+
+test("converting a model with this tokenizer to GGUF carries the vocabulary, merges and chat template over", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint } = await synthesizeBitNet({ dim: 128, hiddenDim: 128, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 128256, seqLen: 16 });
+  const model = await loadBitNet(await checkpointToGguf(kx, checkpoint, fromJson, "gguf-i2s"), { simd: "strict" });
+  const tok = model.tokenizer as BpeTokenizer;
+  assert.instance(tok, BpeTokenizer);
+  assert.equal([tok.bos, tok.eos, tok.chatTemplate], [fromJson.bos, fromJson.eos, fromJson.chatTemplate]);
+  for (const t of texts) assert.equal(tok.encode(t), fromJson.encode(t), t.slice(0, 40));
 });
 
 test("decode(encode(text)) and the streamed decodeBytes pieces both give the text back", () => {

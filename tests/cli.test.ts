@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -91,6 +91,12 @@ test("synth writes a 2B4T-architecture model; convert rewrites it as a Hugging F
   const a = ppl(`${dir}/s.gguf`), b = ppl(`${dir}/hf`);
   assert.is(a.tokens, 8);
   assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `${a.loss} vs ${b.loss}`);
+  // A folder with its tokenizer.json converts to a GGUF that carries the vocabulary.
+  copyFileSync(tokenizer, `${dir}/hf/tokenizer.json`);
+  assert.is(cli(["convert", "--model", `${dir}/hf`, "--to", "gguf-tq2", "--out", `${dir}/t.gguf`]).code, 0);
+  const own = cli(["generate", "--model", `${dir}/t.gguf`, "--prompt", "Hello", "--max-tokens", "3", "--json"]);
+  assert.is(own.code, 0, own.stderr);
+  assert.is(JSON.parse(own.stdout).tokens, 3);
   const bad = cli(["synth", "--to", "gguf-q4", "--out", `${dir}/x`]);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /option --to: expected one of gguf-f32, gguf-i2s, gguf-tq1, gguf-tq2, hf, hf-bf16, got "gguf-q4"/);

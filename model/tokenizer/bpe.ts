@@ -43,10 +43,11 @@ export class BpeTokenizer implements Tokenizer {
   readonly #hf: HfTokenizer;
   readonly #tokens: string[];
   readonly #special: Set<number>;
+  readonly #merges: string[];
   readonly stopTokens: ReadonlySet<number>;
 
   private constructor(
-    json: { model: { vocab: Record<string, number> }; added_tokens?: { id: number; content: string; special?: boolean }[] },
+    json: { model: { vocab: Record<string, number>; merges?: (string | string[])[] }; added_tokens?: { id: number; content: string; special?: boolean }[] },
     readonly bos: number, readonly eos: number, file: string, readonly chatTemplate?: string,
   ) {
     try {
@@ -56,6 +57,8 @@ export class BpeTokenizer implements Tokenizer {
     }
     this.#tokens = [];
     for (const [text, id] of Object.entries(json.model.vocab)) this.#tokens[id] = text;
+    // tokenizer.json writes merges as "a b" or, in newer files, as ["a", "b"].
+    this.#merges = (json.model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(" ") : m));
     this.#special = new Set();
     for (const t of json.added_tokens ?? []) {
       this.#tokens[t.id] = t.content;
@@ -105,9 +108,9 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   /** The vocabulary as GGUF stores it (inverse of fromGguf). */
-  ggufVocabulary(merges: string[]): BpeVocabulary {
+  ggufVocabulary(): BpeVocabulary {
     return {
-      tokens: this.#tokens, merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)),
+      tokens: this.#tokens, merges: this.#merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)),
       bos: this.bos, eos: this.eos, pre: "llama-bpe", chatTemplate: this.chatTemplate,
     };
   }
