@@ -21,7 +21,8 @@ export { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } fro
 export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity.ts";
 export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";
 export { hasRelaxedSimd } from "./runtime/features.ts";
-export { AbsmaxInt8Quantizer, paddedCols, type Int8Input } from "./quant/absmax-int8.ts";
+export { type ActivationSpec, ActivationQuantizer, paddedCols, type Int8Input } from "./quant/activations.ts";
+export { type ActivationPlan, parseVariant, PRESETS, SITES, type Site } from "./quant/variants.ts";
 export { TernaryLinear } from "./quant/ternary.ts";
 export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
 export type { ByteSource, Progress, ReadOptions } from "./runtime/files.ts";

@@ -1,5 +1,7 @@
-// Per-token int8 absmax activation quantization (BitNet b1.58):
-//   Q = RoundClip(x * 127 / max|x|, -128, 127), dequantization multiplier max|x| / 127.
+// Per-token activation quantization into integers the ternary kernels multiply exactly:
+// - int8 absmax (BitNet b1.58): Q = RoundClip(x * 127 / max|x|, -128, 127), multiplier max|x| / 127;
+// - int4 absmean (BitNet a4.8): beta = mean|x|, Q = RoundClip(sqrt(7) * x / beta, -8, 7),
+//   multiplier beta / sqrt(7) (int4 values travel in int8 lanes).
 // Rounding is to nearest, ties to even (f32.nearest, like numpy and torch).
 import { f32At } from "./memory";
 
@@ -15,32 +17,48 @@ import { f32At } from "./memory";
   return m; // NaN if any input is NaN (f32.max propagates it)
 }
 
-@inline function quantizeValue(v: f32, inv: f32): i32 {
+@inline function absmean(x: usize, n: i32): f32 {
+  let sum: f32 = 0;
+  for (let k = 0; k < n; k++) sum += abs(load<f32>(f32At(x, k)));
+  return sum / <f32>n; // NaN if any input is NaN or infinite
+}
+
+const SQRT7: f32 = 2.6457513110645907;
+
+@inline function quantizeValue(v: f32, inv: f32, lo: i32, hi: i32): i32 {
   const q = nearest(v * inv);
-  return q > 127 ? 127 : q < -128 ? -128 : <i32>q;
+  return q > <f32>hi ? hi : q < <f32>lo ? lo : <i32>q;
 }
 
 // Quantizes one row; returns sum(Q) and stores the multiplier at `scale`.
-@inline function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, simd: bool): i32 {
-  const m = absmax(x, n, simd);
-  const inv: f32 = m > 0 ? <f32>127 / m : 0;
-  store<f32>(scale, m / 127);
+@inline function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, int4: bool, simd: bool): i32 {
+  let inv: f32;
+  if (int4) {
+    const beta = absmean(x, n);
+    inv = beta > 0 ? SQRT7 / beta : beta == beta ? 0 : NaN;
+    store<f32>(scale, beta / SQRT7);
+  } else {
+    const m = absmax(x, n, simd);
+    inv = m > 0 ? <f32>127 / m : 0;
+    store<f32>(scale, m / 127);
+  }
+  const lo = int4 ? -8 : -128, hi = int4 ? 7 : 127;
   let k = 0, sum = 0;
   if (simd) {
-    const vinv = f32x4.splat(inv);
+    const vinv = f32x4.splat(inv), vlo = i32x4.splat(lo), vhi = i32x4.splat(hi);
     let vsum = i32x4.splat(0);
     for (; k + 16 <= n; k += 16) {
-      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k)), vinv)));
-      const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k + 4)), vinv)));
-      const c = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k + 8)), vinv)));
-      const d = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k + 12)), vinv)));
+      const a = clamp4(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k)), vinv))), vlo, vhi);
+      const b = clamp4(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k + 4)), vinv))), vlo, vhi);
+      const c = clamp4(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k + 8)), vinv))), vlo, vhi);
+      const d = clamp4(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(f32At(x, k + 12)), vinv))), vlo, vhi);
       v128.store(q + k, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a, b), i16x8.narrow_i32x4_s(c, d)));
       vsum = i32x4.add(vsum, i32x4.add(i32x4.add(a, b), i32x4.add(c, d)));
     }
     sum = i32x4.extract_lane(vsum, 0) + i32x4.extract_lane(vsum, 1) + i32x4.extract_lane(vsum, 2) + i32x4.extract_lane(vsum, 3);
   }
   for (; k < n; k++) {
-    const v = quantizeValue(load<f32>(f32At(x, k)), inv);
+    const v = quantizeValue(load<f32>(f32At(x, k)), inv, lo, hi);
     store<i8>(q + k, <i8>v);
     sum += v;
   }
@@ -48,11 +66,15 @@ import { f32At } from "./memory";
   return sum;
 }
 
-@inline function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, simd: bool): i32 {
+@inline function clamp4(v: v128, lo: v128, hi: v128): v128 {
+  return i32x4.min_s(i32x4.max_s(v, lo), hi);
+}
+
+@inline function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, int4: bool, simd: bool): i32 {
   let bad = 0;
   for (let t = 0; t < tokens; t++) {
     const scale = f32At(scales, t);
-    const sum = quantizeRow(f32At(x, t * n), n, q + <usize>t * nPad, nPad, scale, simd);
+    const sum = quantizeRow(f32At(x, t * n), n, q + <usize>t * nPad, nPad, scale, int4, simd);
     store<i32>(sums + (<usize>t << 2), sum);
     const s = load<f32>(scale);
     if (s != s || s == Infinity) bad++;
@@ -66,8 +88,16 @@ import { f32At } from "./memory";
  * Returns how many rows held NaN or infinity (their output is not usable).
  */
 export function quantizeAbsmaxI8(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
-  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true);
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, true);
 }
 export function quantizeAbsmaxI8Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
-  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false);
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, false);
+}
+
+/** As quantizeAbsmaxI8, with int4 absmean (a4.8): multipliers mean|x| / sqrt(7), values in -8..7. */
+export function quantizeAbsmeanI4(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, true);
+}
+export function quantizeAbsmeanI4Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, false);
 }

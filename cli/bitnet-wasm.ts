@@ -25,6 +25,7 @@ const USAGE = `usage:
   bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
                     [--context N] [--embedding f16|bf16|f32] [--seed S] --to FORMAT --out F
 common: [--simd auto|relaxed|strict] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
+        [--variant b1.58|a4.8|q-sparse:S|SPEC]  (SPEC: qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)
 FORMAT: ${[...GGUF_TARGETS, ...HF_TARGETS].join(" | ")} (hf and hf-bf16 write a folder)
 
 Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary
@@ -39,7 +40,7 @@ tok512.bin / tokenizer.bin beside the model, then ${SHARED_TOKENIZER}.
 
 const common = {
   model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" }, "lm-head": { type: "string" },
-  context: { type: "string" }, "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  context: { type: "string" }, variant: { type: "string" }, "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
 } as const;
 
 async function modelOptions(values: Record<string, unknown>, model: string): Promise<LoadOptions> {
@@ -48,7 +49,7 @@ async function modelOptions(values: Record<string, unknown>, model: string): Pro
   if (tokenizer === undefined && model.startsWith("../shared/") && (await fileExists(SHARED_TOKENIZER))) tokenizer = SHARED_TOKENIZER;
   return {
     tokenizer, simd: values.simd as LoadOptions["simd"], bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
-    lmHead: values["lm-head"] as LoadOptions["lmHead"], contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
+    lmHead: values["lm-head"] as LoadOptions["lmHead"], variant: values.variant as string | undefined, contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
   };
 }
 

@@ -5,7 +5,7 @@
 // or more in all, so weights come from DRAM as in a real decode, not from cache.
 // Run: npm run bench (Node 20: strict build only), deno task bench (both builds).
 import { Bench } from "tinybench";
-import { paddedCols } from "../quant/absmax-int8.ts";
+import { paddedCols } from "../quant/activations.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { type Kernels, loadKernels, type SimdLevel } from "../runtime/kernels.ts";
 

@@ -15,7 +15,7 @@ import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
 import { readSafetensorsIndex } from "./formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
 
-export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength"> {
+export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant"> {
   /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes), or a ready Tokenizer.
    *  Default: the vocabulary stored in a GGUF file; for a path, tok512.bin or tokenizer.bin
    *  beside the model, if present. */
@@ -112,7 +112,7 @@ export async function loadBitNet(source: ByteSource, options: LoadOptions = {}):
   const layers = ckpt.config.nLayers;
   try {
     const transformer = await Transformer.load(kernels, ckpt, {
-      lmHead: options.lmHead, contextLength: options.contextLength,
+      lmHead: options.lmHead, contextLength: options.contextLength, variant: options.variant,
       onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
     });
     return new BitNetModel(kernels, transformer, tokenizer, file);

@@ -1,7 +1,8 @@
 // The forward pass, one token block at a time, readable top to bottom. One function
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
-import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
+import { type ActivationSpec, ActivationQuantizer, INT8_ABSMAX } from "../quant/activations.ts";
+import { parseVariant, type Site } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
@@ -27,6 +28,8 @@ interface Layer {
 export const MAX_BLOCK = 32;
 
 export interface TransformerOptions {
+  /** Activation variant of the BitLinear inputs: a preset ("b1.58" default, "a4.8", "q-sparse:S") or a spec (quant/variants.ts). */
+  variant?: string;
   /** The LM head: the table in its stored precision ("stored", default) or int8 rows with absmax scales ("int8"). */
   lmHead?: "stored" | "int8";
   /** Context length to allocate the KV cache for (default and maximum: the model's). */
@@ -84,13 +87,24 @@ export class Transformer {
     const config = withContext(ckpt.config, options.contextLength);
     checkFits(kernels, ckpt, config, lmHead);
     const c = config;
-    const quantizer = new AbsmaxInt8Quantizer(kernels, MAX_BLOCK, Math.max(c.dim, c.hiddenDim));
+    const plan = parseVariant(options.variant ?? "b1.58");
+    if (options.variant !== undefined && ckpt.layers.some((l) => l.q.encoding === "f32")) {
+      throw new OptionError("variant", `${ckpt.file} has fp32 linear layers; activation variants apply to ternary BitLinear layers (ternarize the weights first)`);
+    }
+    const width = Math.max(c.dim, c.hiddenDim);
+    const quantizers = new Map<string, ActivationQuantizer>();
+    const quantizerFor = (spec: ActivationSpec) => {
+      const key = `${spec.format}/${spec.sparsity}`;
+      if (!quantizers.has(key)) quantizers.set(key, new ActivationQuantizer(kernels, MAX_BLOCK, width, spec));
+      return quantizers.get(key)!;
+    };
+    const quantizer = quantizerFor(INT8_ABSMAX);
     const upload = (span: Span) => uploadFloat(kernels, ckpt, span);
     const embedding = await uploadTable(kernels, ckpt, ckpt.embedding, "embedding");
     const finalNorm = await upload(ckpt.finalNorm);
     const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier") : embedding;
     const head = headLinear(kernels, quantizer, classifier, c, lmHead, ckpt.file);
-    const linear = (t: LinearTensor) => buildLinear(kernels, quantizer, ckpt, t, c.arch === "bitllama");
+    const linear = (t: LinearTensor, site: Site) => buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama");
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
       layers.push({
@@ -98,8 +112,8 @@ export class Transformer {
         ffnNorm: l.ffnNorm && (await upload(l.ffnNorm)),
         attnSubNorm: l.attnSubNorm && (await upload(l.attnSubNorm)),
         ffnSubNorm: l.ffnSubNorm && (await upload(l.ffnSubNorm)),
-        q: await linear(l.q), k: await linear(l.k), v: await linear(l.v), o: await linear(l.o),
-        gate: await linear(l.gate), up: await linear(l.up), down: await linear(l.down),
+        q: await linear(l.q, "qkv"), k: await linear(l.k, "qkv"), v: await linear(l.v, "qkv"), o: await linear(l.o, "o"),
+        gate: await linear(l.gate, "gateUp"), up: await linear(l.up, "gateUp"), down: await linear(l.down, "down"),
       });
       options.onLayer?.(layers.length);
     }
@@ -195,7 +209,7 @@ export class Transformer {
   }
 }
 
-async function buildLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Promise<Linear> {
+async function buildLinear(kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Promise<Linear> {
   if (t.encoding === "f32") return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
   return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, (int8) => decodeTernary(kernels, ckpt, t, int8));
 }
@@ -210,7 +224,7 @@ async function uploadTable(kernels: Kernels, ckpt: Checkpoint, span: Span, what:
   return { ptr, dtype: span.dtype ?? "f32" };
 }
 
-function headLinear(kernels: Kernels, quantizer: AbsmaxInt8Quantizer, table: Table, c: ModelConfig, lmHead: "stored" | "int8", file: string): Linear {
+function headLinear(kernels: Kernels, quantizer: ActivationQuantizer, table: Table, c: ModelConfig, lmHead: "stored" | "int8", file: string): Linear {
   const { ptr, dtype } = table, rows = c.vocabSize, cols = c.dim;
   if (lmHead === "int8") {
     return Int8RowsLinear.fromRows(kernels, quantizer, rows, cols, `${file}: LM head`, (first, count, dst) => {

@@ -4,7 +4,7 @@
 // in docs/benchmarks.md.
 import { NonFiniteError } from "../model/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { AbsmaxInt8Quantizer, Int8Input } from "./absmax-int8.ts";
+import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
 
 /** Rows quantized per slice of this many values (bounds the f32 staging buffer). */
@@ -13,7 +13,7 @@ const SLICE_VALUES = 1 << 20;
 export class Int8RowsLinear implements Linear {
   constructor(
     readonly kernels: Kernels,
-    readonly quantizer: AbsmaxInt8Quantizer,
+    readonly quantizer: ActivationQuantizer,
     readonly w: number,
     readonly wScales: number,
     readonly rows: number,
@@ -25,7 +25,7 @@ export class Int8RowsLinear implements Linear {
    * writes rows first..first+count-1 as f32 at dst.
    */
   static fromRows(
-    kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, what: string,
+    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, what: string,
     widenRows: (first: number, count: number, dst: number) => void,
   ): Int8RowsLinear {
     const w = kernels.allocBytes(rows * cols), wScales = kernels.allocF32(rows);

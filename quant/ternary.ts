@@ -2,13 +2,13 @@
 // y = (W_ternary . Q(x)) * weightScale * activationScale.
 import { FormatError, ShapeError } from "../model/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { AbsmaxInt8Quantizer, Int8Input } from "./absmax-int8.ts";
+import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
 
 export class TernaryLinear implements Linear {
   constructor(
     readonly kernels: Kernels,
-    readonly quantizer: AbsmaxInt8Quantizer,
+    readonly quantizer: ActivationQuantizer,
     /** Address of the packed weights. */
     readonly packed: number,
     readonly rows: number,
@@ -25,7 +25,7 @@ export class TernaryLinear implements Linear {
    * scratch is freed afterwards. `what` names the tensor in errors.
    */
   static async fromInt8(
-    kernels: Kernels, quantizer: AbsmaxInt8Quantizer, rows: number, cols: number, l2Norm: boolean,
+    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
     what: string, decode: (int8: number) => Promise<number>,
   ): Promise<TernaryLinear> {
     if (cols > kernels.k.ternaryMaxCols()) {

@@ -58,6 +58,9 @@ export interface KernelExports {
   countNonZeroI8(src: number, n: number): number;
   quantizeAbsmaxI8(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   quantizeAbsmaxI8Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
+  quantizeAbsmeanI4(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
+  quantizeAbsmeanI4Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
+  sparsifyTopK(x: number, n: number, tokens: number, zeroCount: number, out: number): void;
   rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;
   rmsNormScalar(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;
   l2Norm(out: number, x: number, n: number, tokens: number): void;

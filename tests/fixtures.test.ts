@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readBitllama } from "../model/formats/bitllama.ts";
 import { memoryFile } from "../runtime/files.ts";
-import { AbsmaxInt8Quantizer } from "../quant/absmax-int8.ts";
+import { ActivationQuantizer } from "../quant/activations.ts";
 import { F32Linear } from "../quant/linear.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
 import { asF32, kernels, LEVELS, maxRelativeError, withData } from "./helpers.ts";
@@ -30,7 +30,7 @@ for (const level of LEVELS) {
 
   withData(test, "BitLinear (int8 absmax x packed ternary) gives y_bitlinear_absmax_int8", [`${FX}.ternary_i8`, "fixtures/x256.f32", "fixtures/y_bitlinear_absmax_int8.f32"], async (ternary, x, y) => {
     const mark = kx.arena.mark();
-    const linear = await TernaryLinear.fromInt8(kx, new AbsmaxInt8Quantizer(kx, 1, 256), 256, 256, false, "fixture", async (p) => (kx.write(p, ternary), 2.117886543273926));
+    const linear = await TernaryLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 256), 256, 256, false, "fixture", async (p) => (kx.write(p, ternary), 2.117886543273926));
     const out = kx.allocF32(256);
     linear.apply(linear.prepare(kx.put(x), 1), out);
     assert.ok(maxRelativeError(kx.f32(out, 256), asF32(y)) < 1e-5);

@@ -2,7 +2,7 @@
 // on shapes that are not multiples of the SIMD or block widths, in both builds.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { paddedCols } from "../quant/absmax-int8.ts";
+import { paddedCols } from "../quant/activations.ts";
 import { bitsEqual, kernels, LEVELS, maxRelativeError, randomF32, randomTernary, rng } from "./helpers.ts";
 
 const SHAPES: [number, number][] = [[1, 1], [3, 5], [4, 64], [5, 63], [7, 65], [13, 200], [64, 129], [33, 1000]];

@@ -1,0 +1,72 @@
+// Per-token activation quantization at the input of each BitLinear, with the optional
+// parameter-free input norm of bitllama's BitLinear and the variants of the BitNet papers:
+// int8 absmax (b1.58), int4 absmean (a4.8), each optionally after top-K sparsification
+// (Q-Sparse). All of it runs in WASM (assembly/quantize.ts, assembly/sparsify.ts). One
+// buffer set per quantizer serves every BitLinear that uses it: inputs are prepared and
+// consumed in turn, never two at once.
+import { NonFiniteError } from "../model/errors.ts";
+import type { Kernels } from "../runtime/kernels.ts";
+import type { PreparedInput } from "./linear.ts";
+
+/** Columns rounded up to the ternary kernels' 64-wide blocks. */
+export function paddedCols(cols: number): number {
+  return Math.ceil(cols / 64) * 64;
+}
+
+/** How one BitLinear input is quantized: integer format, and the fraction of entries zeroed first. */
+export interface ActivationSpec {
+  format: "int8" | "int4";
+  /** Q-Sparse top-K: the fraction S in [0, 1) of entries with the smallest |x| set to 0 per token. */
+  sparsity: number;
+}
+
+export const INT8_ABSMAX: ActivationSpec = { format: "int8", sparsity: 0 };
+
+export interface Int8Input extends PreparedInput {
+  /** int8 [tokens, paddedCols(cols)] (int4 values too) */
+  readonly q: number;
+  /** f32 [tokens]: the multiplier of each row (max|x| / 127, or mean|x| / sqrt(7)) */
+  readonly scales: number;
+  /** i32 [tokens]: sum of each row of q */
+  readonly sums: number;
+  readonly cols: number;
+}
+
+export class ActivationQuantizer {
+  readonly #normed: number;
+  readonly #sparse: number;
+  readonly #q: number;
+  readonly #scales: number;
+  readonly #sums: number;
+
+  constructor(readonly kernels: Kernels, readonly maxTokens: number, readonly maxCols: number, readonly spec: ActivationSpec = INT8_ABSMAX) {
+    this.#normed = kernels.allocF32(maxTokens * maxCols);
+    this.#sparse = spec.sparsity > 0 ? kernels.allocF32(maxTokens * maxCols) : 0;
+    this.#q = kernels.allocBytes(maxTokens * paddedCols(maxCols));
+    this.#scales = kernels.allocF32(maxTokens);
+    this.#sums = kernels.allocF32(maxTokens);
+  }
+
+  /** Bytes between the quantized rows of an input of `cols` columns. */
+  stride(cols: number): number {
+    return paddedCols(cols);
+  }
+
+  /** Quantizes x [tokens, cols]; with `l2Norm`, first scales each row to x / (||x|| * sqrt(cols)). */
+  quantize(x: number, cols: number, tokens: number, l2Norm: boolean): Int8Input {
+    const k = this.kernels.k;
+    let src = x;
+    if (l2Norm) {
+      k.l2Norm(this.#normed, x, cols, tokens);
+      src = this.#normed;
+    }
+    if (this.spec.sparsity > 0) {
+      k.sparsifyTopK(src, cols, tokens, Math.floor(this.spec.sparsity * cols), this.#sparse);
+      src = this.#sparse;
+    }
+    const quantize = this.spec.format === "int4" ? k.quantizeAbsmeanI4 : k.quantizeAbsmaxI8;
+    const bad = quantize(src, cols, tokens, this.#q, paddedCols(cols), this.#scales, this.#sums);
+    if (bad > 0) throw new NonFiniteError(`BitLinear input: ${bad} of ${tokens} rows hold NaN or infinity`);
+    return { q: this.#q, scales: this.#scales, sums: this.#sums, cols, tokens };
+  }
+}

@@ -1,0 +1,65 @@
+// Activation variants by name: where each BitLinear input is quantized how. The sites are
+// the inputs of q/k/v (shared), o, gate/up (shared) and down. Presets follow the papers;
+// a full spec names each site: "qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8"
+// ("all=" sets every site; later entries override earlier ones).
+import { OptionError } from "../model/errors.ts";
+import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
+
+export const SITES = ["qkv", "o", "gateUp", "down"] as const;
+export type Site = (typeof SITES)[number];
+export type ActivationPlan = Record<Site, ActivationSpec>;
+
+const everywhere = (spec: ActivationSpec): ActivationPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
+const INT4: ActivationSpec = { format: "int4", sparsity: 0 };
+
+/** Named recipes, each with the paper's wording of what it does. */
+export const PRESETS: Record<string, { paper: string; plan: (arg?: number) => ActivationPlan }> = {
+  "b1.58": {
+    paper: "BitNet b1.58: every BitLinear input quantized to 8 bits per token with absmax.",
+    plan: () => everywhere(INT8_ABSMAX),
+  },
+  "a4.8": {
+    paper: "BitNet a4.8: 4-bit absmean activations for the inputs to the attention and FFN " +
+      "(q/k/v, gate/up); the output projection's input sparsified with top-K 50% then 8-bit; " +
+      "the down projection's input 8-bit.",
+    plan: () => ({ qkv: INT4, o: { format: "int8", sparsity: 0.5 }, gateUp: INT4, down: INT8_ABSMAX }),
+  },
+  "q-sparse": {
+    paper: "Q-Sparse: top-K sparsification (the fraction S of smallest |x| zeroed) of every BitLinear input, then 8-bit absmax.",
+    plan: (s = 0.5) => everywhere({ format: "int8", sparsity: checkSparsity(s, "q-sparse:S") }),
+  },
+};
+
+function checkSparsity(s: number, where: string): number {
+  if (!Number.isFinite(s) || s < 0 || s >= 1) throw new OptionError("variant", `${where}: S must be in [0, 1), got ${s}`);
+  return s;
+}
+
+/** One site's spec: "int8", "int4", "topk:S+int8", "topk:S+int4". */
+function parseSpec(text: string): ActivationSpec {
+  const m = /^(?:topk:([^+]+)\+)?(int8|int4)$/.exec(text);
+  if (!m) throw new OptionError("variant", `"${text}" is not an activation spec (int8, int4, topk:S+int8, topk:S+int4)`);
+  return { format: m[2] as "int8" | "int4", sparsity: m[1] === undefined ? 0 : checkSparsity(Number(m[1]), `topk:${m[1]}`) };
+}
+
+/** A preset name ("b1.58", "a4.8", "q-sparse:0.5") or a full spec, as a plan for every site. */
+export function parseVariant(variant: string): ActivationPlan {
+  const [name, arg] = variant.split(":");
+  const preset = PRESETS[name];
+  if (preset && !variant.includes("=")) {
+    if (arg !== undefined && name !== "q-sparse") throw new OptionError("variant", `preset ${name} takes no parameter`);
+    return preset.plan(arg === undefined ? undefined : Number(arg));
+  }
+  if (!variant.includes("=")) {
+    throw new OptionError("variant", `unknown variant "${variant}" (presets: ${Object.keys(PRESETS).join(", ")}; or a spec like qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)`);
+  }
+  const plan = everywhere(INT8_ABSMAX);
+  for (const part of variant.split(",")) {
+    const [site, spec] = part.split("=");
+    const key = site === "gateup" ? "gateUp" : site;
+    if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
+    else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
+    else throw new OptionError("variant", `unknown site "${site}" (qkv, o, gateup, down, all)`);
+  }
+  return plan;
+}

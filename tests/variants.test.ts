@@ -1,0 +1,128 @@
+// Activation variants (BitNet a4.8's int4 absmean, Q-Sparse's top-K): the WASM quantizers
+// equal scalar references written here, the presets parse and run on a real ternary model.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { NonFiniteError, OptionError } from "../model/errors.ts";
+import { loadBitNet } from "../model/load.ts";
+import { ActivationQuantizer } from "../quant/activations.ts";
+import { parseVariant, PRESETS } from "../quant/variants.ts";
+import { loadKernels } from "../runtime/kernels.ts";
+import { dataPath, LEVELS, rng, withData } from "./helpers.ts";
+
+const test = suite("variants");
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** int4 absmean in f32 steps: beta = mean|x| (summed in order), Q = clip(round(x * (sqrt(7) / beta)), -8, 7). */
+function int4Reference(x: Float32Array): { q: number[]; scale: number } {
+  const f = Math.fround;
+  let sum = 0;
+  for (const v of x) sum = f(sum + Math.abs(v));
+  const beta = f(sum / x.length), sqrt7 = f(Math.sqrt(7)), inv = beta > 0 ? f(sqrt7 / beta) : 0;
+  return { q: Array.from(x, (v) => Math.max(-8, Math.min(7, roundHalfEven(f(v * inv))))), scale: f(beta / sqrt7) };
+}
+
+/** Top-K: zero the `zero` entries of smallest |x|, equal magnitudes lower index first. */
+function topKReference(x: Float32Array, zero: number): number[] {
+  const order = Array.from(x.keys()).sort((a, b) => Math.abs(x[a]) - Math.abs(x[b]) || a - b);
+  const out = Array.from(x);
+  for (const i of order.slice(0, zero)) out[i] = 0;
+  return out;
+}
+
+for (const level of LEVELS) {
+  test(`int4 absmean quantizer (${level} build) equals the reference: random rows, all zeros, one huge outlier, width 1`, async () => {
+    const kx = await loadKernels({ simd: level });
+    const next = rng(5);
+    const rows = [
+      Float32Array.from({ length: 100 }, () => next() * 4 - 2),
+      new Float32Array(37),
+      Float32Array.from({ length: 64 }, (_, i) => (i === 9 ? 1e6 : (i % 5) - 2)),
+      Float32Array.of(-0.3),
+    ];
+    for (const x of rows) {
+      const mark = kx.arena.mark(), n = x.length, pad = Math.ceil(n / 64) * 64;
+      const q = kx.allocBytes(pad), scales = kx.allocF32(1), sums = kx.allocF32(1);
+      for (const fn of [kx.k.quantizeAbsmeanI4, kx.k.quantizeAbsmeanI4Scalar]) {
+        assert.is(fn(kx.put(x), n, 1, q, pad, scales, sums), 0);
+        const want = int4Reference(x);
+        assert.equal(Array.from(kx.i8(q, n)), want.q, `n = ${n}`);
+        assert.is(kx.f32(scales, 1)[0], want.scale);
+        assert.is(kx.i32(sums, 1)[0], want.q.reduce((a, b) => a + b, 0));
+        assert.ok(kx.i8(q, pad).subarray(n).every((v) => v === 0), "padding is zero");
+      }
+      kx.arena.release(mark);
+    }
+    const quantizer = new ActivationQuantizer(kx, 2, 8, { format: "int4", sparsity: 0 });
+    const bad = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 1, NaN, 3, 4, 5, 6, 7, 8);
+    assert.throws(() => quantizer.quantize(kx.put(bad), 8, 2, false), (e: unknown) => e instanceof NonFiniteError && /1 of 2 rows/.test((e as Error).message));
+  });
+}
+
+test("top-K keeps exactly n - floor(S n) entries per row, zeroing equal magnitudes lower index first", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(9);
+  const ties = Float32Array.of(0.5, -0.5, 0.25, 0.5, -0.25, 1, 0.5, -2, 0.25, 0);
+  const cases: [Float32Array, number][] = [
+    [ties, 0], [ties, 1], [ties, 3], [ties, 4], [ties, 5], [ties, 9], [ties, 10],
+    [Float32Array.from({ length: 6912 }, () => next() * 2 - 1), Math.floor(0.5 * 6912)],
+    [Float32Array.from({ length: 300 }, () => Math.round(next() * 6) - 3), 150], // many ties
+    [Float32Array.of(3), 0],
+  ];
+  for (const [x, zero] of cases) {
+    const mark = kx.arena.mark(), out = kx.allocF32(x.length);
+    kx.k.sparsifyTopK(kx.put(x), x.length, 1, zero, out);
+    assert.equal(Array.from(kx.f32(out, x.length)), topKReference(x, zero), `n ${x.length}, zero ${zero}`);
+    kx.arena.release(mark);
+  }
+  // Two rows at once: each row is its own selection.
+  const two = Float32Array.of(1, 2, 3, 4, -4, -3, -2, -1), out = kx.allocF32(8);
+  kx.k.sparsifyTopK(kx.put(two), 4, 2, 2, out);
+  assert.equal(Array.from(kx.f32(out, 8)), [0, 0, 3, 4, -4, -3, 0, 0]);
+});
+
+test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
+  assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "q-sparse"]);
+  assert.equal(parseVariant("a4.8"), {
+    qkv: { format: "int4", sparsity: 0 }, o: { format: "int8", sparsity: 0.5 }, gateUp: { format: "int4", sparsity: 0 }, down: { format: "int8", sparsity: 0 },
+  });
+  assert.equal(parseVariant("q-sparse:0.25").down, { format: "int8", sparsity: 0.25 });
+  assert.equal(parseVariant("all=int4,o=topk:0.5+int8").o, { format: "int8", sparsity: 0.5 });
+  assert.equal(parseVariant("all=int4,o=topk:0.5+int8").qkv, { format: "int4", sparsity: 0 });
+  for (const [spec, pattern] of [
+    ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, q-sparse/],
+    ["q-sparse:1", /q-sparse:S: S must be in \[0, 1\), got 1/],
+    ["q-sparse:-0.1", /S must be in \[0, 1\)/],
+    ["q-sparse:x", /S must be in \[0, 1\), got NaN/],
+    ["b1.58:3", /preset b1\.58 takes no parameter/],
+    ["qkv=int3", /"int3" is not an activation spec/],
+    ["attn=int4", /unknown site "attn"/],
+    ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
+  ] as [string, RegExp][]) {
+    assert.throws(() => parseVariant(spec), (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), spec);
+  }
+});
+
+withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; every preset gives a finite perplexity", ["models/bitllama-3M.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], async (_, __, text) => {
+  const path = dataPath("models/bitllama-3M.bin");
+  const tokens = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298];
+  const base = await loadBitNet(path, { simd: "strict" });
+  const b158 = await loadBitNet(path, { simd: "strict", variant: "b1.58" });
+  assert.equal(b158.logits(tokens), base.logits(tokens));
+  const sample = new TextDecoder().decode(text).slice(0, 6000);
+  const baseline = (await base.perplexity(sample, { ctx: 256 })).perplexity;
+  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4"]) {
+    const model = await loadBitNet(path, { simd: "strict", variant });
+    const { perplexity } = await model.perplexity(sample, { ctx: 256 });
+    assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
+    assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
+    assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
+  }
+  const e = await loadBitNet(dataPath("models/stories260K.bin"), { variant: "a4.8" }).then(() => null, (e) => e);
+  assert.ok(e instanceof OptionError && /fp32 linear layers; activation variants apply to ternary BitLinear layers/.test(e.message), String(e));
+});
+
+test.run();
