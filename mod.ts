@@ -22,7 +22,7 @@ export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type Perp
 export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";
 export { hasRelaxedSimd } from "./runtime/features.ts";
 export { type ActivationSpec, ActivationQuantizer, paddedCols, type Int8Input } from "./quant/activations.ts";
-export { type ActivationPlan, parseVariant, PRESETS, SITES, type Site } from "./quant/variants.ts";
+export { type ActivationPlan, parseVariant, PRESETS, SITES, type Site, type VariantPlan, WEIGHT_TERNARIZERS, type WeightTernarizer } from "./quant/variants.ts";
 export { TernaryLinear } from "./quant/ternary.ts";
 export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
 export type { ByteSource, Progress, ReadOptions } from "./runtime/files.ts";

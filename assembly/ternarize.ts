@@ -1,20 +1,38 @@
-// Weight ternarization of float master weights, absmean as in BitNet b1.58:
-//   gamma = mean|W| (at least 1e-5), W_t = RoundClip(W / gamma, -1, 1), W ~ gamma * W_t,
+// Weight ternarization of float master weights:
+//   W_t = RoundClip(W / gamma, -1, 1), W ~ gamma * W_t, with gamma (at least 1e-5)
+// - absmean (BitNet b1.58): gamma = mean|W|;
+// - median (BitNet b1.58 Reloaded): gamma = median|W| (the lower middle value for even n, as torch.median);
 // computed as the reference does: s = 1 / gamma, W_t = clip(round(W * s)), scale 1 / s.
 // Rounding is to nearest, ties to even (f32.nearest, like torch.round).
+import { selectMagnitude } from "./select";
 
-/** Ternarizes n f32 values at src into int8 -1/0/1 at dst; returns the scale (NaN if any input is not finite). */
+/** Ternarizes n f32 values at src into int8 -1/0/1 at dst with gamma = mean|W|; returns the scale (NaN if any input is not finite). */
 export function ternarizeAbsmean(src: usize, n: i32, dst: usize): f32 {
   let sum: f64 = 0;
   for (let i = 0; i < n; i++) sum += <f64>abs(load<f32>(src + (<usize>i << 2)));
   if (!isFinite(sum)) return NaN;
-  const gamma = max(<f32>(sum / <f64>n), <f32>1e-5);
+  return ternarizeWith(src, n, dst, <f32>(sum / <f64>n));
+}
+
+/** As ternarizeAbsmean with gamma = median|W|. */
+export function ternarizeMedian(src: usize, n: i32, dst: usize): f32 {
+  for (let i = 0; i < n; i++) if (!isFinite(load<f32>(src + (<usize>i << 2)))) return NaN;
+  return ternarizeWith(src, n, dst, reinterpret<f32>(selectMagnitude(src, n, (n + 1) >> 1)));
+}
+
+@inline function ternarizeWith(src: usize, n: i32, dst: usize, magnitude: f32): f32 {
+  const gamma = max(magnitude, <f32>1e-5);
   const s: f32 = <f32>1 / gamma;
   for (let i = 0; i < n; i++) {
     const q = nearest(load<f32>(src + (<usize>i << 2)) * s);
     store<i8>(dst + i, <i8>(q > 1 ? 1 : q < -1 ? -1 : <i32>q));
   }
   return <f32>1 / s;
+}
+
+/** Writes int8 values times `scale` as f32: dequantized weights. */
+export function int8ToF32(src: usize, n: i32, scale: f32, dst: usize): void {
+  for (let i = 0; i < n; i++) store<f32>(dst + (<usize>i << 2), <f32>load<i8>(src + i) * scale);
 }
 
 /** Writes int8 values times `scale` as bfloat16 (rounded to nearest even): dequantized master weights. */

@@ -2,15 +2,15 @@
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
 import { type ActivationSpec, ActivationQuantizer, INT8_ABSMAX } from "../quant/activations.ts";
-import { parseVariant, type Site } from "../quant/variants.ts";
+import { parseVariant, type Site, type WeightTernarizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
+import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { FormatError, OptionError, ShapeError } from "./errors.ts";
-import { decodeTernary, floatBytes, readSpan, uploadFloat, widen } from "./weights.ts";
+import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "./weights.ts";
 import { KVCache } from "./kv-cache.ts";
 
 interface Layer {
@@ -88,9 +88,8 @@ export class Transformer {
     checkFits(kernels, ckpt, config, lmHead);
     const c = config;
     const plan = parseVariant(options.variant ?? "b1.58");
-    if (options.variant !== undefined && ckpt.layers.some((l) => l.q.encoding === "f32")) {
-      throw new OptionError("variant", `${ckpt.file} has fp32 linear layers; activation variants apply to ternary BitLinear layers (ternarize the weights first)`);
-    }
+    // A named variant turns fp32 layers into BitLinears (post-training), absmean unless told otherwise.
+    const ternarizer = options.variant === undefined ? undefined : plan.weights ?? (ckpt.layers.some((l) => l.q.encoding === "f32") ? "absmean" : undefined);
     const width = Math.max(c.dim, c.hiddenDim);
     const quantizers = new Map<string, ActivationQuantizer>();
     const quantizerFor = (spec: ActivationSpec) => {
@@ -104,7 +103,7 @@ export class Transformer {
     const finalNorm = await upload(ckpt.finalNorm);
     const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier") : embedding;
     const head = headLinear(kernels, quantizer, classifier, c, lmHead, ckpt.file);
-    const linear = (t: LinearTensor, site: Site) => buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama");
+    const linear = (t: LinearTensor, site: Site) => buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer);
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
       layers.push({
@@ -209,9 +208,10 @@ export class Transformer {
   }
 }
 
-async function buildLinear(kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean): Promise<Linear> {
-  if (t.encoding === "f32") return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
-  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, (int8) => decodeTernary(kernels, ckpt, t, int8));
+async function buildLinear(kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean, ternarizer?: WeightTernarizer): Promise<Linear> {
+  if (t.encoding === "f32" && !ternarizer) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
+  const decode = (int8: number) => (ternarizer ? reternarize(kernels, ckpt, t, ternarizer, int8) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8));
+  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, decode);
 }
 
 /** The embedding (or an untied classifier) in its stored precision; half tables must be finite. */

@@ -4,7 +4,7 @@
 // Every decoder counts invalid codes; the kernels take one scale per tensor, so block
 // formats must carry the same scale in every block (all-zero blocks may carry 0).
 import type { Kernels } from "../runtime/kernels.ts";
-import type { Checkpoint, Span, TernaryTensor } from "./checkpoint.ts";
+import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
 
 /** Bytes per value of a float span. */
@@ -67,6 +67,29 @@ export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: Terna
         return finiteScale(scale * (await outputScale(kernels, ckpt, t.outputScale)), fail);
       }
     }
+  } finally {
+    kernels.arena.release(mark);
+  }
+}
+
+/**
+ * Ternarizes a linear layer's weights again from float: fp32 / f16 / bf16 masters as they
+ * are, ternary tensors dequantized (codes x scale) first. Writes int8 codes at `int8` and
+ * returns the scale.
+ */
+export async function reternarize(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: "absmean" | "median", int8: number): Promise<number> {
+  const k = kernels.k, count = t.rows * t.cols, mark = kernels.arena.mark();
+  try {
+    let master: number;
+    if (t.encoding === "f32" || t.encoding === "absmean") master = await uploadFloat(kernels, ckpt, t.data);
+    else {
+      const codes = kernels.allocBytes(count);
+      const scale = await decodeTernary(kernels, ckpt, t, codes);
+      k.int8ToF32(codes, count, scale, (master = kernels.allocF32(count)));
+    }
+    const scale = (ternarizer === "median" ? k.ternarizeMedian : k.ternarizeAbsmean)(master, count, int8);
+    if (Number.isNaN(scale)) throw new FormatError(ckpt.file, `${t.name}: weights hold NaN or infinity`);
+    return scale;
   } finally {
     kernels.arena.release(mark);
   }

@@ -1,19 +1,27 @@
-// Activation variants by name: where each BitLinear input is quantized how. The sites are
-// the inputs of q/k/v (shared), o, gate/up (shared) and down. Presets follow the papers;
-// a full spec names each site: "qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8"
-// ("all=" sets every site; later entries override earlier ones).
+// Quantization variants by name: how the weights are ternarized and where each BitLinear
+// input is quantized how. The sites are the inputs of q/k/v (shared), o, gate/up (shared)
+// and down. Presets follow the papers; a full spec names each part:
+// "weights=median,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8" ("all=" sets every site;
+// later entries override earlier ones).
 import { OptionError } from "../model/errors.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
 
 export const SITES = ["qkv", "o", "gateUp", "down"] as const;
 export type Site = (typeof SITES)[number];
 export type ActivationPlan = Record<Site, ActivationSpec>;
+/** Weight ternarizers: gamma = mean|W| (BitNet b1.58) or median|W| (BitNet b1.58 Reloaded). */
+export const WEIGHT_TERNARIZERS = ["absmean", "median"] as const;
+export type WeightTernarizer = (typeof WEIGHT_TERNARIZERS)[number];
+/** A variant: activations per site and, when named, the weight ternarizer. fp32 models are
+ *  ternarized with it (absmean when unnamed); ternary checkpoints keep their stored weights
+ *  and scales unless it is named, then it applies to the dequantized weights. */
+export type VariantPlan = ActivationPlan & { weights?: WeightTernarizer };
 
-const everywhere = (spec: ActivationSpec): ActivationPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
+const everywhere = (spec: ActivationSpec): VariantPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
 const INT4: ActivationSpec = { format: "int4", sparsity: 0 };
 
 /** Named recipes, each with the paper's wording of what it does. */
-export const PRESETS: Record<string, { paper: string; plan: (arg?: number) => ActivationPlan }> = {
+export const PRESETS: Record<string, { paper: string; plan: (arg?: number) => VariantPlan }> = {
   "b1.58": {
     paper: "BitNet b1.58: every BitLinear input quantized to 8 bits per token with absmax.",
     plan: () => everywhere(INT8_ABSMAX),
@@ -23,6 +31,10 @@ export const PRESETS: Record<string, { paper: string; plan: (arg?: number) => Ac
       "(q/k/v, gate/up); the output projection's input sparsified with top-K 50% then 8-bit; " +
       "the down projection's input 8-bit.",
     plan: () => ({ qkv: INT4, o: { format: "int8", sparsity: 0.5 }, gateUp: INT4, down: INT8_ABSMAX }),
+  },
+  reloaded: {
+    paper: "BitNet b1.58 Reloaded: weights ternarized with the median of |W| as the scale instead of the mean; 8-bit absmax activations.",
+    plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "median" }),
   },
   "q-sparse": {
     paper: "Q-Sparse: top-K sparsification (the fraction S of smallest |x| zeroed) of every BitLinear input, then 8-bit absmax.",
@@ -43,7 +55,7 @@ function parseSpec(text: string): ActivationSpec {
 }
 
 /** A preset name ("b1.58", "a4.8", "q-sparse:0.5") or a full spec, as a plan for every site. */
-export function parseVariant(variant: string): ActivationPlan {
+export function parseVariant(variant: string): VariantPlan {
   const [name, arg] = variant.split(":");
   const preset = PRESETS[name];
   if (preset && !variant.includes("=")) {
@@ -57,9 +69,12 @@ export function parseVariant(variant: string): ActivationPlan {
   for (const part of variant.split(",")) {
     const [site, spec] = part.split("=");
     const key = site === "gateup" ? "gateUp" : site;
-    if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
+    if (key === "weights") {
+      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(spec)) throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}`);
+      plan.weights = spec as WeightTernarizer;
+    } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
-    else throw new OptionError("variant", `unknown site "${site}" (qkv, o, gateup, down, all)`);
+    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all)`);
   }
   return plan;
 }

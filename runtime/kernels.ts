@@ -54,6 +54,8 @@ export interface KernelExports {
   gemmI8Scalar(w: number, wScales: number, rows: number, cols: number, x: number, xStride: number, xScales: number, tokens: number, y: number): void;
   countNonFiniteHalf(src: number, n: number, bf16: boolean): number;
   ternarizeAbsmean(src: number, n: number, dst: number): number;
+  ternarizeMedian(src: number, n: number, dst: number): number;
+  int8ToF32(src: number, n: number, scale: number, dst: number): void;
   int8ToBF16(src: number, n: number, scale: number, dst: number): void;
   countNonZeroI8(src: number, n: number): number;
   quantizeAbsmaxI8(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;

@@ -85,7 +85,9 @@ test("top-K keeps exactly n - floor(S n) entries per row, zeroing equal magnitud
 });
 
 test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
-  assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "q-sparse"]);
+  assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "reloaded", "q-sparse"]);
+  assert.is(parseVariant("reloaded").weights, "median");
+  assert.is(parseVariant("weights=median,all=int4").weights, "median");
   assert.equal(parseVariant("a4.8"), {
     qkv: { format: "int4", sparsity: 0 }, o: { format: "int8", sparsity: 0.5 }, gateUp: { format: "int4", sparsity: 0 }, down: { format: "int8", sparsity: 0 },
   });
@@ -93,13 +95,14 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").o, { format: "int8", sparsity: 0.5 });
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").qkv, { format: "int4", sparsity: 0 });
   for (const [spec, pattern] of [
-    ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, q-sparse/],
+    ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, reloaded, q-sparse/],
     ["q-sparse:1", /q-sparse:S: S must be in \[0, 1\), got 1/],
     ["q-sparse:-0.1", /S must be in \[0, 1\)/],
     ["q-sparse:x", /S must be in \[0, 1\), got NaN/],
     ["b1.58:3", /preset b1\.58 takes no parameter/],
     ["qkv=int3", /"int3" is not an activation spec/],
     ["attn=int4", /unknown site "attn"/],
+    ["weights=sign", /weights="sign": expected absmean or median/],
     ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
   ] as [string, RegExp][]) {
     assert.throws(() => parseVariant(spec), (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), spec);
@@ -121,8 +124,37 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
     assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
     assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
   }
-  const e = await loadBitNet(dataPath("models/stories260K.bin"), { variant: "a4.8" }).then(() => null, (e) => e);
-  assert.ok(e instanceof OptionError && /fp32 linear layers; activation variants apply to ternary BitLinear layers/.test(e.message), String(e));
+  // Naming the weight ternarizer re-ternarizes the dequantized weights: same codes, absmean scale.
+  const reweighted = await loadBitNet(path, { simd: "strict", variant: "weights=absmean" });
+  assert.not.equal(reweighted.logits(tokens), base.logits(tokens));
+});
+
+withData(test, "on stories260K (fp32): a named variant ternarizes the weights post-training (absmean; median for reloaded)", ["models/stories260K.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], async (_, __, text) => {
+  const path = dataPath("models/stories260K.bin"), sample = new TextDecoder().decode(text).slice(0, 6000);
+  const fp32 = (await (await loadBitNet(path, { simd: "strict" })).perplexity(sample, { ctx: 256 })).perplexity;
+  const results: number[] = [];
+  for (const variant of ["b1.58", "reloaded", "a4.8"]) {
+    const { perplexity } = await (await loadBitNet(path, { simd: "strict", variant })).perplexity(sample, { ctx: 256 });
+    assert.ok(Number.isFinite(perplexity) && perplexity > fp32, `${variant}: ${perplexity} vs fp32 ${fp32}`);
+    results.push(perplexity);
+  }
+  assert.is(new Set(results).size, 3, "absmean and median weights, int8 and int4 activations all differ");
+});
+
+test("median ternarizer: gamma = the lower middle |w| (as torch.median), then round and clip like absmean", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(21);
+  for (const n of [1, 2, 7, 64, 1001]) {
+    const w = Float32Array.from({ length: n }, () => (next() * 2 - 1) * 3);
+    const sorted = Array.from(w, Math.abs).sort((a, b) => a - b), gamma = Math.max(sorted[(n - 1) >> 1], Math.fround(1e-5));
+    const s = Math.fround(1 / gamma);
+    const mark = kx.arena.mark(), out = kx.allocBytes(n);
+    const scale = kx.k.ternarizeMedian(kx.put(w), n, out);
+    assert.equal(Array.from(kx.i8(out, n)), Array.from(w, (v) => Math.max(-1, Math.min(1, roundHalfEven(Math.fround(v * s))))), `n ${n}`);
+    assert.is(scale, Math.fround(1 / s));
+    assert.ok(Number.isNaN(kx.k.ternarizeMedian(kx.put(Float32Array.of(1, Infinity)), 2, out)));
+    kx.arena.release(mark);
+  }
 });
 
 test.run();
