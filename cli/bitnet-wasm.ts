@@ -11,7 +11,9 @@ import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
 import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError, OptionError } from "../model/errors.ts";
-import { type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
+import { appendText, type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
+import { runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
+import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
 
 const DEFAULT_MODEL = "../shared/data/models/bitllama-3M.bin";
@@ -22,6 +24,8 @@ const USAGE = `usage:
                        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
   bitnet-wasm ppl --model F (--text F | --tokens F) [--tokenizer F] [--ctx N] [--json]
   bitnet-wasm convert --model F --to FORMAT --out F [--tokenizer F]
+  bitnet-wasm sweep --model F --text F --variants LIST [--grid F.json] [--ctx N] [--out PREFIX]
+                    [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,...; ";" between specs)
   bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
                     [--context N] [--embedding f16|bf16|f32] [--seed S] --to FORMAT --out F
 common: [--simd auto|relaxed|strict] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
@@ -212,8 +216,56 @@ async function synth(args: string[]): Promise<void> {
   await writeTarget(checkpoint, null, values.to, values.out, values.simd as LoadOptions["simd"]);
 }
 
+async function sweep(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args, strict: true,
+    options: { ...common, text: { type: "string" }, variants: { type: "string" }, grid: { type: "string" }, ctx: { type: "string" }, out: { type: "string" }, "decode-tokens": { type: "string" } },
+  });
+  if (values.help) return console.log(USAGE);
+  // A grid file may give the model, text, ctx and variants; flags fill in the rest.
+  let grid: { model?: string; text?: string; ctx?: number; variants?: string[] } = {};
+  if (values.grid) {
+    try {
+      grid = JSON.parse(new TextDecoder().decode(await readBytes(values.grid)));
+    } catch (e) {
+      throw new BitNetError(`${values.grid}: not valid JSON (${(e as Error).message})`);
+    }
+    if (grid.variants !== undefined && (!Array.isArray(grid.variants) || grid.variants.some((v) => typeof v !== "string"))) throw new BitNetError(`${values.grid}: "variants" must be an array of strings`);
+  }
+  const model = values.model ?? grid.model, textPath = values.text ?? grid.text;
+  const variants = values.variants ? splitVariants(values.variants) : grid.variants;
+  if (!model || !textPath || !variants?.length) throw new BitNetError("sweep needs --model F, --text F and --variants LIST (or a --grid file giving them)");
+  const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0") ?? grid.ctx;
+  for (const v of variants) if (v !== "stored") parseVariant(v); // every name checked before the first run
+  const prefix = values.out ?? "sweep", jsonl = `${prefix}.jsonl`;
+  const done = (await fileExists(jsonl)) ? new TextDecoder().decode(await readBytes(jsonl)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l)) : [];
+  const options = await modelOptions(values, model);
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  const results = await runSweep({
+    ...options, model, text: new TextDecoder().decode(await readBytes(textPath)), textName: textPath.split("/").pop()!, variants, ctx, done,
+    decodeTokens: numberOption(values, "decode-tokens", isPositiveInteger, "an integer > 0"),
+    onResult: (r) => appendText(jsonl, JSON.stringify(r) + "\n"),
+    onProgress: ({ variant, index, count, done, total }) => {
+      const now = performance.now();
+      if (!tty && done < total && now - last < 2000) return;
+      last = now;
+      const width = 24, filled = Math.round((width * done) / total);
+      process.stderr.write(`[${index + 1}/${count}] ${"#".repeat(filled)}${".".repeat(width - filled)} ${variant}: ${done}/${total} tokens${tty ? "\x1b[K\r" : "\n"}`);
+    },
+  });
+  if (tty) process.stderr.write("\n");
+  const title = `${String(model).split("/").pop()} on ${textPath.split("/").pop()}${ctx ? ` (ctx ${ctx})` : ""}`;
+  const table = sweepTable(results);
+  const fs = await import("node:fs/promises");
+  await fs.writeFile(`${prefix}.md`, `# ${title}\n\n${table}\n`);
+  await fs.writeFile(`${prefix}.svg`, sweepChart(results, title));
+  console.log(table);
+  console.error(`wrote ${jsonl}, ${prefix}.md, ${prefix}.svg`);
+}
+
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth };
+const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth, sweep };
 try {
   if (!command || command === "--help" || command === "-h") console.log(USAGE);
   else if (!commands[command]) throw new BitNetError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);

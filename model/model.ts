@@ -25,6 +25,11 @@ export class BitNetModel {
     return this.#live().config;
   }
 
+  /** How the projections' weights are held: "fp32" as stored, or "ternary" BitLinears. */
+  get projectionWeights(): "fp32" | "ternary" {
+    return this.#live().projectionWeights;
+  }
+
   /** Bytes of WebAssembly memory this model holds (weights, KV cache, buffers). */
   get memoryBytes(): number {
     return this.#kernels?.arena.bytesUsed ?? 0;

@@ -190,6 +190,11 @@ export class Transformer {
     return this.#logits;
   }
 
+  /** How the projections' weights are held: "fp32" (F32 GEMV) or "ternary" (packed BitLinears). */
+  get projectionWeights(): "fp32" | "ternary" {
+    return this.#layers[0]?.q instanceof F32Linear ? "fp32" : "ternary";
+  }
+
   /** RMSNorm into the scratch row block when the layer has norm weights, else x itself. */
   #normed(x: number, weight: number | undefined, n: number, tokens: number, eps: number): number {
     if (weight === undefined) return x;

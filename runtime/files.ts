@@ -97,6 +97,16 @@ export async function writeBytes(path: string, bytes: Uint8Array): Promise<void>
   }
 }
 
+/** Appends text to a file, creating it (Node, Deno, Bun). */
+export async function appendText(path: string, text: string): Promise<void> {
+  const fs = await import("node:fs/promises");
+  try {
+    await fs.appendFile(path, text);
+  } catch (e) {
+    throw new BitNetError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Whether a path is a directory (false where there is no file system). */
 export async function isDirectory(path: ByteSource): Promise<boolean> {
   if (typeof path !== "string" || /^[a-z]+:/i.test(path)) return false;

@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -100,6 +100,24 @@ test("synth writes a 2B4T-architecture model; convert rewrites it as a Hugging F
   const bad = cli(["synth", "--to", "gguf-q4", "--out", `${dir}/x`]);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /option --to: expected one of gguf-f32, gguf-i2s, gguf-tq1, gguf-tq2, hf, hf-bf16, got "gguf-q4"/);
+});
+
+withData(test, "sweep writes JSON lines, a Markdown table and an SVG chart; a rerun skips what is done", ["models/bitllama-1M.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], () => {
+  const dir = mkdtempSync(`${tmpdir()}/bitnet-sweep-`);
+  writeFileSync(`${dir}/text.txt`, readFileSync(dataPath("text/tinystories-valid-32k.txt"), "utf8").slice(0, 2000));
+  writeFileSync(`${dir}/grid.json`, JSON.stringify({ model: dataPath("models/bitllama-1M.bin"), text: `${dir}/text.txt`, ctx: 128, variants: ["b1.58", "a4.8"] }));
+  const run = () => cli(["sweep", "--grid", `${dir}/grid.json`, "--out", `${dir}/s`, "--decode-tokens", "4"]);
+  const first = run();
+  assert.is(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^\| variant \| perplexity/);
+  const lines = () => readFileSync(`${dir}/s.jsonl`, "utf8").trim().split("\n");
+  assert.equal(lines().map((l) => JSON.parse(l).variant), ["b1.58", "a4.8"]);
+  assert.match(readFileSync(`${dir}/s.svg`, "utf8"), /<svg[\s\S]*<circle[\s\S]*<circle/);
+  assert.is(run().code, 0);
+  assert.is(lines().length, 2, "nothing measured twice");
+  const bad = cli(["sweep", "--grid", `${dir}/grid.json`, "--variants", "b1.58,q-sparse:2", "--out", `${dir}/t`]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /q-sparse:S: S must be in \[0, 1\), got 2/);
 });
 
 test("bad options exit with code 2 and a message naming the option", () => {

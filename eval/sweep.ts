@@ -1,0 +1,154 @@
+// Ablation sweeps: one model, one text, many variants. For each variant: perplexity (the
+// README's protocol), evaluation and decode speed, bits per weight and per activation, and
+// the fraction of weights active in each product (top-K skips the rest). Each finished
+// variant is appended to a JSON-lines file, so an interrupted sweep loses nothing and a
+// rerun skips what is done; the results become a Markdown table and an SVG chart.
+import { type ByteSource, sourceName } from "../runtime/files.ts";
+import type { LoadOptions } from "../model/load.ts";
+import { loadBitNet } from "../model/load.ts";
+import { argmax } from "../model/sampler.ts";
+import { type ActivationSpec } from "../quant/activations.ts";
+import { parseVariant, SITES, type Site } from "../quant/variants.ts";
+import type { BitNetModel } from "../model/model.ts";
+
+export interface SweepResult {
+  model: string;
+  text: string;
+  ctx: number | null;
+  variant: string;
+  tokens: number;
+  perplexity: number;
+  loss: number;
+  /** Evaluation throughput (prefill-style, all positions) and one-token decode speed. */
+  evalTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  /** Bits per stored weight of the BitLinear layers (log2(3) for ternary, 32 for fp32 kept as is). */
+  bitsPerWeight: number;
+  /** Bits per activation entering the BitLinears, weighted by the weights each input meets. */
+  bitsPerActivation: number;
+  /** The fraction of those weights that meet a non-zero activation (1 - top-K sparsity). */
+  activeWeights: number;
+}
+
+export interface SweepOptions extends Pick<LoadOptions, "simd" | "tokenizer" | "lmHead"> {
+  model: ByteSource;
+  /** The text to evaluate (its content), and a name for it in the results. */
+  text: string;
+  textName: string;
+  /** Variant names or specs (quant/variants.ts), or "stored" for the checkpoint as it is. */
+  variants: string[];
+  ctx?: number;
+  /** Tokens decoded to measure decode speed (default 32). */
+  decodeTokens?: number;
+  /** Results already on record (from the JSON-lines file): variants found here are skipped. */
+  done?: SweepResult[];
+  /** Called with each finished variant (e.g. to append it to the JSON-lines file). */
+  onResult?: (r: SweepResult) => void | Promise<void>;
+  onProgress?: (p: { variant: string; index: number; count: number; done: number; total: number }) => void;
+}
+
+/** A --variants list: ";" separates always; "," separates too, except inside a spec (a=b,c=d). */
+export function splitVariants(list: string): string[] {
+  const out: string[] = [];
+  for (const group of list.split(";")) {
+    for (const part of group.split(",").map((p) => p.trim()).filter(Boolean)) {
+      if (part.includes("=") && out.length > 0 && out[out.length - 1].includes("=") && !group.startsWith(part)) out[out.length - 1] += `,${part}`;
+      else out.push(part);
+    }
+  }
+  return out;
+}
+
+const bitsOf = (spec: ActivationSpec) => (spec.format === "int4" ? 4 : 8);
+
+/** Weights each site's input meets per token (q/k/v, o, gate/up, down). */
+function siteWeights(model: BitNetModel): Record<Site, number> {
+  const { dim, hiddenDim, kvDim } = model.config;
+  return { qkv: dim * (dim + 2 * kvDim), o: dim * dim, gateUp: 2 * hiddenDim * dim, down: dim * hiddenDim };
+}
+
+export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
+  const results: SweepResult[] = [];
+  const modelName = sourceName(options.model);
+  const key = (variant: string) => JSON.stringify([modelName, options.textName, options.ctx ?? null, variant]);
+  const done = new Map((options.done ?? []).map((r) => [JSON.stringify([r.model, r.text, r.ctx, r.variant]), r]));
+  for (const [index, variant] of options.variants.entries()) {
+    const previous = done.get(key(variant));
+    if (previous) {
+      results.push(previous);
+      continue;
+    }
+    // "stored": the checkpoint as it is (an fp32 model's baseline); otherwise a variant.
+    const stored = variant === "stored";
+    const plan = parseVariant(stored ? "b1.58" : variant); // fails fast, before loading, on a bad name
+    const model = await loadBitNet(options.model, { simd: options.simd, tokenizer: options.tokenizer, lmHead: options.lmHead, variant: stored ? undefined : variant });
+    try {
+      const ppl = await model.perplexity(options.text, {
+        ctx: options.ctx,
+        onProgress: (p) => options.onProgress?.({ variant, index, count: options.variants.length, ...p }),
+      });
+      // Decode: one token at a time after a one-token prompt, greedy.
+      const steps = Math.min(options.decodeTokens ?? 32, model.config.seqLen - 1);
+      let logits = model.step(model.tokenizer?.bos ?? 1, 0);
+      const t0 = performance.now();
+      for (let i = 1; i <= steps; i++) logits = model.step(argmax(logits), i);
+      const decodeTokensPerSecond = (steps * 1000) / (performance.now() - t0);
+      const w = siteWeights(model), total = SITES.reduce((n, s) => n + w[s], 0);
+      const weighted = (f: (s: ActivationSpec) => number) => SITES.reduce((n, s) => n + w[s] * f(plan[s]), 0) / total;
+      const fp32 = model.projectionWeights === "fp32";
+      const result: SweepResult = {
+        model: modelName, text: options.textName, ctx: options.ctx ?? null, variant,
+        tokens: ppl.tokens, perplexity: ppl.perplexity, loss: ppl.loss,
+        evalTokensPerSecond: ppl.tokensPerSecond, decodeTokensPerSecond,
+        bitsPerWeight: fp32 ? 32 : Math.log2(3),
+        bitsPerActivation: fp32 ? 32 : weighted(bitsOf),
+        activeWeights: fp32 ? 1 : weighted((s) => 1 - Math.floor(s.sparsity * 1e6) / 1e6),
+      };
+      results.push(result);
+      await options.onResult?.(result);
+    } finally {
+      model.dispose();
+    }
+  }
+  return results;
+}
+
+/** The results as a Markdown table. */
+export function sweepTable(results: SweepResult[]): string {
+  const head = "| variant | perplexity | loss | bits / weight | bits / activation | active weights | eval tok/s | decode tok/s |\n|---|---:|---:|---:|---:|---:|---:|---:|";
+  const rows = results.map((r) =>
+    `| \`${r.variant}\` | ${r.perplexity.toFixed(4)} | ${r.loss.toFixed(4)} | ${r.bitsPerWeight.toFixed(2)} | ${r.bitsPerActivation.toFixed(2)} | ${(100 * r.activeWeights).toFixed(0)}% | ${r.evalTokensPerSecond.toFixed(0)} | ${r.decodeTokensPerSecond.toFixed(0)} |`
+  );
+  return [head, ...rows].join("\n");
+}
+
+const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/**
+ * Perplexity (log scale) against bits per activation, one labelled point per variant, as a
+ * small standalone SVG (no charting library: none we found renders to SVG text in every
+ * runtime without a DOM, and this is thirty lines).
+ */
+export function sweepChart(results: SweepResult[], title: string): string {
+  const W = 640, H = 400, L = 70, R = 20, T = 40, B = 50;
+  const xs = results.map((r) => r.bitsPerActivation), ys = results.map((r) => Math.log10(r.perplexity));
+  const [x0, x1] = [Math.min(0, ...xs), Math.max(...xs) * 1.1 || 1], [y0, y1] = [Math.min(...ys) - 0.05, Math.max(...ys) + 0.05];
+  const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R), py = (y: number) => H - B - ((y - y0) / (y1 - y0 || 1)) * (H - T - B);
+  const ticks = Array.from({ length: 5 }, (_, i) => y0 + ((y1 - y0) * i) / 4);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${escape(title)}</text>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">bits per activation</text>`,
+    `<text transform="translate(16 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">perplexity (log scale)</text>`,
+    ...ticks.map((y) => `<text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${(10 ** y).toPrecision(3)}</text>`),
+    ...[x0, (x0 + x1) / 2, x1].map((x) => `<text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${x.toFixed(1)}</text>`),
+    ...results.map((r, i) =>
+      `<circle cx="${px(xs[i]).toFixed(1)}" cy="${py(ys[i]).toFixed(1)}" r="4" fill="#1f77b4"/>` +
+      `<text x="${(px(xs[i]) + 6).toFixed(1)}" y="${(py(ys[i]) - 6).toFixed(1)}">${escape(r.variant)}</text>`
+    ),
+    "</svg>",
+  ];
+  return parts.join("\n") + "\n";
+}
