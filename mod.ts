@@ -19,6 +19,7 @@ export { BpeTokenizer, type BpeVocabulary } from "./model/tokenizer/bpe.ts";
 export { renderChat, type ChatMessage } from "./model/chat.ts";
 export { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "./model/errors.ts";
 export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity.ts";
+export { runSweep, splitVariants, sweepChart, type SweepOptions, type SweepResult, sweepTable } from "./eval/sweep.ts";
 export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";
 export { hasRelaxedSimd } from "./runtime/features.ts";
 export { type ActivationSpec, ActivationQuantizer, paddedCols, type Int8Input } from "./quant/activations.ts";

@@ -1,7 +1,7 @@
 // The forward pass, one token block at a time, readable top to bottom. One function
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
-import { type ActivationSpec, ActivationQuantizer, INT8_ABSMAX } from "../quant/activations.ts";
+import { type ActivationSpec, ActivationQuantizer, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
 import { parseVariant, type Site, type WeightTernarizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
@@ -93,7 +93,7 @@ export class Transformer {
     const width = Math.max(c.dim, c.hiddenDim);
     const quantizers = new Map<string, ActivationQuantizer>();
     const quantizerFor = (spec: ActivationSpec) => {
-      const key = `${spec.format}/${spec.sparsity}`;
+      const key = `${spec.format}/${spec.sparsity}/${spec.hadamard ?? 0}`;
       if (!quantizers.has(key)) quantizers.set(key, new ActivationQuantizer(kernels, MAX_BLOCK, width, spec));
       return quantizers.get(key)!;
     };
@@ -103,7 +103,12 @@ export class Transformer {
     const finalNorm = await upload(ckpt.finalNorm);
     const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier") : embedding;
     const head = headLinear(kernels, quantizer, classifier, c, lmHead, ckpt.file);
-    const linear = (t: LinearTensor, site: Site) => buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer);
+    const linear = (t: LinearTensor, site: Site) => {
+      // H-BitLinear rotates the weights to match the rotated input, so they are ternarized again.
+      const h = plan[site].hadamard;
+      const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
+      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation);
+    };
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
       layers.push({
@@ -213,9 +218,15 @@ export class Transformer {
   }
 }
 
-async function buildLinear(kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean, ternarizer?: WeightTernarizer): Promise<Linear> {
-  if (t.encoding === "f32" && !ternarizer) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
-  const decode = (int8: number) => (ternarizer ? reternarize(kernels, ckpt, t, ternarizer, int8) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8));
+async function buildLinear(
+  kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean,
+  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number },
+): Promise<Linear> {
+  if (t.encoding === "f32" && !ternarizer && !rotation) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
+  const decode = (int8: number) =>
+    rotation ? reternarize(kernels, ckpt, t, rotation.ternarizer, int8, rotation.block)
+    : ternarizer ? reternarize(kernels, ckpt, t, ternarizer, int8)
+    : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
   return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, decode);
 }
 

@@ -1,10 +1,11 @@
 // Per-token activation quantization at the input of each BitLinear, with the optional
 // parameter-free input norm of bitllama's BitLinear and the variants of the BitNet papers:
-// int8 absmax (b1.58), int4 absmean (a4.8), each optionally after top-K sparsification
-// (Q-Sparse). All of it runs in WASM (assembly/quantize.ts, assembly/sparsify.ts). One
+// int8 absmax (b1.58), int4 absmean (a4.8), each optionally after an online Hadamard
+// transform (BitNet v2's H-BitLinear) and top-K sparsification (Q-Sparse). All of it runs
+// in WASM (assembly/quantize.ts, assembly/hadamard.ts, assembly/sparsify.ts). One
 // buffer set per quantizer serves every BitLinear that uses it: inputs are prepared and
 // consumed in turn, never two at once.
-import { NonFiniteError } from "../model/errors.ts";
+import { NonFiniteError, OptionError } from "../model/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { PreparedInput } from "./linear.ts";
 
@@ -18,6 +19,18 @@ export interface ActivationSpec {
   format: "int8" | "int4";
   /** Q-Sparse top-K: the fraction S in [0, 1) of entries with the smallest |x| set to 0 per token. */
   sparsity: number;
+  /** H-BitLinear: rotate each input by the normalised Walsh-Hadamard transform over blocks of
+   *  this many values ("auto": the largest power of two dividing the width) before the rest. */
+  hadamard?: number | "auto";
+}
+
+/** The Hadamard block size for an input of `width` values; a block that does not divide it is an OptionError. */
+export function hadamardBlock(block: number | "auto", width: number): number {
+  if (block === "auto") return width & -width; // the largest power of two dividing width
+  if (!Number.isInteger(block) || block < 1 || (block & (block - 1)) !== 0 || width % block !== 0) {
+    throw new OptionError("variant", `Hadamard block ${block} must be a power of two dividing the input width ${width}`);
+  }
+  return block;
 }
 
 export const INT8_ABSMAX: ActivationSpec = { format: "int8", sparsity: 0 };
@@ -35,6 +48,7 @@ export interface Int8Input extends PreparedInput {
 export class ActivationQuantizer {
   readonly #normed: number;
   readonly #sparse: number;
+  readonly #rotated: number;
   readonly #q: number;
   readonly #scales: number;
   readonly #sums: number;
@@ -42,6 +56,7 @@ export class ActivationQuantizer {
   constructor(readonly kernels: Kernels, readonly maxTokens: number, readonly maxCols: number, readonly spec: ActivationSpec = INT8_ABSMAX) {
     this.#normed = kernels.allocF32(maxTokens * maxCols);
     this.#sparse = spec.sparsity > 0 ? kernels.allocF32(maxTokens * maxCols) : 0;
+    this.#rotated = spec.hadamard ? kernels.allocF32(maxTokens * maxCols) : 0;
     this.#q = kernels.allocBytes(maxTokens * paddedCols(maxCols));
     this.#scales = kernels.allocF32(maxTokens);
     this.#sums = kernels.allocF32(maxTokens);
@@ -59,6 +74,11 @@ export class ActivationQuantizer {
     if (l2Norm) {
       k.l2Norm(this.#normed, x, cols, tokens);
       src = this.#normed;
+    }
+    if (this.spec.hadamard) {
+      this.kernels.u8(this.#rotated, cols * tokens * 4).set(this.kernels.u8(src, cols * tokens * 4));
+      k.hadamardBlocks(this.#rotated, cols, tokens, hadamardBlock(this.spec.hadamard, cols));
+      src = this.#rotated;
     }
     if (this.spec.sparsity > 0) {
       k.sparsifyTopK(src, cols, tokens, Math.floor(this.spec.sparsity * cols), this.#sparse);

@@ -32,6 +32,15 @@ export const PRESETS: Record<string, { paper: string; plan: (arg?: number) => Va
       "the down projection's input 8-bit.",
     plan: () => ({ qkv: INT4, o: { format: "int8", sparsity: 0.5 }, gateUp: INT4, down: INT8_ABSMAX }),
   },
+  "v2-a8": {
+    paper: "BitNet v2 (8-bit activations): H-BitLinear on the inputs of the attention output and " +
+      "FFN down projections (an online Hadamard transform, weights rotated to match); 8-bit absmax everywhere.",
+    plan: () => ({ ...everywhere(INT8_ABSMAX), o: { ...INT8_ABSMAX, hadamard: "auto" }, down: { ...INT8_ABSMAX, hadamard: "auto" } }),
+  },
+  "v2-a4": {
+    paper: "BitNet v2 (4-bit activations): H-BitLinear on the o and down inputs; 4-bit activations everywhere.",
+    plan: () => ({ ...everywhere(INT4), o: { ...INT4, hadamard: "auto" }, down: { ...INT4, hadamard: "auto" } }),
+  },
   reloaded: {
     paper: "BitNet b1.58 Reloaded: weights ternarized with the median of |W| as the scale instead of the mean; 8-bit absmax activations.",
     plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "median" }),
@@ -47,11 +56,13 @@ function checkSparsity(s: number, where: string): number {
   return s;
 }
 
-/** One site's spec: "int8", "int4", "topk:S+int8", "topk:S+int4". */
+/** One site's spec: [h[:B]+][topk:S+](int8|int4), e.g. "int4", "topk:0.5+int8", "h+int4", "h:256+int8". */
 function parseSpec(text: string): ActivationSpec {
-  const m = /^(?:topk:([^+]+)\+)?(int8|int4)$/.exec(text);
-  if (!m) throw new OptionError("variant", `"${text}" is not an activation spec (int8, int4, topk:S+int8, topk:S+int4)`);
-  return { format: m[2] as "int8" | "int4", sparsity: m[1] === undefined ? 0 : checkSparsity(Number(m[1]), `topk:${m[1]}`) };
+  const m = /^(?:h(?::(\d+))?\+)?(?:topk:([^+]+)\+)?(int8|int4)$/.exec(text);
+  if (!m) throw new OptionError("variant", `"${text}" is not an activation spec ([h[:B]+][topk:S+]int8 or int4)`);
+  const spec: ActivationSpec = { format: m[3] as "int8" | "int4", sparsity: m[2] === undefined ? 0 : checkSparsity(Number(m[2]), `topk:${m[2]}`) };
+  if (text.startsWith("h")) spec.hadamard = m[1] === undefined ? "auto" : Number(m[1]);
+  return spec;
 }
 
 /** A preset name ("b1.58", "a4.8", "q-sparse:0.5") or a full spec, as a plan for every site. */
@@ -63,7 +74,7 @@ export function parseVariant(variant: string): VariantPlan {
     return preset.plan(arg === undefined ? undefined : Number(arg));
   }
   if (!variant.includes("=")) {
-    throw new OptionError("variant", `unknown variant "${variant}" (presets: ${Object.keys(PRESETS).join(", ")}; or a spec like qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)`);
+    throw new OptionError("variant", `unknown variant "${variant}" (presets: ${Object.keys(PRESETS).join(", ")}; or a spec like qkv=int4,o=h+topk:0.5+int8,gateup=int4,down=int8)`);
   }
   const plan = everywhere(INT8_ABSMAX);
   for (const part of variant.split(",")) {

@@ -62,6 +62,8 @@ export interface KernelExports {
   quantizeAbsmaxI8Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   quantizeAbsmeanI4(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   quantizeAbsmeanI4Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
+  hadamardBlocks(x: number, n: number, rows: number, block: number): void;
+  hadamardBlocksScalar(x: number, n: number, rows: number, block: number): void;
   sparsifyTopK(x: number, n: number, tokens: number, zeroCount: number, out: number): void;
   rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;
   rmsNormScalar(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;

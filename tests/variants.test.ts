@@ -84,8 +84,57 @@ test("top-K keeps exactly n - floor(S n) entries per row, zeroing equal magnitud
   assert.equal(Array.from(kx.f32(out, 8)), [0, 0, 3, 4, -4, -3, 0, 0]);
 });
 
+/** The normalised Sylvester Hadamard matrix of size b (entries ±1/sqrt(b)), built from its definition. */
+function hadamardMatrix(b: number): number[][] {
+  let h = [[1]];
+  while (h.length < b) h = [...h.map((r) => [...r, ...r]), ...h.map((r) => [...r, ...r.map((v) => -v)])];
+  return h.map((r) => r.map((v) => v / Math.sqrt(b)));
+}
+
+test("the block Walsh-Hadamard transform equals multiplication by the explicit matrix; H H^T = I; W' (H x) = W x", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(33);
+  for (const [n, block] of [[16, 16], [64, 8], [96, 32], [256, 256], [6912, 256]]) {
+    const x = Float32Array.from({ length: n }, () => next() * 2 - 1), H = hadamardMatrix(block);
+    const mark = kx.arena.mark(), a = kx.put(x), b = kx.put(x);
+    kx.k.hadamardBlocks(a, n, 1, block);
+    kx.k.hadamardBlocksScalar(b, n, 1, block);
+    assert.equal(kx.f32(a, n), kx.f32(b, n), "SIMD and scalar twin agree bit for bit");
+    const got = kx.f32(a, n);
+    for (let s = 0; s < n; s += block) {
+      for (let i = 0; i < block; i++) {
+        let want = 0;
+        for (let j = 0; j < block; j++) want += H[i][j] * x[s + j];
+        assert.ok(Math.abs(got[s + i] - want) < 1e-5, `n ${n} block ${block} entry ${s + i}`);
+      }
+    }
+    kx.arena.release(mark);
+  }
+  // H H^T = I (float64, from the definition) and the transform applied twice is the identity (H symmetric).
+  const H = hadamardMatrix(32);
+  H.forEach((r, i) => H.forEach((c, j) => assert.ok(Math.abs(r.reduce((acc, v, k) => acc + v * c[k], 0) - (i === j ? 1 : 0)) < 1e-12)));
+  // W' = W H^T rotates each row of W like x: then W' (H x) = W x.
+  const rows = 5, cols = 128, W = Float32Array.from({ length: rows * cols }, () => next() * 2 - 1), x = Float32Array.from({ length: cols }, () => next() * 2 - 1);
+  const mark = kx.arena.mark(), w = kx.put(W), hx = kx.put(x);
+  kx.k.hadamardBlocks(w, cols, rows, 64);
+  kx.k.hadamardBlocks(hx, cols, 1, 64);
+  const Wr = kx.f32(w, rows * cols), Hx = kx.f32(hx, cols);
+  for (let r = 0; r < rows; r++) {
+    let rotated = 0, plain = 0;
+    for (let c = 0; c < cols; c++) {
+      rotated += Wr[r * cols + c] * Hx[c];
+      plain += W[r * cols + c] * x[c];
+    }
+    assert.ok(Math.abs(rotated - plain) < 1e-4, `row ${r}: ${rotated} vs ${plain}`);
+  }
+  kx.arena.release(mark);
+});
+
 test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
-  assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "reloaded", "q-sparse"]);
+  assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "v2-a8", "v2-a4", "reloaded", "q-sparse"]);
+  assert.equal(parseVariant("v2-a4").down, { format: "int4", sparsity: 0, hadamard: "auto" });
+  assert.equal(parseVariant("v2-a8").qkv, { format: "int8", sparsity: 0 });
+  assert.equal(parseVariant("o=h:64+topk:0.25+int4").o, { format: "int4", sparsity: 0.25, hadamard: 64 });
   assert.is(parseVariant("reloaded").weights, "median");
   assert.is(parseVariant("weights=median,all=int4").weights, "median");
   assert.equal(parseVariant("a4.8"), {
@@ -95,7 +144,7 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").o, { format: "int8", sparsity: 0.5 });
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").qkv, { format: "int4", sparsity: 0 });
   for (const [spec, pattern] of [
-    ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, reloaded, q-sparse/],
+    ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, v2-a8, v2-a4, reloaded, q-sparse/],
     ["q-sparse:1", /q-sparse:S: S must be in \[0, 1\), got 1/],
     ["q-sparse:-0.1", /S must be in \[0, 1\)/],
     ["q-sparse:x", /S must be in \[0, 1\), got NaN/],
@@ -117,13 +166,15 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
   assert.equal(b158.logits(tokens), base.logits(tokens));
   const sample = new TextDecoder().decode(text).slice(0, 6000);
   const baseline = (await base.perplexity(sample, { ctx: 256 })).perplexity;
-  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4"]) {
+  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded"]) {
     const model = await loadBitNet(path, { simd: "strict", variant });
     const { perplexity } = await model.perplexity(sample, { ctx: 256 });
     assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
-    assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
+    if (variant !== "reloaded") assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
     assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
   }
+  const e = await loadBitNet(path, { simd: "strict", variant: "o=h:48+int8" }).then(() => null, (e) => e);
+  assert.ok(e instanceof OptionError && /Hadamard block 48 must be a power of two dividing the input width 256/.test(e.message), String(e));
   // Naming the weight ternarizer re-ternarizes the dequantized weights: same codes, absmean scale.
   const reweighted = await loadBitNet(path, { simd: "strict", variant: "weights=absmean" });
   assert.not.equal(reweighted.logits(tokens), base.logits(tokens));
