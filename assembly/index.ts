@@ -17,6 +17,7 @@ export { ternarizeAbsmean, ternarizeMedian, int8ToF32, int8ToBF16, countNonZeroI
 export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";
 export { rope } from "./rope";
 export { softmax, attention, attentionScalar } from "./attention";
+export { quantizeKV, attentionCodes, attentionCodesScalar } from "./kv-quant";
 export { swiglu, relu2glu } from "./activation";
 export { negLogLikelihood } from "./loss";
 export { streamRead } from "./bandwidth";

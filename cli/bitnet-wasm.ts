@@ -25,7 +25,7 @@ const USAGE = `usage:
   bitnet-wasm ppl --model F (--text F | --tokens F) [--tokenizer F] [--ctx N] [--json]
   bitnet-wasm convert --model F --to FORMAT --out F [--tokenizer F]
   bitnet-wasm sweep --model F --text F --variants LIST [--grid F.json] [--ctx N] [--out PREFIX]
-                    [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,...; ";" between specs)
+                    [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,... or, with specs, "b1.58;a4.8,kv=3;...")
   bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
                     [--context N] [--embedding f16|bf16|f32] [--seed S] --to FORMAT --out F
 common: [--simd auto|relaxed|strict] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]

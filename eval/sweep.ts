@@ -47,14 +47,14 @@ export interface SweepOptions extends Pick<LoadOptions, "simd" | "tokenizer" | "
   onProgress?: (p: { variant: string; index: number; count: number; done: number; total: number }) => void;
 }
 
-/** A --variants list: ";" separates always; "," separates too, except inside a spec (a=b,c=d). */
+/** A --variants list: with ";" in it, ";" separates variants (so specs keep their commas);
+ *  without, "," separates, except between the entries of one spec (a=b,c=d). */
 export function splitVariants(list: string): string[] {
+  if (list.includes(";")) return list.split(";").map((p) => p.trim()).filter(Boolean);
   const out: string[] = [];
-  for (const group of list.split(";")) {
-    for (const part of group.split(",").map((p) => p.trim()).filter(Boolean)) {
-      if (part.includes("=") && out.length > 0 && out[out.length - 1].includes("=") && !group.startsWith(part)) out[out.length - 1] += `,${part}`;
-      else out.push(part);
-    }
+  for (const part of list.split(",").map((p) => p.trim()).filter(Boolean)) {
+    if (part.includes("=") && out.length > 0 && out[out.length - 1].includes("=")) out[out.length - 1] += `,${part}`;
+    else out.push(part);
   }
   return out;
 }

@@ -11,7 +11,7 @@ import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint
 import type { ModelConfig } from "./config.ts";
 import { FormatError, OptionError, ShapeError } from "./errors.ts";
 import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "./weights.ts";
-import { KVCache } from "./kv-cache.ts";
+import { type KVBits, KVCache } from "./kv-cache.ts";
 
 interface Layer {
   /** RMSNorm weights before attention / FFN (llama, 2B4T); absent in bitllama, whose BitLinears normalise. */
@@ -59,7 +59,10 @@ export class Transformer {
   readonly #proj: number; readonly #gate: number; readonly #up: number; readonly #logits: number;
   readonly #scores: number;
 
-  private constructor(kernels: Kernels, config: ModelConfig, weights: { embedding: Table; finalNorm: number; classifier: Linear; layers: Layer[] }) {
+  readonly #kStage: number;
+  readonly #vStage: number;
+
+  private constructor(kernels: Kernels, config: ModelConfig, weights: { embedding: Table; finalNorm: number; classifier: Linear; layers: Layer[] }, kvBits: KVBits) {
     const c = (this.config = config);
     this.#k = kernels;
     this.#embedding = weights.embedding;
@@ -67,8 +70,11 @@ export class Transformer {
     this.#classifier = weights.classifier;
     this.#layers = weights.layers;
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
-    this.cache = new KVCache(kernels, c);
+    this.cache = new KVCache(kernels, c, kvBits);
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);
+    // A quantized cache takes each block's keys and values from f32 staging rows.
+    this.#kStage = this.cache.quantized ? block(c.kvDim) : 0;
+    this.#vStage = this.cache.quantized ? block(c.kvDim) : 0;
     this.#x = block(c.dim);
     this.#xn = block(c.dim);
     this.#q = block(c.dim);
@@ -121,7 +127,7 @@ export class Transformer {
       });
       options.onLayer?.(layers.length);
     }
-    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers });
+    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, plan.kvBits ?? 32);
   }
 
   /**
@@ -158,16 +164,23 @@ export class Transformer {
     });
 
     this.#layers.forEach((layer, l) => {
-      const kCache = this.cache.keys(l), vCache = this.cache.values(l);
+      const cache = this.cache, kCache = cache.keys(l), vCache = cache.values(l);
       // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> (sub-norm) -> o -> residual.
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
       layer.q.apply(h, this.#q);
-      layer.k.apply(h, kCache + pos * kvDim * 4); // k and v go straight into the cache rows
-      layer.v.apply(h, vCache + pos * kvDim * 4);
+      // k and v go straight into f32 cache rows, or through staging rows into a quantized cache.
+      const kRows = cache.quantized ? this.#kStage : kCache + pos * kvDim * 4, vRows = cache.quantized ? this.#vStage : vCache + pos * kvDim * 4;
+      layer.k.apply(h, kRows);
+      layer.v.apply(h, vRows);
       k.rope(this.#q, nHeads, headSize, T, dim, pos, this.#ropeCos, this.#ropeSin, neox);
-      k.rope(kCache + pos * kvDim * 4, nKvHeads, headSize, T, kvDim, pos, this.#ropeCos, this.#ropeSin, neox);
-      k.attention(this.#att, this.#q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, T, pos);
+      k.rope(kRows, nKvHeads, headSize, T, kvDim, pos, this.#ropeCos, this.#ropeSin, neox);
+      if (cache.quantized) {
+        cache.store(l, pos, T, kRows, vRows);
+        k.attentionCodes(this.#att, this.#q, kCache, cache.keyScales(l), vCache, cache.valueScales(l), this.#scores, nHeads, nKvHeads, headSize, T, pos);
+      } else {
+        k.attention(this.#att, this.#q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, T, pos);
+      }
       if (layer.attnSubNorm !== undefined) k.rmsNorm(this.#att, this.#att, layer.attnSubNorm, dim, T, normEps);
       layer.o.apply(layer.o.prepare(this.#att, T), this.#proj);
       k.addInPlace(this.#x, this.#proj, T * dim);

@@ -73,6 +73,9 @@ export interface KernelExports {
   softmax(x: number, n: number): void;
   attention(out: number, q: number, k: number, v: number, scores: number, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
   attentionScalar(out: number, q: number, k: number, v: number, scores: number, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
+  quantizeKV(src: number, tokens: number, heads: number, headSize: number, bits: number, codes: number, scales: number): number;
+  attentionCodes(out: number, q: number, kCodes: number, kScales: number, vCodes: number, vScales: number, scores: number, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
+  attentionCodesScalar(out: number, q: number, kCodes: number, kScales: number, vCodes: number, vScales: number, scores: number, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
   swiglu(gate: number, up: number, n: number): void;
   relu2glu(gate: number, up: number, n: number): void;
   negLogLikelihood(logits: number, n: number, target: number): number;

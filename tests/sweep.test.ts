@@ -8,10 +8,11 @@ import { dataPath, withData } from "./helpers.ts";
 
 const test = suite("sweep");
 
-test("variant lists split on commas, except inside a spec; ';' always splits", () => {
+test("variant lists split on ';' when there is one, else on commas except inside a spec", () => {
   assert.equal(splitVariants("b1.58,a4.8,q-sparse:0.5"), ["b1.58", "a4.8", "q-sparse:0.5"]);
   assert.equal(splitVariants("b1.58,qkv=int4,o=topk:0.5+int8,reloaded"), ["b1.58", "qkv=int4,o=topk:0.5+int8", "reloaded"]);
   assert.equal(splitVariants("qkv=int4,down=int8;all=int4"), ["qkv=int4,down=int8", "all=int4"]);
+  assert.equal(splitVariants("b1.58; a4.8,kv=3 ;kv=8"), ["b1.58", "a4.8,kv=3", "kv=8"]);
 });
 
 withData(test, "a sweep on bitllama-1M measures every variant once; a rerun with the results on record loads nothing", ["models/bitllama-1M.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], async (_, __, text) => {

@@ -7,7 +7,7 @@ import { loadBitNet } from "../model/load.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { parseVariant, PRESETS } from "../quant/variants.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { dataPath, LEVELS, rng, withData } from "./helpers.ts";
+import { dataPath, LEVELS, maxRelativeError, rng, withData } from "./helpers.ts";
 
 const test = suite("variants");
 
@@ -130,11 +130,43 @@ test("the block Walsh-Hadamard transform equals multiplication by the explicit m
   kx.arena.release(mark);
 });
 
+test("quantized KV cache: codes and scales equal a scalar reference; attention over codes equals attention over their values", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(44);
+  const heads = 4, kvHeads = 2, hs = 16, positions = 9, kvDim = kvHeads * hs;
+  const keys = Float32Array.from({ length: positions * kvDim }, () => next() * 4 - 2), values = Float32Array.from({ length: positions * kvDim }, () => next() * 4 - 2);
+  keys.fill(0, 3 * kvDim, 3 * kvDim + hs); // an all-zero head row
+  for (const bits of [8, 4, 3]) {
+    const L = 2 ** (bits - 1) - 1, mark = kx.arena.mark();
+    const kc = kx.allocBytes(positions * kvDim), ks = kx.allocF32(positions * kvHeads), vc = kx.allocBytes(positions * kvDim), vs = kx.allocF32(positions * kvHeads);
+    assert.is(kx.k.quantizeKV(kx.put(keys), positions, kvHeads, hs, bits, kc, ks), 0);
+    assert.is(kx.k.quantizeKV(kx.put(values), positions, kvHeads, hs, bits, vc, vs), 0);
+    const codes = kx.i8(kc, positions * kvDim), scales = kx.f32(ks, positions * kvHeads);
+    for (let r = 0; r < positions * kvHeads; r++) {
+      const row = keys.subarray(r * hs, (r + 1) * hs), m = row.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      assert.is(scales[r], Math.fround(m / L));
+      const inv = m > 0 ? Math.fround(L / m) : 0;
+      row.forEach((v, i) => assert.is(codes[r * hs + i], Math.max(-L, Math.min(L, roundHalfEven(Math.fround(v * inv)))), `bits ${bits} row ${r} entry ${i}`));
+    }
+    // The same attention over the dequantized values (f32 cache) agrees closely; SIMD = scalar exactly.
+    const deq = (c: Int8Array, sc: Float32Array) => Float32Array.from(c, (v, i) => v * sc[Math.floor(i / hs)]);
+    const q = kx.put(Float32Array.from({ length: 2 * heads * hs }, () => next() * 2 - 1));
+    const out = kx.allocF32(2 * heads * hs), outScalar = kx.allocF32(2 * heads * hs), ref = kx.allocF32(2 * heads * hs), scores = kx.allocF32(positions);
+    kx.k.attentionCodes(out, q, kc, ks, vc, vs, scores, heads, kvHeads, hs, 2, positions - 2);
+    kx.k.attentionCodesScalar(outScalar, q, kc, ks, vc, vs, scores, heads, kvHeads, hs, 2, positions - 2);
+    kx.k.attention(ref, q, kx.put(deq(kx.i8(kc, positions * kvDim), kx.f32(ks, positions * kvHeads))), kx.put(deq(kx.i8(vc, positions * kvDim), kx.f32(vs, positions * kvHeads))), scores, heads, kvHeads, hs, 2, positions - 2);
+    assert.equal(kx.f32(out, 2 * heads * hs), kx.f32(outScalar, 2 * heads * hs));
+    assert.ok(maxRelativeError(kx.f32(out, 2 * heads * hs), kx.f32(ref, 2 * heads * hs)) < 1e-5, `bits ${bits}`);
+    kx.arena.release(mark);
+  }
+});
+
 test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
   assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "v2-a8", "v2-a4", "reloaded", "q-sparse"]);
   assert.equal(parseVariant("v2-a4").down, { format: "int4", sparsity: 0, hadamard: "auto" });
   assert.equal(parseVariant("v2-a8").qkv, { format: "int8", sparsity: 0 });
   assert.equal(parseVariant("o=h:64+topk:0.25+int4").o, { format: "int4", sparsity: 0.25, hadamard: 64 });
+  assert.equal(parseVariant("a4.8,kv=3"), { ...parseVariant("a4.8"), kvBits: 3 });
   assert.is(parseVariant("reloaded").weights, "median");
   assert.is(parseVariant("weights=median,all=int4").weights, "median");
   assert.equal(parseVariant("a4.8"), {
@@ -152,6 +184,7 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
     ["qkv=int3", /"int3" is not an activation spec/],
     ["attn=int4", /unknown site "attn"/],
     ["weights=sign", /weights="sign": expected absmean or median/],
+    ["a4.8,kv=2", /kv=2: the KV cache takes 8, 4 or 3 bits/],
     ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
   ] as [string, RegExp][]) {
     assert.throws(() => parseVariant(spec), (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), spec);
@@ -166,7 +199,7 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
   assert.equal(b158.logits(tokens), base.logits(tokens));
   const sample = new TextDecoder().decode(text).slice(0, 6000);
   const baseline = (await base.perplexity(sample, { ctx: 256 })).perplexity;
-  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded"]) {
+  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded", "kv=8", "a4.8,kv=3"]) {
     const model = await loadBitNet(path, { simd: "strict", variant });
     const { perplexity } = await model.perplexity(sample, { ctx: 256 });
     assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
