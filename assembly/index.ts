@@ -2,6 +2,7 @@
 export { heapBase } from "./memory";
 export { gemvF32, gemmF32, gemmF32Scalar, addInPlace } from "./float";
 export { ternaryPackedBytes, ternaryMaxCols, packTernary, ternaryAt, ternaryGemv, ternaryGemm, ternaryGemmScalar } from "./ternary";
+export { signPackedBytes, packSign, binarizeSign, signGemm, signGemmScalar } from "./binary";
 // Stored formats of ternary matrices: one decode / encode pair each.
 export { decodeSignMagnitude2, encodeSignMagnitude2 } from "./formats/bitllama";
 export { i2sBytes, decodeI2S, encodeI2S } from "./formats/i2s";

@@ -22,7 +22,7 @@ export interface SweepResult {
   /** Evaluation throughput (prefill-style, all positions) and one-token decode speed. */
   evalTokensPerSecond: number;
   decodeTokensPerSecond: number;
-  /** Bits per stored weight of the BitLinear layers (log2(3) for ternary, 32 for fp32 kept as is). */
+  /** Bits per stored weight of the BitLinear layers (log2(3) ternary, 1 sign, 32 fp32 kept as is). */
   bitsPerWeight: number;
   /** Bits per activation entering the BitLinears, weighted by the weights each input meets. */
   bitsPerActivation: number;
@@ -95,12 +95,12 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
       const decodeTokensPerSecond = (steps * 1000) / (performance.now() - t0);
       const w = siteWeights(model), total = SITES.reduce((n, s) => n + w[s], 0);
       const weighted = (f: (s: ActivationSpec) => number) => SITES.reduce((n, s) => n + w[s] * f(plan[s]), 0) / total;
-      const fp32 = model.projectionWeights === "fp32";
+      const weights = model.projectionWeights, fp32 = weights === "fp32";
       const result: SweepResult = {
         model: modelName, text: options.textName, ctx: options.ctx ?? null, variant,
         tokens: ppl.tokens, perplexity: ppl.perplexity, loss: ppl.loss,
         evalTokensPerSecond: ppl.tokensPerSecond, decodeTokensPerSecond,
-        bitsPerWeight: fp32 ? 32 : Math.log2(3),
+        bitsPerWeight: fp32 ? 32 : weights === "sign" ? 1 : Math.log2(3),
         bitsPerActivation: fp32 ? 32 : weighted(bitsOf),
         activeWeights: fp32 ? 1 : weighted((s) => 1 - Math.floor(s.sparsity * 1e6) / 1e6),
       };

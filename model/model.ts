@@ -25,8 +25,8 @@ export class BitNetModel {
     return this.#live().config;
   }
 
-  /** How the projections' weights are held: "fp32" as stored, or "ternary" BitLinears. */
-  get projectionWeights(): "fp32" | "ternary" {
+  /** How the projections' weights are held: "fp32" as stored, or "ternary" / "sign" (1-bit) BitLinears. */
+  get projectionWeights(): "fp32" | "ternary" | "sign" {
     return this.#live().projectionWeights;
   }
 

@@ -5,6 +5,7 @@ import { type ActivationSpec, ActivationQuantizer, hadamardBlock, INT8_ABSMAX } 
 import { parseVariant, type Site, type WeightTernarizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
+import { SignLinear } from "../quant/sign.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
@@ -208,9 +209,10 @@ export class Transformer {
     return this.#logits;
   }
 
-  /** How the projections' weights are held: "fp32" (F32 GEMV) or "ternary" (packed BitLinears). */
-  get projectionWeights(): "fp32" | "ternary" {
-    return this.#layers[0]?.q instanceof F32Linear ? "fp32" : "ternary";
+  /** How the projections' weights are held: "fp32" (F32 GEMV), "ternary" or "sign" (1-bit) BitLinears. */
+  get projectionWeights(): "fp32" | "ternary" | "sign" {
+    const q = this.#layers[0]?.q;
+    return q instanceof F32Linear ? "fp32" : q instanceof SignLinear ? "sign" : "ternary";
   }
 
   /** RMSNorm into the scratch row block when the layer has norm weights, else x itself. */
@@ -240,6 +242,7 @@ async function buildLinear(
     rotation ? reternarize(kernels, ckpt, t, rotation.ternarizer, int8, rotation.block)
     : ternarizer ? reternarize(kernels, ckpt, t, ternarizer, int8)
     : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
+  if ((rotation?.ternarizer ?? ternarizer) === "sign") return SignLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, decode);
   return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, decode);
 }
 

@@ -76,9 +76,10 @@ export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: Terna
  * Ternarizes a linear layer's weights again from float: fp32 / f16 / bf16 masters as they
  * are, ternary tensors dequantized (codes x scale) first. With `hadamardBlock`, each row is
  * first rotated by the block Walsh-Hadamard transform (W' = W H^T, so that W' (H x) = W x
- * before ternarization: H-BitLinear). Writes int8 codes at `int8` and returns the scale.
+ * before ternarization: H-BitLinear). Writes int8 codes at `int8` (-1 / +1 for "sign") and
+ * returns the scale.
  */
-export async function reternarize(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: "absmean" | "median", int8: number, hadamardBlock = 0): Promise<number> {
+export async function reternarize(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: "absmean" | "median" | "sign", int8: number, hadamardBlock = 0): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols, mark = kernels.arena.mark();
   try {
     let master: number;
@@ -89,7 +90,8 @@ export async function reternarize(kernels: Kernels, ckpt: Checkpoint, t: LinearT
       k.int8ToF32(codes, count, scale, (master = kernels.allocF32(count)));
     }
     if (hadamardBlock) k.hadamardBlocks(master, t.cols, t.rows, hadamardBlock);
-    const scale = (ternarizer === "median" ? k.ternarizeMedian : k.ternarizeAbsmean)(master, count, int8);
+    const quantize = ternarizer === "sign" ? k.binarizeSign : ternarizer === "median" ? k.ternarizeMedian : k.ternarizeAbsmean;
+    const scale = quantize(master, count, int8);
     if (Number.isNaN(scale)) throw new FormatError(ckpt.file, `${t.name}: weights hold NaN or infinity`);
     return scale;
   } finally {

@@ -9,8 +9,9 @@ import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
 export const SITES = ["qkv", "o", "gateUp", "down"] as const;
 export type Site = (typeof SITES)[number];
 export type ActivationPlan = Record<Site, ActivationSpec>;
-/** Weight ternarizers: gamma = mean|W| (BitNet b1.58) or median|W| (BitNet b1.58 Reloaded). */
-export const WEIGHT_TERNARIZERS = ["absmean", "median"] as const;
+/** Weight quantizers: ternary with gamma = mean|W| (BitNet b1.58) or median|W| (BitNet b1.58
+ *  Reloaded), or 1-bit Sign(W - mean W) with beta = mean|W| (BitNet, FBI-LLM). */
+export const WEIGHT_TERNARIZERS = ["absmean", "median", "sign"] as const;
 export type WeightTernarizer = (typeof WEIGHT_TERNARIZERS)[number];
 /** A variant: activations per site and, when named, the weight ternarizer. fp32 models are
  *  ternarized with it (absmean when unnamed); ternary checkpoints keep their stored weights

@@ -33,6 +33,11 @@ export interface KernelExports {
   ternaryGemv(w: number, rows: number, cols: number, x: number, xSum: number, wScale: number, xScale: number, y: number): void;
   ternaryGemm(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
   ternaryGemmScalar(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
+  signPackedBytes(rows: number, cols: number): number;
+  packSign(src: number, rows: number, cols: number, dst: number): number;
+  binarizeSign(src: number, n: number, dst: number): number;
+  signGemm(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
+  signGemmScalar(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
   decodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
   encodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
   i2sBytes(count: number): number;

@@ -1,0 +1,112 @@
+// 1-bit (sign) weights x int8 activations, for binarized BitLinears (the original BitNet,
+// FBI-LLM): W_b = Sign(W - mean(W)) in {-1, +1}, scale beta = mean|W|.
+//
+// Kernel layout ("8 rows per byte", built by `packSign`): rows padded to a multiple of 8,
+// columns to 64; for each group of 8 rows, byte k holds column k with bit r set when row
+// 8g + r is +1. Half the bytes of the ternary layout. With S_r the sum of the activations
+// at the set bits of row r, W_b[r] . x = 2 S_r - sum(x).
+// Relaxed build: S_r = dot(x, bit r as 0/1) with the i8 x i7 dot-add. Strict build: bit r
+// becomes a byte mask (shift it to the sign, arithmetic shift back), selects x, and
+// pairwise extending adds sum it. Integer sums: both builds and the scalar twin are exact.
+
+@inline function paddedRows8(rows: i32): i32 { return (rows + 7) & ~7; }
+@inline function paddedCols64(cols: i32): i32 { return (cols + 63) & ~63; }
+
+/** Bytes of a packed [rows, cols] sign matrix. */
+export function signPackedBytes(rows: i32, cols: i32): i32 {
+  return (paddedRows8(rows) >> 3) * paddedCols64(cols);
+}
+
+/** Packs an int8 matrix of -1 / +1 [rows, cols]; returns how many values were neither (then unusable). */
+export function packSign(src: usize, rows: i32, cols: i32, dst: usize): i32 {
+  const stride = paddedCols64(cols);
+  let bad = 0;
+  for (let g = 0; g < paddedRows8(rows) >> 3; g++) {
+    for (let c = 0; c < stride; c++) {
+      let byte: u32 = 0;
+      for (let i = 0; i < 8; i++) {
+        const r = (g << 3) + i;
+        if (r >= rows || c >= cols) continue; // padding: -1, against zero activations
+        const w = <i32>load<i8>(src + <usize>r * cols + c);
+        if (w != 1 && w != -1) bad++;
+        if (w == 1) byte |= 1 << i;
+      }
+      store<u8>(dst + <usize>g * stride + c, byte);
+    }
+  }
+  return bad;
+}
+
+/** W_b = Sign(W - mean(W)) (+1 at and above the mean) as int8 at dst; returns beta = mean|W| (NaN if any weight is not finite). */
+export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
+  let sum: f64 = 0, sumAbs: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const w = <f64>load<f32>(src + (<usize>i << 2));
+    sum += w;
+    sumAbs += abs(w);
+  }
+  if (!isFinite(sumAbs)) return NaN;
+  const alpha = <f32>(sum / <f64>n);
+  for (let i = 0; i < n; i++) store<i8>(dst + i, load<f32>(src + (<usize>i << 2)) >= alpha ? 1 : -1);
+  return <f32>(sumAbs / <f64>n);
+}
+
+// y = (2 S - sum(x)) * scale for row i of a group, if the row exists.
+@inline function storeRow(out: usize, i: i32, live: i32, selected: i32, xSum: i32, scale: f32): void {
+  const dot: i32 = (selected << 1) - xSum;
+  if (i < live) store<f32>(out + (<usize>i << 2), <f32>dot * scale);
+}
+
+@inline function hsum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+// Sum of the activations where bit `r` of each weight byte is set, added to acc.
+@inline function selectedSum(acc: v128, bytes: v128, x: v128, r: i32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, v128.and(i8x16.shr_u(bytes, r), i8x16.splat(1)), acc);
+  const mask = i8x16.shr_s(i8x16.shl(bytes, 7 - r), 7);
+  return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(v128.and(x, mask))));
+}
+
+@inline function signGemmImpl(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize, simd: bool): void {
+  const stride = paddedCols64(cols);
+  for (let g = 0; g < paddedRows8(rows) >> 3; g++) {
+    const wg = w + <usize>g * stride, live = min(8, rows - (g << 3));
+    for (let t = 0; t < tokens; t++) {
+      const xt = x + <usize>t * stride, xSum = load<i32>(xSums + (<usize>t << 2));
+      const scale = wScale * load<f32>(xScales + (<usize>t << 2));
+      const out = y + (<usize>(t * rows + (g << 3)) << 2);
+      if (simd) {
+        let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (let c = 0; c < stride; c += 16) {
+          const bytes = v128.load(wg + c), xv = v128.load(xt + c);
+          a0 = selectedSum(a0, bytes, xv, 0); a1 = selectedSum(a1, bytes, xv, 1);
+          a2 = selectedSum(a2, bytes, xv, 2); a3 = selectedSum(a3, bytes, xv, 3);
+          a4 = selectedSum(a4, bytes, xv, 4); a5 = selectedSum(a5, bytes, xv, 5);
+          a6 = selectedSum(a6, bytes, xv, 6); a7 = selectedSum(a7, bytes, xv, 7);
+        }
+        storeRow(out, 0, live, hsum(a0), xSum, scale); storeRow(out, 1, live, hsum(a1), xSum, scale);
+        storeRow(out, 2, live, hsum(a2), xSum, scale); storeRow(out, 3, live, hsum(a3), xSum, scale);
+        storeRow(out, 4, live, hsum(a4), xSum, scale); storeRow(out, 5, live, hsum(a5), xSum, scale);
+        storeRow(out, 6, live, hsum(a6), xSum, scale); storeRow(out, 7, live, hsum(a7), xSum, scale);
+      } else {
+        for (let i = 0; i < live; i++) {
+          let s = 0;
+          for (let c = 0; c < cols; c++) if ((load<u8>(wg + c) >> i) & 1) s += <i32>load<i8>(xt + c);
+          storeRow(out, i, live, s, xSum, scale);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Y[t, r] = (W_b[r] . X[t]) * wScale * xScales[t]. X: int8 [tokens, paddedCols] (zero
+ * padded); xSums: i32 [tokens]; xScales: f32 [tokens]; Y: f32 [tokens, rows].
+ */
+export function signGemm(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
+  signGemmImpl(w, rows, cols, x, xSums, xScales, tokens, wScale, y, true);
+}
+export function signGemmScalar(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
+  signGemmImpl(w, rows, cols, x, xSums, xScales, tokens, wScale, y, false);
+}

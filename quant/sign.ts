@@ -1,0 +1,47 @@
+// Binarized BitLinear weights (the original BitNet's Sign(W - mean W), scale beta = mean|W|)
+// in the 1-bit kernel layout (assembly/binary.ts): y = (W_b . Q(x)) * beta * activationScale.
+import { FormatError, ShapeError } from "../model/errors.ts";
+import type { Kernels } from "../runtime/kernels.ts";
+import type { ActivationQuantizer, Int8Input } from "./activations.ts";
+import type { Linear, PreparedInput } from "./linear.ts";
+
+export class SignLinear implements Linear {
+  constructor(
+    readonly kernels: Kernels,
+    readonly quantizer: ActivationQuantizer,
+    readonly packed: number,
+    readonly rows: number,
+    readonly cols: number,
+    readonly scale: number,
+    readonly l2Norm: boolean,
+  ) {}
+
+  /** Packs a -1 / +1 matrix that `decode` writes as int8 at the scratch address it is given (returning beta). */
+  static async fromInt8(
+    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
+    what: string, decode: (int8: number) => Promise<number>,
+  ): Promise<SignLinear> {
+    if (cols > kernels.k.ternaryMaxCols()) throw new ShapeError(`${what}: ${cols} input columns, the kernels take at most ${kernels.k.ternaryMaxCols()}`);
+    const packed = kernels.allocBytes(kernels.k.signPackedBytes(rows, cols));
+    const mark = kernels.arena.mark();
+    let scale: number;
+    try {
+      const int8 = kernels.allocBytes(rows * cols);
+      scale = await decode(int8);
+      const bad = kernels.k.packSign(int8, rows, cols, packed);
+      if (bad > 0) throw new FormatError(what, `${bad} weights are not -1 or +1`);
+    } finally {
+      kernels.arena.release(mark);
+    }
+    return new SignLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
+  }
+
+  prepare(x: number, tokens: number): Int8Input {
+    return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
+  }
+
+  apply(input: PreparedInput, y: number): void {
+    const { q, scales, sums, tokens } = input as Int8Input;
+    this.kernels.k.signGemm(this.packed, this.rows, this.cols, q, sums, scales, tokens, this.scale, y);
+  }
+}
