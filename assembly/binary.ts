@@ -5,8 +5,10 @@
 // columns to 64; for each group of 8 rows, byte k holds column k with bit r set when row
 // 8g + r is +1. Half the bytes of the ternary layout. With S_r the sum of the activations
 // at the set bits of row r, W_b[r] . x = 2 S_r - sum(x).
-// Relaxed build: S_r = dot(x, bit r as 0/1) with the i8 x i7 dot-add. Strict build: bit r
-// becomes a byte mask (shift it to the sign, arithmetic shift back), selects x, and
+// Relaxed build: bit r is masked in place (p & 2^r for rows 0-3, (p >> 4) & 2^(r-4) for rows
+// 4-7, so every mask stays below 128, as the i8 x i7 dot-add requires) and dotted with x:
+// row r's sum comes out times 2^r or 2^(r-4), divided exactly at the end. Strict build: bit
+// r becomes a byte mask (shift it to the sign, arithmetic shift back), selects x, and
 // pairwise extending adds sum it. Integer sums: both builds and the scalar twin are exact.
 
 @inline function paddedRows8(rows: i32): i32 { return (rows + 7) & ~7; }
@@ -61,11 +63,17 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-// Sum of the activations where bit `r` of each weight byte is set, added to acc.
-@inline function selectedSum(acc: v128, bytes: v128, x: v128, r: i32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, v128.and(i8x16.shr_u(bytes, r), i8x16.splat(1)), acc);
+// Sum of the activations where bit `r` of each weight byte is set, added to acc (relaxed:
+// times 2^(r & 3); `high` holds the bytes shifted right by 4).
+@inline function selectedSum(acc: v128, bytes: v128, high: v128, x: v128, r: i32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, v128.and(r < 4 ? bytes : high, i32x4.splat(0x01010101 << (r & 3))), acc);
   const mask = i8x16.shr_s(i8x16.shl(bytes, 7 - r), 7);
   return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(v128.and(x, mask))));
+}
+
+// A row's selected sum from its accumulator (undoing the relaxed build's 2^(r & 3)).
+@inline function rowSum(acc: v128, r: i32): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? hsum(acc) >> (r & 3) : hsum(acc);
 }
 
 @inline function signGemmImpl(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize, simd: bool): void {
@@ -79,16 +87,16 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
       if (simd) {
         let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (let c = 0; c < stride; c += 16) {
-          const bytes = v128.load(wg + c), xv = v128.load(xt + c);
-          a0 = selectedSum(a0, bytes, xv, 0); a1 = selectedSum(a1, bytes, xv, 1);
-          a2 = selectedSum(a2, bytes, xv, 2); a3 = selectedSum(a3, bytes, xv, 3);
-          a4 = selectedSum(a4, bytes, xv, 4); a5 = selectedSum(a5, bytes, xv, 5);
-          a6 = selectedSum(a6, bytes, xv, 6); a7 = selectedSum(a7, bytes, xv, 7);
+          const bytes = v128.load(wg + c), xv = v128.load(xt + c), high = i8x16.shr_u(bytes, 4);
+          a0 = selectedSum(a0, bytes, high, xv, 0); a1 = selectedSum(a1, bytes, high, xv, 1);
+          a2 = selectedSum(a2, bytes, high, xv, 2); a3 = selectedSum(a3, bytes, high, xv, 3);
+          a4 = selectedSum(a4, bytes, high, xv, 4); a5 = selectedSum(a5, bytes, high, xv, 5);
+          a6 = selectedSum(a6, bytes, high, xv, 6); a7 = selectedSum(a7, bytes, high, xv, 7);
         }
-        storeRow(out, 0, live, hsum(a0), xSum, scale); storeRow(out, 1, live, hsum(a1), xSum, scale);
-        storeRow(out, 2, live, hsum(a2), xSum, scale); storeRow(out, 3, live, hsum(a3), xSum, scale);
-        storeRow(out, 4, live, hsum(a4), xSum, scale); storeRow(out, 5, live, hsum(a5), xSum, scale);
-        storeRow(out, 6, live, hsum(a6), xSum, scale); storeRow(out, 7, live, hsum(a7), xSum, scale);
+        storeRow(out, 0, live, rowSum(a0, 0), xSum, scale); storeRow(out, 1, live, rowSum(a1, 1), xSum, scale);
+        storeRow(out, 2, live, rowSum(a2, 2), xSum, scale); storeRow(out, 3, live, rowSum(a3, 3), xSum, scale);
+        storeRow(out, 4, live, rowSum(a4, 4), xSum, scale); storeRow(out, 5, live, rowSum(a5, 5), xSum, scale);
+        storeRow(out, 6, live, rowSum(a6, 6), xSum, scale); storeRow(out, 7, live, rowSum(a7, 7), xSum, scale);
       } else {
         for (let i = 0; i < live; i++) {
           let s = 0;

@@ -73,6 +73,14 @@ for (const [out, inp] of SHAPES) {
     let i = 0, j = 0;
     add(`ternary ${level}`, weightBytes, () => kx.k.ternaryGemv(packed[i++ % packed.length], out, inp, q, 0, 1, 1, y));
     add(`roof ${level}`, weightBytes, () => kx.k.streamRead(packed[j++ % packed.length], packedBytes));
+    // Variants (issue 5): 1-bit sign weights read half the bytes; H-BitLinear adds a
+    // Walsh-Hadamard transform of the input (block: the largest power of two dividing it).
+    const signBytes = kx.k.signPackedBytes(out, inp), signs = copies(kx, signBytes, 1);
+    const sums = kx.allocF32(1), scales = kx.put(Float32Array.of(1));
+    let s = 0;
+    add(`sign 1-bit ${level}`, signBytes, () => kx.k.signGemm(signs[s++ % signs.length], out, inp, q, sums, scales, 1, 1, y));
+    const hx = kx.allocF32(inp);
+    add(`hadamard of x ${level}`, inp * 4, () => kx.k.hadamardBlocks(hx, inp, 1, inp & -inp));
     if (level === "strict") {
       const w = copies(kx, out * inp * 4, 3), x = kx.allocF32(inp);
       let m = 0;
