@@ -14,7 +14,7 @@ export { gemmHalf, gemmHalfScalar, gemmI8, gemmI8Scalar, countNonFiniteHalf } fr
 export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar, quantizeAbsmeanI4, quantizeAbsmeanI4Scalar } from "./quantize";
 export { sparsifyTopK } from "./sparsify";
 export { hadamardBlocks, hadamardBlocksScalar } from "./hadamard";
-export { ternarizeAbsmean, ternarizeMedian, int8ToF32, int8ToBF16, countNonZeroI8 } from "./ternarize";
+export { ternarizeAbsmean, ternarizeMedian, quantizeRows, scaleRows, int8ToF32, int8ToBF16, countNonZeroI8 } from "./ternarize";
 export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";
 export { rope } from "./rope";
 export { softmax, attention, attentionScalar } from "./attention";

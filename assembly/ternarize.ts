@@ -4,6 +4,7 @@
 // - median (BitNet b1.58 Reloaded): gamma = median|W| (the lower middle value for even n, as torch.median);
 // computed as the reference does: s = 1 / gamma, W_t = clip(round(W * s)), scale 1 / s.
 // Rounding is to nearest, ties to even (f32.nearest, like torch.round).
+import { binarizeSign } from "./binary";
 import { selectMagnitude } from "./select";
 
 /** Ternarizes n f32 values at src into int8 -1/0/1 at dst with gamma = mean|W|; returns the scale (NaN if any input is not finite). */
@@ -48,4 +49,30 @@ export function countNonZeroI8(src: usize, n: i32): i32 {
   let count = 0;
   for (let i = 0; i < n; i++) if (load<i8>(src + i) != 0) count++;
   return count;
+}
+
+/**
+ * Per output channel: ternarizes (absmean, median) or binarizes (sign) each row of a
+ * [rows, cols] f32 matrix on its own, writing its scale to scales[row]. Returns the number
+ * of rows whose weights were not finite.
+ */
+export function quantizeRows(src: usize, rows: i32, cols: i32, method: i32, dst: usize, scales: usize): i32 {
+  let bad = 0;
+  for (let r = 0; r < rows; r++) {
+    const row = src + (<usize>r * cols << 2), out = dst + <usize>r * cols;
+    const scale = method == 0 ? ternarizeAbsmean(row, cols, out) : method == 1 ? ternarizeMedian(row, cols, out) : binarizeSign(row, cols, out);
+    if (isNaN(scale)) bad++;
+    store<f32>(scales + (<usize>r << 2), scale);
+  }
+  return bad;
+}
+
+/** y[t, r] *= scales[r] for a block of `tokens` outputs [tokens, rows] (per-channel weight scales). */
+export function scaleRows(y: usize, scales: usize, rows: i32, tokens: i32): void {
+  for (let t = 0; t < tokens; t++) {
+    for (let r = 0; r < rows; r++) {
+      const at = y + (<usize>(t * rows + r) << 2);
+      store<f32>(at, load<f32>(at) * load<f32>(scales + (<usize>r << 2)));
+    }
+  }
 }

@@ -114,7 +114,7 @@ export class Transformer {
       // H-BitLinear rotates the weights to match the rotated input, so they are ternarized again.
       const h = plan[site].hadamard;
       const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
-      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation);
+      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation, plan.weightScales === "channel");
     };
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
@@ -235,15 +235,16 @@ export class Transformer {
 
 async function buildLinear(
   kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean,
-  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number },
+  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number }, perChannel = false,
 ): Promise<Linear> {
   if (t.encoding === "f32" && !ternarizer && !rotation) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
+  const method = rotation?.ternarizer ?? ternarizer;
+  const rowScales = method && perChannel ? kernels.allocF32(t.rows) : 0;
   const decode = (int8: number) =>
-    rotation ? reternarize(kernels, ckpt, t, rotation.ternarizer, int8, rotation.block)
-    : ternarizer ? reternarize(kernels, ckpt, t, ternarizer, int8)
-    : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
-  if ((rotation?.ternarizer ?? ternarizer) === "sign") return SignLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, decode);
-  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, `${ckpt.file}: ${t.name}`, decode);
+    method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, rowScales) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
+  const what = `${ckpt.file}: ${t.name}`;
+  if (method === "sign") return SignLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, rowScales);
+  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, rowScales);
 }
 
 /** The embedding (or an untied classifier) in its stored precision; half tables must be finite. */

@@ -77,9 +77,11 @@ export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: Terna
  * are, ternary tensors dequantized (codes x scale) first. With `hadamardBlock`, each row is
  * first rotated by the block Walsh-Hadamard transform (W' = W H^T, so that W' (H x) = W x
  * before ternarization: H-BitLinear). Writes int8 codes at `int8` (-1 / +1 for "sign") and
- * returns the scale.
+ * returns the scale; with `rowScales`, writes one scale per row there and returns 1.
  */
-export async function reternarize(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: "absmean" | "median" | "sign", int8: number, hadamardBlock = 0): Promise<number> {
+export async function reternarize(
+  kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: "absmean" | "median" | "sign", int8: number, hadamardBlock = 0, rowScales = 0,
+): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols, mark = kernels.arena.mark();
   try {
     let master: number;
@@ -90,6 +92,12 @@ export async function reternarize(kernels: Kernels, ckpt: Checkpoint, t: LinearT
       k.int8ToF32(codes, count, scale, (master = kernels.allocF32(count)));
     }
     if (hadamardBlock) k.hadamardBlocks(master, t.cols, t.rows, hadamardBlock);
+    if (rowScales) {
+      // One scale per output channel (written to rowScales); the tensor's own scale is then 1.
+      const bad = k.quantizeRows(master, t.rows, t.cols, ["absmean", "median", "sign"].indexOf(ternarizer), int8, rowScales);
+      if (bad > 0) throw new FormatError(ckpt.file, `${t.name}: ${bad} rows hold NaN or infinity`);
+      return 1;
+    }
     const quantize = ternarizer === "sign" ? k.binarizeSign : ternarizer === "median" ? k.ternarizeMedian : k.ternarizeAbsmean;
     const scale = quantize(master, count, int8);
     if (Number.isNaN(scale)) throw new FormatError(ckpt.file, `${t.name}: weights hold NaN or infinity`);

@@ -14,12 +14,14 @@ export class SignLinear implements Linear {
     readonly cols: number,
     readonly scale: number,
     readonly l2Norm: boolean,
+    /** Per-output-channel scales f32 [rows] multiplying the output (0: the one scale above). */
+    readonly rowScales = 0,
   ) {}
 
   /** Packs a -1 / +1 matrix that `decode` writes as int8 at the scratch address it is given (returning beta). */
   static async fromInt8(
     kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
-    what: string, decode: (int8: number) => Promise<number>,
+    what: string, decode: (int8: number) => Promise<number>, rowScales = 0,
   ): Promise<SignLinear> {
     if (cols > kernels.k.ternaryMaxCols()) throw new ShapeError(`${what}: ${cols} input columns, the kernels take at most ${kernels.k.ternaryMaxCols()}`);
     const packed = kernels.allocBytes(kernels.k.signPackedBytes(rows, cols));
@@ -33,7 +35,7 @@ export class SignLinear implements Linear {
     } finally {
       kernels.arena.release(mark);
     }
-    return new SignLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
+    return new SignLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm, rowScales);
   }
 
   prepare(x: number, tokens: number): Int8Input {
@@ -43,5 +45,6 @@ export class SignLinear implements Linear {
   apply(input: PreparedInput, y: number): void {
     const { q, scales, sums, tokens } = input as Int8Input;
     this.kernels.k.signGemm(this.packed, this.rows, this.cols, q, sums, scales, tokens, this.scale, y);
+    if (this.rowScales) this.kernels.k.scaleRows(y, this.rowScales, this.rows, tokens);
   }
 }

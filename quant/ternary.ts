@@ -17,6 +17,8 @@ export class TernaryLinear implements Linear {
     readonly scale: number,
     /** Normalise each input row to x / (||x|| * sqrt(cols)) first (bitllama's BitLinear). */
     readonly l2Norm: boolean,
+    /** Per-output-channel scales f32 [rows] multiplying the output (0: the one scale above). */
+    readonly rowScales = 0,
   ) {}
 
   /**
@@ -26,7 +28,7 @@ export class TernaryLinear implements Linear {
    */
   static async fromInt8(
     kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
-    what: string, decode: (int8: number) => Promise<number>,
+    what: string, decode: (int8: number) => Promise<number>, rowScales = 0,
   ): Promise<TernaryLinear> {
     if (cols > kernels.k.ternaryMaxCols()) {
       throw new ShapeError(`${what}: ${cols} input columns, the ternary kernels take at most ${kernels.k.ternaryMaxCols()}`);
@@ -42,7 +44,7 @@ export class TernaryLinear implements Linear {
     } finally {
       kernels.arena.release(mark);
     }
-    return new TernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
+    return new TernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm, rowScales);
   }
 
   prepare(x: number, tokens: number): Int8Input {
@@ -57,5 +59,6 @@ export class TernaryLinear implements Linear {
     } else {
       k.ternaryGemm(this.packed, this.rows, this.cols, q, sums, scales, tokens, this.scale, y);
     }
+    if (this.rowScales) k.scaleRows(y, this.rowScales, this.rows, tokens);
   }
 }

@@ -1,7 +1,7 @@
 // Quantization variants by name: how the weights are ternarized and where each BitLinear
 // input is quantized how. The sites are the inputs of q/k/v (shared), o, gate/up (shared)
 // and down. Presets follow the papers; a full spec names each part:
-// "weights=median,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
+// "weights=median:channel,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
 // site; a preset name may come first, e.g. "a4.8,kv=3"; later entries override earlier ones).
 import { OptionError } from "../model/errors.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
@@ -16,7 +16,12 @@ export type WeightTernarizer = (typeof WEIGHT_TERNARIZERS)[number];
 /** A variant: activations per site and, when named, the weight ternarizer. fp32 models are
  *  ternarized with it (absmean when unnamed); ternary checkpoints keep their stored weights
  *  and scales unless it is named, then it applies to the dequantized weights. */
-export type VariantPlan = ActivationPlan & { weights?: WeightTernarizer; kvBits?: 8 | 4 | 3 };
+export type VariantPlan = ActivationPlan & {
+  weights?: WeightTernarizer;
+  /** Scale granularity of the weights: one per tensor (default) or one per output channel. */
+  weightScales?: "tensor" | "channel";
+  kvBits?: 8 | 4 | 3;
+};
 
 const everywhere = (spec: ActivationSpec): VariantPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
 const INT4: ActivationSpec = { format: "int4", sparsity: 0 };
@@ -86,8 +91,13 @@ export function parseVariant(variant: string): VariantPlan {
       if (!["8", "4", "3"].includes(spec)) throw new OptionError("variant", `kv=${spec}: the KV cache takes 8, 4 or 3 bits`);
       plan.kvBits = Number(spec) as 8 | 4 | 3;
     } else if (key === "weights") {
-      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(spec)) throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}`);
-      plan.weights = spec as WeightTernarizer;
+      const [method, granularity = "tensor"] = (spec ?? "").split(":");
+      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor or :channel`);
+      if (granularity !== "tensor" && granularity !== "channel") {
+        throw new OptionError("variant", `weights="${spec}": scales per "${granularity}" are not supported (per tensor or per channel; per-group scales are still to come)`);
+      }
+      plan.weights = method as WeightTernarizer;
+      plan.weightScales = granularity;
     } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
     else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all)`);

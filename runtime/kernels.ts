@@ -60,6 +60,8 @@ export interface KernelExports {
   countNonFiniteHalf(src: number, n: number, bf16: boolean): number;
   ternarizeAbsmean(src: number, n: number, dst: number): number;
   ternarizeMedian(src: number, n: number, dst: number): number;
+  quantizeRows(src: number, rows: number, cols: number, method: number, dst: number, scales: number): number;
+  scaleRows(y: number, scales: number, rows: number, tokens: number): void;
   int8ToF32(src: number, n: number, scale: number, dst: number): void;
   int8ToBF16(src: number, n: number, scale: number, dst: number): void;
   countNonZeroI8(src: number, n: number): number;

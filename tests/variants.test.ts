@@ -198,12 +198,32 @@ test("1-bit sign weights: Sign(W - mean W) and beta = mean|W|; the 1-bit kernel 
   }
 });
 
+test("per-channel weight scales: each row quantized on its own equals the per-tensor quantizer applied to that row", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(66), rows = 5, cols = 48;
+  const w = Float32Array.from({ length: rows * cols }, (_, i) => (next() * 2 - 1) * (1 + Math.floor(i / cols)));
+  for (const [method, fn] of [[0, kx.k.ternarizeAbsmean], [1, kx.k.ternarizeMedian], [2, kx.k.binarizeSign]] as const) {
+    const mark = kx.arena.mark(), codes = kx.allocBytes(rows * cols), scales = kx.allocF32(rows), one = kx.allocBytes(cols);
+    assert.is(kx.k.quantizeRows(kx.put(w), rows, cols, method, codes, scales), 0);
+    for (let r = 0; r < rows; r++) {
+      const scale = fn(kx.put(w.subarray(r * cols, (r + 1) * cols)), cols, one);
+      assert.is(kx.f32(scales, rows)[r], scale, `method ${method} row ${r}`);
+      assert.equal(kx.i8(codes, rows * cols).subarray(r * cols, (r + 1) * cols), kx.i8(one, cols));
+    }
+    const y = kx.put(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)), s = kx.put(Float32Array.of(1, 0.5, 2, 4, 0));
+    kx.k.scaleRows(y, s, 5, 2);
+    assert.equal(Array.from(kx.f32(y, 10)), [1, 1, 6, 16, 0, 6, 3.5, 16, 36, 0]);
+    kx.arena.release(mark);
+  }
+});
+
 test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
   assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "v2-a8", "v2-a4", "reloaded", "q-sparse"]);
   assert.equal(parseVariant("v2-a4").down, { format: "int4", sparsity: 0, hadamard: "auto" });
   assert.equal(parseVariant("v2-a8").qkv, { format: "int8", sparsity: 0 });
   assert.equal(parseVariant("o=h:64+topk:0.25+int4").o, { format: "int4", sparsity: 0.25, hadamard: 64 });
   assert.equal(parseVariant("a4.8,kv=3"), { ...parseVariant("a4.8"), kvBits: 3 });
+  assert.equal([parseVariant("weights=sign:channel").weights, parseVariant("weights=sign:channel").weightScales], ["sign", "channel"]);
   assert.is(parseVariant("reloaded").weights, "median");
   assert.is(parseVariant("weights=median,all=int4").weights, "median");
   assert.equal(parseVariant("a4.8"), {
@@ -222,6 +242,7 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
     ["attn=int4", /unknown site "attn"/],
     ["weights=xnor", /weights="xnor": expected absmean or median or sign/],
     ["a4.8,kv=2", /kv=2: the KV cache takes 8, 4 or 3 bits/],
+    ["weights=absmean:group", /scales per "group" are not supported \(per tensor or per channel/],
     ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
   ] as [string, RegExp][]) {
     assert.throws(() => parseVariant(spec), (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), spec);
@@ -236,12 +257,12 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
   assert.equal(b158.logits(tokens), base.logits(tokens));
   const sample = new TextDecoder().decode(text).slice(0, 6000);
   const baseline = (await base.perplexity(sample, { ctx: 256 })).perplexity;
-  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded", "kv=8", "a4.8,kv=3", "weights=sign"]) {
+  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded", "kv=8", "a4.8,kv=3", "weights=sign", "weights=absmean:channel"]) {
     const model = await loadBitNet(path, { simd: "strict", variant });
     const { perplexity } = await model.perplexity(sample, { ctx: 256 });
     assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
     if (variant !== "reloaded") assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
-    if (variant !== "weights=sign") assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
+    if (!variant.startsWith("weights=")) assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
   }
   const e = await loadBitNet(path, { simd: "strict", variant: "o=h:48+int8" }).then(() => null, (e) => e);
   assert.ok(e instanceof OptionError && /Hadamard block 48 must be a power of two dividing the input width 256/.test(e.message), String(e));
@@ -254,12 +275,12 @@ withData(test, "on stories260K (fp32): a named variant ternarizes the weights po
   const path = dataPath("models/stories260K.bin"), sample = new TextDecoder().decode(text).slice(0, 6000);
   const fp32 = (await (await loadBitNet(path, { simd: "strict" })).perplexity(sample, { ctx: 256 })).perplexity;
   const results: number[] = [];
-  for (const variant of ["b1.58", "reloaded", "a4.8"]) {
+  for (const variant of ["b1.58", "reloaded", "a4.8", "weights=absmean:channel"]) {
     const { perplexity } = await (await loadBitNet(path, { simd: "strict", variant })).perplexity(sample, { ctx: 256 });
     assert.ok(Number.isFinite(perplexity) && perplexity > fp32, `${variant}: ${perplexity} vs fp32 ${fp32}`);
     results.push(perplexity);
   }
-  assert.is(new Set(results).size, 3, "absmean and median weights, int8 and int4 activations all differ");
+  assert.is(new Set(results).size, 4, "absmean and median weights, per tensor and per channel, int8 and int4 activations all differ");
 });
 
 test("median ternarizer: gamma = the lower middle |w| (as torch.median), then round and clip like absmean", async () => {
