@@ -13,6 +13,7 @@ export { f16ToF32, f32ToF16, convertF16ToF32, convertBF16ToF32 } from "./formats
 export { gemmHalf, gemmHalfScalar, gemmI8, gemmI8Scalar, countNonFiniteHalf } from "./head";
 export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar, quantizeAbsmeanI4, quantizeAbsmeanI4Scalar } from "./quantize";
 export { sparsifyTopK } from "./sparsify";
+export { ternaryColumnsBytes, packTernaryColumns, ternaryGemvSparse, ternaryGemvSparseScalar, nonZeroColumns } from "./sparse";
 export { hadamardBlocks, hadamardBlocksScalar } from "./hadamard";
 export { ternarizeAbsmean, ternarizeMedian, quantizeRows, scaleRows, int8ToF32, int8ToBF16, countNonZeroI8 } from "./ternarize";
 export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";

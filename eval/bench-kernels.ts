@@ -81,6 +81,17 @@ for (const [out, inp] of SHAPES) {
     add(`sign 1-bit ${level}`, signBytes, () => kx.k.signGemm(signs[s++ % signs.length], out, inp, q, sums, scales, 1, 1, y));
     const hx = kx.allocF32(inp);
     add(`hadamard of x ${level}`, inp * 4, () => kx.k.hadamardBlocks(hx, inp, 1, inp & -inp));
+    // Top-K: the column-blocked kernel reads only the kept columns (S = fraction zeroed).
+    const columns = copies(kx, kx.k.ternaryColumnsBytes(out, inp), 4), kept = kx.allocBytes(inp * 4);
+    for (const S of [0.25, 0.5, 0.75]) {
+      const xs = kx.allocBytes(paddedCols(inp));
+      fill(kx, xs, inp, 5);
+      const view = kx.i8(xs, inp);
+      for (let c = 0; c < inp; c++) if (((c * 2654435761) >>> 0) / 2 ** 32 < S) view[c] = 0;
+      const count = kx.k.nonZeroColumns(xs, inp, kept);
+      let m = 0;
+      add(`sparse S=${S} ${level}`, (weightBytes * count) / inp, () => kx.k.ternaryGemvSparse(columns[m++ % columns.length], out, inp, xs, kept, count, 1, 1, y));
+    }
     if (level === "strict") {
       const w = copies(kx, out * inp * 4, 3), x = kx.allocF32(inp);
       let m = 0;

@@ -71,6 +71,11 @@ export interface KernelExports {
   quantizeAbsmeanI4Scalar(x: number, n: number, tokens: number, q: number, nPad: number, scales: number, sums: number): number;
   hadamardBlocks(x: number, n: number, rows: number, block: number): void;
   hadamardBlocksScalar(x: number, n: number, rows: number, block: number): void;
+  ternaryColumnsBytes(rows: number, cols: number): number;
+  packTernaryColumns(src: number, rows: number, cols: number, dst: number): number;
+  ternaryGemvSparse(w: number, rows: number, cols: number, x: number, kept: number, count: number, wScale: number, xScale: number, y: number): void;
+  ternaryGemvSparseScalar(w: number, rows: number, cols: number, x: number, kept: number, count: number, wScale: number, xScale: number, y: number): void;
+  nonZeroColumns(x: number, n: number, kept: number): number;
   sparsifyTopK(x: number, n: number, tokens: number, zeroCount: number, out: number): void;
   rmsNorm(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;
   rmsNormScalar(out: number, x: number, weight: number, n: number, tokens: number, eps: number): void;

@@ -217,6 +217,32 @@ test("per-channel weight scales: each row quantized on its own equals the per-te
   }
 });
 
+test("sparse ternary GEMV over the kept columns equals the integer reference (and the scalar twin)", async () => {
+  for (const level of LEVELS) {
+    const kx = await loadKernels({ simd: level });
+    const next = rng(77);
+    for (const [rows, cols, keep] of [[64, 64, 0.5], [100, 300, 0.25], [7, 40, 1], [130, 600, 0.75], [64, 1000, 1]]) {
+      const W = Int8Array.from({ length: rows * cols }, () => Math.floor(next() * 3) - 1);
+      const X = Int8Array.from({ length: cols }, () => (next() < keep ? (next() < 0.5 ? -128 : 127) : 0)); // extremes: i16 headroom
+      const mark = kx.arena.mark(), packed = kx.allocBytes(kx.k.ternaryColumnsBytes(rows, cols));
+      assert.is(kx.k.packTernaryColumns(kx.put(W), rows, cols, packed), 0);
+      const x = kx.put(X), kept = kx.allocBytes(cols * 4), count = kx.k.nonZeroColumns(x, cols, kept);
+      assert.is(count, X.filter((v) => v !== 0).length);
+      const y = kx.allocF32(rows), ys = kx.allocF32(rows);
+      kx.k.ternaryGemvSparse(packed, rows, cols, x, kept, count, 0.5, 0.25, y);
+      kx.k.ternaryGemvSparseScalar(packed, rows, cols, x, kept, count, 0.5, 0.25, ys);
+      const want = Array.from({ length: rows }, (_, r) => {
+        let acc = 0;
+        for (let c = 0; c < cols; c++) acc += W[r * cols + c] * X[c];
+        return acc * 0.125;
+      });
+      assert.equal(Array.from(kx.f32(y, rows)), want, `${level} ${rows}x${cols} keep ${keep}`);
+      assert.equal(Array.from(kx.f32(ys, rows)), want);
+      kx.arena.release(mark);
+    }
+  }
+});
+
 test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
   assert.equal(Object.keys(PRESETS), ["b1.58", "a4.8", "v2-a8", "v2-a4", "reloaded", "q-sparse"]);
   assert.equal(parseVariant("v2-a4").down, { format: "int4", sparsity: 0, hadamard: "auto" });
