@@ -6,6 +6,7 @@ import { parseVariant, type Site, type WeightTernarizer } from "../quant/variant
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
 import { SignLinear } from "../quant/sign.ts";
+import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
 import { TernaryLinear } from "../quant/ternary.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
@@ -114,7 +115,8 @@ export class Transformer {
       // H-BitLinear rotates the weights to match the rotated input, so they are ternarized again.
       const h = plan[site].hadamard;
       const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
-      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation, plan.weightScales === "channel");
+      const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level];
+      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation, plan.weightScales === "channel", sparse);
     };
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
@@ -235,7 +237,7 @@ export class Transformer {
 
 async function buildLinear(
   kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean,
-  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number }, perChannel = false,
+  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number }, perChannel = false, sparse = false,
 ): Promise<Linear> {
   if (t.encoding === "f32" && !ternarizer && !rotation) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
   const method = rotation?.ternarizer ?? ternarizer;
@@ -244,6 +246,7 @@ async function buildLinear(
     method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, rowScales) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
   const what = `${ckpt.file}: ${t.name}`;
   if (method === "sign") return SignLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, rowScales);
+  if (sparse && !rowScales) return SparseTernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode);
   return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, rowScales);
 }
 

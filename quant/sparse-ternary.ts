@@ -1,0 +1,59 @@
+// Ternary BitLinear weights for inputs sparsified by top-K (Q-Sparse), in the
+// column-blocked layout of assembly/sparse.ts: each token reads only the weight columns of
+// its kept activations. It pays off only at high sparsity (docs/benchmarks.md), so the
+// model uses it where measured faster: SPARSE_KERNEL_MIN_SPARSITY.
+import { FormatError, ShapeError } from "../model/errors.ts";
+import type { Kernels, SimdLevel } from "../runtime/kernels.ts";
+import type { ActivationQuantizer, Int8Input } from "./activations.ts";
+import type { Linear, PreparedInput } from "./linear.ts";
+
+/** The top-K sparsity from which the sparse kernel beats the dense one, per build (measured). */
+export const SPARSE_KERNEL_MIN_SPARSITY: Record<SimdLevel, number> = { strict: 0.75, relaxed: Infinity };
+
+export class SparseTernaryLinear implements Linear {
+  readonly #kept: number;
+
+  constructor(
+    readonly kernels: Kernels,
+    readonly quantizer: ActivationQuantizer,
+    readonly packed: number,
+    readonly rows: number,
+    readonly cols: number,
+    readonly scale: number,
+    readonly l2Norm: boolean,
+  ) {
+    this.#kept = kernels.allocBytes(cols * 4);
+  }
+
+  static async fromInt8(
+    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
+    what: string, decode: (int8: number) => Promise<number>,
+  ): Promise<SparseTernaryLinear> {
+    if (cols > kernels.k.ternaryMaxCols()) throw new ShapeError(`${what}: ${cols} input columns, the kernels take at most ${kernels.k.ternaryMaxCols()}`);
+    const packed = kernels.allocBytes(kernels.k.ternaryColumnsBytes(rows, cols));
+    const mark = kernels.arena.mark();
+    let scale: number;
+    try {
+      const int8 = kernels.allocBytes(rows * cols);
+      scale = await decode(int8);
+      const bad = kernels.k.packTernaryColumns(int8, rows, cols, packed);
+      if (bad > 0) throw new FormatError(what, `${bad} weights are not -1, 0 or +1`);
+    } finally {
+      kernels.arena.release(mark);
+    }
+    return new SparseTernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
+  }
+
+  prepare(x: number, tokens: number): Int8Input {
+    return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
+  }
+
+  apply(input: PreparedInput, y: number): void {
+    const { q, scales, tokens, cols } = input as Int8Input;
+    const k = this.kernels.k, stride = this.quantizer.stride(cols), xScales = this.kernels.f32(scales, tokens);
+    for (let t = 0; t < tokens; t++) {
+      const x = q + t * stride, count = k.nonZeroColumns(x, cols, this.#kept);
+      k.ternaryGemvSparse(this.packed, this.rows, this.cols, x, this.#kept, count, this.scale, xScales[t], y + t * this.rows * 4);
+    }
+  }
+}
