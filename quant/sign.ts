@@ -1,6 +1,6 @@
 // Binarized BitLinear weights (the original BitNet's Sign(W - mean W), scale beta = mean|W|)
 // in the 1-bit kernel layout (assembly/binary.ts): y = (W_b . Q(x)) * beta * activationScale.
-import { FormatError, ShapeError } from "../model/errors.ts";
+import { packInt8 } from "./pack.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
@@ -23,18 +23,8 @@ export class SignLinear implements Linear {
     kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
     what: string, decode: (int8: number) => Promise<number>, rowScales = 0,
   ): Promise<SignLinear> {
-    if (cols > kernels.k.ternaryMaxCols()) throw new ShapeError(`${what}: ${cols} input columns, the kernels take at most ${kernels.k.ternaryMaxCols()}`);
-    const packed = kernels.allocBytes(kernels.k.signPackedBytes(rows, cols));
-    const mark = kernels.arena.mark();
-    let scale: number;
-    try {
-      const int8 = kernels.allocBytes(rows * cols);
-      scale = await decode(int8);
-      const bad = kernels.k.packSign(int8, rows, cols, packed);
-      if (bad > 0) throw new FormatError(what, `${bad} weights are not -1 or +1`);
-    } finally {
-      kernels.arena.release(mark);
-    }
+    const packing = { bytes: kernels.k.signPackedBytes, pack: kernels.k.packSign, values: "-1 or +1" };
+    const { packed, scale } = await packInt8(kernels, packing, rows, cols, what, decode);
     return new SignLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm, rowScales);
   }
 

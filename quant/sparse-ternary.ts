@@ -2,7 +2,7 @@
 // column-blocked layout of assembly/sparse.ts: each token reads only the weight columns of
 // its kept activations. It pays off only at high sparsity (docs/benchmarks.md), so the
 // model uses it where measured faster: SPARSE_KERNEL_MIN_SPARSITY.
-import { FormatError, ShapeError } from "../model/errors.ts";
+import { packInt8 } from "./pack.ts";
 import type { Kernels, SimdLevel } from "../runtime/kernels.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
@@ -29,18 +29,8 @@ export class SparseTernaryLinear implements Linear {
     kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
     what: string, decode: (int8: number) => Promise<number>,
   ): Promise<SparseTernaryLinear> {
-    if (cols > kernels.k.ternaryMaxCols()) throw new ShapeError(`${what}: ${cols} input columns, the kernels take at most ${kernels.k.ternaryMaxCols()}`);
-    const packed = kernels.allocBytes(kernels.k.ternaryColumnsBytes(rows, cols));
-    const mark = kernels.arena.mark();
-    let scale: number;
-    try {
-      const int8 = kernels.allocBytes(rows * cols);
-      scale = await decode(int8);
-      const bad = kernels.k.packTernaryColumns(int8, rows, cols, packed);
-      if (bad > 0) throw new FormatError(what, `${bad} weights are not -1, 0 or +1`);
-    } finally {
-      kernels.arena.release(mark);
-    }
+    const packing = { bytes: kernels.k.ternaryColumnsBytes, pack: kernels.k.packTernaryColumns, values: "-1, 0 or +1" };
+    const { packed, scale } = await packInt8(kernels, packing, rows, cols, what, decode);
     return new SparseTernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
   }
 

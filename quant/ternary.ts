@@ -1,6 +1,6 @@
 // Ternary BitLinear weights in the kernels' packed layout (see assembly/ternary.ts),
 // y = (W_ternary . Q(x)) * weightScale * activationScale.
-import { FormatError, ShapeError } from "../model/errors.ts";
+import { packInt8 } from "./pack.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
@@ -30,20 +30,8 @@ export class TernaryLinear implements Linear {
     kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
     what: string, decode: (int8: number) => Promise<number>, rowScales = 0,
   ): Promise<TernaryLinear> {
-    if (cols > kernels.k.ternaryMaxCols()) {
-      throw new ShapeError(`${what}: ${cols} input columns, the ternary kernels take at most ${kernels.k.ternaryMaxCols()}`);
-    }
-    const packed = kernels.allocBytes(kernels.k.ternaryPackedBytes(rows, cols));
-    const mark = kernels.arena.mark();
-    let scale: number;
-    try {
-      const int8 = kernels.allocBytes(rows * cols);
-      scale = await decode(int8);
-      const bad = kernels.k.packTernary(int8, rows, cols, packed);
-      if (bad > 0) throw new FormatError(what, `${bad} weights are not -1, 0 or +1`);
-    } finally {
-      kernels.arena.release(mark);
-    }
+    const packing = { bytes: kernels.k.ternaryPackedBytes, pack: kernels.k.packTernary, values: "-1, 0 or +1" };
+    const { packed, scale } = await packInt8(kernels, packing, rows, cols, what, decode);
     return new TernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm, rowScales);
   }
 
