@@ -22,10 +22,9 @@ export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type Perp
 export { runSweep, splitVariants, sweepChart, type SweepOptions, type SweepResult, sweepTable } from "./eval/sweep.ts";
 export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";
 export { hasRelaxedSimd } from "./runtime/features.ts";
-export { SignLinear } from "./quant/sign.ts";
 export { type ActivationSpec, ActivationQuantizer, paddedCols, type Int8Input } from "./quant/activations.ts";
 export { type ActivationPlan, parseVariant, PRESETS, SITES, type Site, type VariantPlan, WEIGHT_TERNARIZERS, type WeightTernarizer } from "./quant/variants.ts";
-export { TernaryLinear } from "./quant/ternary.ts";
+export { BitLinear, type BitWeights, type GroupScales } from "./quant/bitlinear.ts";
 export { F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
 export type { ByteSource, Progress, ReadOptions } from "./runtime/files.ts";
 export { checkpointToGguf, checkpointToHf, GGUF_TARGETS, type GgufTarget } from "./model/convert.ts";

@@ -53,10 +53,12 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
   return <f32>(sumAbs / <f64>n);
 }
 
-// y = (2 S - sum(x)) * scale for row i of a group, if the row exists.
-@inline function storeRow(out: usize, i: i32, live: i32, selected: i32, xSum: i32, scale: f32): void {
-  const dot: i32 = (selected << 1) - xSum;
-  if (i < live) store<f32>(out + (<usize>i << 2), <f32>dot * scale);
+// y = (2 S - sum(x)) * scale for row i of a group, if the row exists; written for the
+// first column group, added for the next ones.
+@inline function storeRow(out: usize, i: i32, live: i32, selected: i32, xSum: i32, scale: f32, first: bool): void {
+  if (i >= live) return;
+  const at = out + (<usize>i << 2), v = <f32>((selected << 1) - xSum) * scale;
+  store<f32>(at, first ? v : load<f32>(at) + v);
 }
 
 @inline function hsum(v: v128): i32 {
@@ -76,32 +78,49 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
   return ASC_FEATURE_RELAXED_SIMD ? hsum(acc) >> (r & 3) : hsum(acc);
 }
 
-@inline function signGemmImpl(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize, simd: bool): void {
+// xScale times row r's scale for column group g: the per-tensor wScale, or scales[r, g].
+@inline function scaleOf(scales: usize, wScale: f32, xScale: f32, r: i32, g: i32, groups: i32): f32 {
+  return xScale * (scales == 0 ? wScale : load<f32>(scales + (<usize>(r * groups + g) << 2)));
+}
+
+// Column groups as in ternary.ts: `groups` groups of `groupCols` columns (one for a per-tensor
+// scale), the last running over the zero padding; xSums: i32 [tokens, groups].
+@inline function signGemmImpl(
+  w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32,
+  groups: i32, groupCols: i32, scales: usize, wScale: f32, y: usize, simd: bool,
+): void {
   const stride = paddedCols64(cols);
-  for (let g = 0; g < paddedRows8(rows) >> 3; g++) {
-    const wg = w + <usize>g * stride, live = min(8, rows - (g << 3));
+  for (let rg = 0; rg < paddedRows8(rows) >> 3; rg++) {
+    const wg = w + <usize>rg * stride, live = min(8, rows - (rg << 3)), r0 = rg << 3;
     for (let t = 0; t < tokens; t++) {
-      const xt = x + <usize>t * stride, xSum = load<i32>(xSums + (<usize>t << 2));
-      const scale = wScale * load<f32>(xScales + (<usize>t << 2));
-      const out = y + (<usize>(t * rows + (g << 3)) << 2);
-      if (simd) {
-        let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (let c = 0; c < stride; c += 16) {
-          const bytes = v128.load(wg + c), xv = v128.load(xt + c), high = i8x16.shr_u(bytes, 4);
-          a0 = selectedSum(a0, bytes, high, xv, 0); a1 = selectedSum(a1, bytes, high, xv, 1);
-          a2 = selectedSum(a2, bytes, high, xv, 2); a3 = selectedSum(a3, bytes, high, xv, 3);
-          a4 = selectedSum(a4, bytes, high, xv, 4); a5 = selectedSum(a5, bytes, high, xv, 5);
-          a6 = selectedSum(a6, bytes, high, xv, 6); a7 = selectedSum(a7, bytes, high, xv, 7);
-        }
-        storeRow(out, 0, live, rowSum(a0, 0), xSum, scale); storeRow(out, 1, live, rowSum(a1, 1), xSum, scale);
-        storeRow(out, 2, live, rowSum(a2, 2), xSum, scale); storeRow(out, 3, live, rowSum(a3, 3), xSum, scale);
-        storeRow(out, 4, live, rowSum(a4, 4), xSum, scale); storeRow(out, 5, live, rowSum(a5, 5), xSum, scale);
-        storeRow(out, 6, live, rowSum(a6, 6), xSum, scale); storeRow(out, 7, live, rowSum(a7, 7), xSum, scale);
-      } else {
-        for (let i = 0; i < live; i++) {
-          let s = 0;
-          for (let c = 0; c < cols; c++) if ((load<u8>(wg + c) >> i) & 1) s += <i32>load<i8>(xt + c);
-          storeRow(out, i, live, s, xSum, scale);
+      const xt = x + <usize>t * stride, xScale = load<f32>(xScales + (<usize>t << 2));
+      const out = y + (<usize>(t * rows + r0) << 2);
+      for (let g = 0; g < groups; g++) {
+        const c0 = g * groupCols, c1 = g == groups - 1 ? stride : c0 + groupCols, first = g == 0;
+        const xSum = load<i32>(xSums + (<usize>(t * groups + g) << 2));
+        if (simd) {
+          let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+          for (let c = c0; c < c1; c += 16) {
+            const bytes = v128.load(wg + c), xv = v128.load(xt + c), high = i8x16.shr_u(bytes, 4);
+            a0 = selectedSum(a0, bytes, high, xv, 0); a1 = selectedSum(a1, bytes, high, xv, 1);
+            a2 = selectedSum(a2, bytes, high, xv, 2); a3 = selectedSum(a3, bytes, high, xv, 3);
+            a4 = selectedSum(a4, bytes, high, xv, 4); a5 = selectedSum(a5, bytes, high, xv, 5);
+            a6 = selectedSum(a6, bytes, high, xv, 6); a7 = selectedSum(a7, bytes, high, xv, 7);
+          }
+          storeRow(out, 0, live, rowSum(a0, 0), xSum, scaleOf(scales, wScale, xScale, r0, g, groups), first);
+          storeRow(out, 1, live, rowSum(a1, 1), xSum, scaleOf(scales, wScale, xScale, min(r0 + 1, rows - 1), g, groups), first);
+          storeRow(out, 2, live, rowSum(a2, 2), xSum, scaleOf(scales, wScale, xScale, min(r0 + 2, rows - 1), g, groups), first);
+          storeRow(out, 3, live, rowSum(a3, 3), xSum, scaleOf(scales, wScale, xScale, min(r0 + 3, rows - 1), g, groups), first);
+          storeRow(out, 4, live, rowSum(a4, 4), xSum, scaleOf(scales, wScale, xScale, min(r0 + 4, rows - 1), g, groups), first);
+          storeRow(out, 5, live, rowSum(a5, 5), xSum, scaleOf(scales, wScale, xScale, min(r0 + 5, rows - 1), g, groups), first);
+          storeRow(out, 6, live, rowSum(a6, 6), xSum, scaleOf(scales, wScale, xScale, min(r0 + 6, rows - 1), g, groups), first);
+          storeRow(out, 7, live, rowSum(a7, 7), xSum, scaleOf(scales, wScale, xScale, min(r0 + 7, rows - 1), g, groups), first);
+        } else {
+          for (let i = 0; i < live; i++) {
+            let s = 0;
+            for (let c = c0; c < min(c1, cols); c++) if ((load<u8>(wg + c) >> i) & 1) s += <i32>load<i8>(xt + c);
+            storeRow(out, i, live, s, xSum, scaleOf(scales, wScale, xScale, r0 + i, g, groups), first);
+          }
         }
       }
     }
@@ -113,8 +132,16 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
  * padded); xSums: i32 [tokens]; xScales: f32 [tokens]; Y: f32 [tokens, rows].
  */
 export function signGemm(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
-  signGemmImpl(w, rows, cols, x, xSums, xScales, tokens, wScale, y, true);
+  signGemmImpl(w, rows, cols, x, xSums, xScales, tokens, 1, cols, 0, wScale, y, true);
 }
 export function signGemmScalar(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
-  signGemmImpl(w, rows, cols, x, xSums, xScales, tokens, wScale, y, false);
+  signGemmImpl(w, rows, cols, x, xSums, xScales, tokens, 1, cols, 0, wScale, y, false);
+}
+
+/** Per-group scales, as ternaryGemmGrouped: xGroupSums i32 [tokens, cols / groupCols], scales f32 [rows, groups]. */
+export function signGemmGrouped(w: usize, rows: i32, cols: i32, x: usize, xGroupSums: usize, xScales: usize, tokens: i32, groupCols: i32, scales: usize, y: usize): void {
+  signGemmImpl(w, rows, cols, x, xGroupSums, xScales, tokens, cols / groupCols, groupCols, scales, 1, y, true);
+}
+export function signGemmGroupedScalar(w: usize, rows: i32, cols: i32, x: usize, xGroupSums: usize, xScales: usize, tokens: i32, groupCols: i32, scales: usize, y: usize): void {
+  signGemmImpl(w, rows, cols, x, xGroupSums, xScales, tokens, cols / groupCols, groupCols, scales, 1, y, false);
 }

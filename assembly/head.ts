@@ -4,7 +4,7 @@
 // float.ts, so the SIMD kernels and their scalar twins agree bit for bit.
 import { dot } from "./float";
 import { f16ToF32 } from "./formats/fp16";
-import { f32At, SCRATCH, SCRATCH_BYTES } from "./memory";
+import { f32At, scratch, SCRATCH_BYTES } from "./memory";
 
 const TWO_POW_112: f32 = 5.192296858534828e33;
 
@@ -56,8 +56,8 @@ const TWO_POW_112: f32 = 5.192296858534828e33;
   for (let r = 0; r < rows; r++) {
     const wr = w + (<usize>r * <usize>cols << 1);
     if (widen) {
-      for (let k = 0; k < cols; k++) store<f32>(f32At(SCRATCH, k), halfAt(wr, k, bf16));
-      for (let t = 0; t < tokens; t++) store<f32>(f32At(y, t * rows + r), dot(SCRATCH, f32At(x, t * cols), cols, simd));
+      for (let k = 0; k < cols; k++) store<f32>(f32At(scratch, k), halfAt(wr, k, bf16));
+      for (let t = 0; t < tokens; t++) store<f32>(f32At(y, t * rows + r), dot(scratch, f32At(x, t * cols), cols, simd));
     } else {
       for (let t = 0; t < tokens; t++) store<f32>(f32At(y, t * rows + r), dotHalf(wr, f32At(x, t * cols), cols, bf16, simd));
     }

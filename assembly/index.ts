@@ -1,8 +1,8 @@
 // Entry point of the kernel module: every export here is callable from the host.
-export { heapBase } from "./memory";
+export { heapBase, setScratch, scratchBytes } from "./memory";
 export { gemvF32, gemmF32, gemmF32Scalar, addInPlace } from "./float";
-export { ternaryPackedBytes, ternaryMaxCols, packTernary, ternaryAt, ternaryGemv, ternaryGemm, ternaryGemmScalar } from "./ternary";
-export { signPackedBytes, packSign, binarizeSign, signGemm, signGemmScalar } from "./binary";
+export { ternaryPackedBytes, ternaryMaxCols, packTernary, ternaryAt, ternaryGemm, ternaryGemmScalar, ternaryGemmGrouped, ternaryGemmGroupedScalar, sumGroups } from "./ternary";
+export { signPackedBytes, packSign, binarizeSign, signGemm, signGemmScalar, signGemmGrouped, signGemmGroupedScalar } from "./binary";
 // Stored formats of ternary matrices: one decode / encode pair each.
 export { decodeSignMagnitude2, encodeSignMagnitude2 } from "./formats/bitllama";
 export { i2sBytes, decodeI2S, encodeI2S } from "./formats/i2s";
@@ -15,7 +15,7 @@ export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar, quantizeAbsmeanI4, quantizeAb
 export { sparsifyTopK } from "./sparsify";
 export { ternaryColumnsBytes, packTernaryColumns, ternaryGemvSparse, ternaryGemvSparseScalar, nonZeroColumns } from "./sparse";
 export { hadamardBlocks, hadamardBlocksScalar } from "./hadamard";
-export { ternarizeAbsmean, ternarizeMedian, quantizeRows, scaleRows, int8ToF32, int8ToBF16, countNonZeroI8 } from "./ternarize";
+export { ternarizeAbsmean, ternarizeMedian, quantizeGroups, int8ToF32, int8ToBF16, countNonZeroI8 } from "./ternarize";
 export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";
 export { rope } from "./rope";
 export { softmax, attention, attentionScalar } from "./attention";

@@ -1,15 +1,27 @@
 // Raw-memory helpers shared by the kernels. The host owns the heap: it bumps
 // allocations up from `heapBase()` (see runtime/arena.ts), so kernels never allocate.
 
-// Kernel scratch: a fixed region between static data and the host's heap, for
-// per-call temporaries (re-laid-out activations). Its size bounds no model dimension
-// on its own: kernels that use it work through their inputs in pieces that fit.
-export const SCRATCH: usize = (__heap_base + 63) & ~63;
+// Kernel scratch: a region of SCRATCH_BYTES for per-call temporaries (re-laid-out
+// activations). Its size bounds no model dimension on its own: kernels that use it work
+// through their inputs in pieces that fit. By default it sits between static data and the
+// host's heap; each thread of a threaded build gets its own (setScratch), since globals
+// are per instance while memory is shared.
 export const SCRATCH_BYTES: i32 = 1 << 17;
+export let scratch: usize = (__heap_base + 63) & ~63;
 
 /** First byte the host may use for its own allocations (memory below it must exist). */
 export function heapBase(): usize {
-  return SCRATCH + SCRATCH_BYTES;
+  return ((__heap_base + 63) & ~63) + SCRATCH_BYTES;
+}
+
+/** Moves this instance's scratch to SCRATCH_BYTES at `ptr` (a worker thread's own region). */
+export function setScratch(ptr: usize): void {
+  scratch = ptr;
+}
+
+/** Bytes of scratch each thread needs. */
+export function scratchBytes(): i32 {
+  return SCRATCH_BYTES;
 }
 
 // Vector constants live in static data: Binaryen can hoist `v128.const` masks

@@ -1,7 +1,7 @@
 // Order statistics of |x| without sorting: a radix select over the bits of |x| (for
 // non-negative floats the bit patterns order like the values), four passes of 256-bin
 // histograms in scratch, O(n). Used by top-K sparsity and the median ternarizer.
-import { f32At, SCRATCH } from "./memory";
+import { f32At, scratch } from "./memory";
 
 @inline export function magnitudeKey(x: usize, k: i32): u32 {
   return reinterpret<u32>(load<f32>(f32At(x, k))) & 0x7fffffff;
@@ -16,7 +16,7 @@ export let selectedTies = 0;
  * smaller ones, to make up `rank` entries.
  */
 export function selectMagnitude(x: usize, n: i32, rank: i32): u32 {
-  const hist = SCRATCH; // 256 u32 bins
+  const hist = scratch; // 256 u32 bins
   let prefix: u32 = 0, remaining = rank;
   for (let shift = 24; shift >= 0; shift -= 8) {
     memory.fill(hist, 0, 1024);

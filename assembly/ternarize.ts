@@ -52,27 +52,18 @@ export function countNonZeroI8(src: usize, n: i32): i32 {
 }
 
 /**
- * Per output channel: ternarizes (absmean, median) or binarizes (sign) each row of a
- * [rows, cols] f32 matrix on its own, writing its scale to scales[row]. Returns the number
- * of rows whose weights were not finite.
+ * Per group of `groupCols` input columns of each row (groupCols = cols: per output channel):
+ * ternarizes (absmean, median) or binarizes (sign) each group of a [rows, cols] f32 matrix on
+ * its own, writing its scale to scales[row, group]. Returns the number of groups whose
+ * weights were not finite.
  */
-export function quantizeRows(src: usize, rows: i32, cols: i32, method: i32, dst: usize, scales: usize): i32 {
+export function quantizeGroups(src: usize, rows: i32, cols: i32, groupCols: i32, method: i32, dst: usize, scales: usize): i32 {
   let bad = 0;
-  for (let r = 0; r < rows; r++) {
-    const row = src + (<usize>r * cols << 2), out = dst + <usize>r * cols;
-    const scale = method == 0 ? ternarizeAbsmean(row, cols, out) : method == 1 ? ternarizeMedian(row, cols, out) : binarizeSign(row, cols, out);
+  for (let i = 0; i < rows * (cols / groupCols); i++) {
+    const at = <usize>i * groupCols, from = src + (at << 2), out = dst + at;
+    const scale = method == 0 ? ternarizeAbsmean(from, groupCols, out) : method == 1 ? ternarizeMedian(from, groupCols, out) : binarizeSign(from, groupCols, out);
     if (isNaN(scale)) bad++;
-    store<f32>(scales + (<usize>r << 2), scale);
+    store<f32>(scales + (<usize>i << 2), scale);
   }
   return bad;
-}
-
-/** y[t, r] *= scales[r] for a block of `tokens` outputs [tokens, rows] (per-channel weight scales). */
-export function scaleRows(y: usize, scales: usize, rows: i32, tokens: i32): void {
-  for (let t = 0; t < tokens; t++) {
-    for (let r = 0; r < rows; r++) {
-      const at = y + (<usize>(t * rows + r) << 2);
-      store<f32>(at, load<f32>(at) * load<f32>(scales + (<usize>r << 2)));
-    }
-  }
 }

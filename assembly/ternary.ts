@@ -10,7 +10,7 @@
 // weights of a row group stream linearly. Codes are unsigned so relaxed SIMD's i8 x i7 dot
 // can take them; the dot then counts every activation once too many, which subtracting
 // sum(x) undoes. Activations are int8, zero padded to the padded width.
-import { I16_CUMULATIVE_MASKS, LOW2_MASK, MID2_MASK, SCRATCH, SCRATCH_BYTES, f32At } from "./memory";
+import { I16_CUMULATIVE_MASKS, LOW2_MASK, MID2_MASK, scratch, SCRATCH_BYTES, f32At } from "./memory";
 
 @inline function paddedRows(rows: i32): i32 { return (rows + 3) & ~3; }
 @inline function blockCount(cols: i32): i32 { return (cols + 63) >> 6; }
@@ -77,16 +77,29 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
   return codeAt(w, blockCount(cols), r, c) - 1;
 }
 
-// Writes (dot - xSum) * scale for the (up to 4) live rows of a row group.
-@inline function storeRows(y: usize, live: i32, a0: i32, a1: i32, a2: i32, a3: i32, xSum: i32, scale: f32): void {
-  store<f32>(y, <f32>(a0 - xSum) * scale);
-  if (live > 1) store<f32>(y, <f32>(a1 - xSum) * scale, 4);
-  if (live > 2) store<f32>(y, <f32>(a2 - xSum) * scale, 8);
-  if (live > 3) store<f32>(y, <f32>(a3 - xSum) * scale, 12);
+// Writes (first group) or adds (dots - xSum) * scale for the (up to 4) live rows of a row
+// group; lane i of dots is row i's integer code . x.
+@inline function storeRows(y: usize, live: i32, dots: v128, xSum: i32, scale: v128, first: bool): void {
+  const v = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(dots, i32x4.splat(xSum))), scale);
+  if (live == 4) {
+    v128.store(y, first ? v : f32x4.add(v128.load(y), v));
+    return;
+  }
+  storeLane(y, f32x4.extract_lane(v, 0), first);
+  if (live > 1) storeLane(y + 4, f32x4.extract_lane(v, 1), first);
+  if (live > 2) storeLane(y + 8, f32x4.extract_lane(v, 2), first);
+}
+
+@inline function storeLane(at: usize, v: f32, first: bool): void {
+  store<f32>(at, first ? v : load<f32>(at) + v);
 }
 
 @inline function hsum(v: v128): i32 {
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+@inline function lanes(a: i32, b: i32, c: i32, d: i32): v128 {
+  return i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(a), 1, b), 2, c), 3, d);
 }
 
 // Relaxed SIMD: codes . x with the i8 x u7 dot-add (one VNNI instruction where the CPU
@@ -100,12 +113,13 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, v128.and(fields, (row & 1) == 0 ? m3 : m12), d);
 }
 
-@inline function rowGroupRelaxed(wg: usize, blocks: i32, x: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
+// The four rows' code . x over columns [c0, c1) (multiples of 32) of a row group.
+@inline function rowDotsRelaxed(wg: usize, x: usize, c0: i32, c1: i32): v128 {
   const m3 = v128.load(LOW2_MASK), m12 = v128.load(MID2_MASK);
-  const wEnd = wg + (<usize>blocks << 6);
+  const wEnd = wg + <usize>c1;
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-  let xb = x;
-  for (let wb = wg; wb < wEnd; wb += 32, xb += 32) {
+  let xb = x + <usize>c0;
+  for (let wb = wg + <usize>c0; wb < wEnd; wb += 32, xb += 32) {
     const p = v128.load(wb), q = v128.load(wb, 16), x0 = v128.load(xb), x1 = v128.load(xb, 16);
     const z = i32x4.splat(0);
     a0 = i32x4.add(a0, dotRows(q, x1, m3, m12, dotRows(p, x0, m3, m12, z, 0), 0));
@@ -113,7 +127,7 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
     a2 = i32x4.add(a2, dotRows(q, x1, m3, m12, dotRows(p, x0, m3, m12, z, 2), 2));
     a3 = i32x4.add(a3, dotRows(q, x1, m3, m12, dotRows(p, x0, m3, m12, z, 3), 3));
   }
-  storeRows(y, live, hsum(a0), hsum(a1) >> 2, hsum(a2), hsum(a3) >> 2, xSum, scale);
+  return lanes(hsum(a0), hsum(a1) >> 2, hsum(a2), hsum(a3) >> 2);
 }
 
 // Strict SIMD has no 8-bit dot product; its widest multiply-add is i32x4.dot_i16x8_s
@@ -135,13 +149,13 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
   return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(even, xe), i32x4.dot_i16x8_s(odd, xo)));
 }
 
-@inline function rowGroupStrict(wg: usize, blocks: i32, xs: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
+@inline function rowDotsStrict(wg: usize, xs: usize, c0: i32, c1: i32): v128 {
   const m0 = v128.load(I16_CUMULATIVE_MASKS), m1 = v128.load(I16_CUMULATIVE_MASKS, 16);
   const m2 = v128.load(I16_CUMULATIVE_MASKS, 32), m3 = v128.load(I16_CUMULATIVE_MASKS, 48);
   let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0);
-  const wEnd = wg + (<usize>blocks << 6);
-  let xb = xs;
-  for (let wb = wg; wb < wEnd; wb += 16, xb += 32) {
+  const wEnd = wg + <usize>c1;
+  let xb = xs + (<usize>c0 << 1);
+  for (let wb = wg + <usize>c0; wb < wEnd; wb += 16, xb += 32) {
     const p = v128.load(wb), r = i16x8.shr_u(p, 8), xe = v128.load(xb), xo = v128.load(xb, 16);
     s0 = dotPair(v128.and(p, m0), v128.and(r, m0), xe, xo, s0);
     s1 = dotPair(v128.and(p, m1), v128.and(r, m1), xe, xo, s1);
@@ -149,62 +163,117 @@ export function ternaryAt(w: usize, rows: i32, cols: i32, r: i32, c: i32): i32 {
     s3 = dotPair(v128.and(p, m3), r, xe, xo, s3);
   }
   const t0 = hsum(s0), t1 = hsum(s1), t2 = hsum(s2), t3 = hsum(s3);
-  storeRows(y, live, t0, (t1 - t0) >> 2, (t2 - t1) >> 4, (t3 - t2) >> 6, xSum, scale);
+  return lanes(t0, (t1 - t0) >> 2, (t2 - t1) >> 4, (t3 - t2) >> 6);
 }
 
-// One row group (4 rows) against one token. x: int8 activations; xs: the same split
-// for the strict kernel (unused by the relaxed one).
-@inline function rowGroup(wg: usize, blocks: i32, x: usize, xs: usize, xSum: i32, scale: f32, y: usize, live: i32): void {
-  if (ASC_FEATURE_RELAXED_SIMD) rowGroupRelaxed(wg, blocks, x, xSum, scale, y, live);
-  else rowGroupStrict(wg, blocks, xs, xSum, scale, y, live);
+// One row group (4 rows from r0) against one token: the rows' scaled dots, group by group.
+// x: int8 activations; xs: the same split for the strict kernel (unused by the relaxed
+// one); xSums: i32 [groups], the sum of x over each group.
+@inline function rowGroup(
+  wg: usize, stride: i32, x: usize, xs: usize, xSums: usize, y: usize, r0: i32, rows: i32,
+  groups: i32, groupCols: i32, scales: usize, wScale: f32, xScale: f32,
+): void {
+  const live = min(4, rows - r0);
+  for (let g = 0; g < groups; g++) {
+    const c0 = g * groupCols, c1 = g == groups - 1 ? stride : c0 + groupCols; // the last group runs over the zero padding
+    const dots = ASC_FEATURE_RELAXED_SIMD ? rowDotsRelaxed(wg, x, c0, c1) : rowDotsStrict(wg, xs, c0, c1);
+    const scale = scales == 0 ? f32x4.splat(xScale * wScale) : rowScales(scales, r0, rows, g, groups, xScale);
+    storeRows(y, live, dots, load<i32>(xSums + (<usize>g << 2)), scale, g == 0);
+  }
 }
 
-/**
- * y[r] = (W[r] . x) * wScale * xScale for one token.
- * x: int8 [paddedCols] (zero padded); xSum: sum of x; y: f32 [rows].
- */
-export function ternaryGemv(w: usize, rows: i32, cols: i32, x: usize, xSum: i32, wScale: f32, xScale: f32, y: usize): void {
-  const blocks = blockCount(cols), scale = wScale * xScale;
-  if (!ASC_FEATURE_RELAXED_SIMD) splitActivations(x, blocks << 6, SCRATCH);
-  for (let g = 0; g < paddedRows(rows) >> 2; g++) {
-    rowGroup(w + (<usize>(g * blocks) << 6), blocks, x, SCRATCH, xSum, scale, f32At(y, g << 2), min(4, rows - (g << 2)));
+// xScale times the group scales of rows r0..r0+3 (the last live row's repeated past the end).
+@inline function rowScales(scales: usize, r0: i32, rows: i32, g: i32, groups: i32, xScale: f32): v128 {
+  let v = f32x4.splat(groupScale(scales, r0, rows, g, groups));
+  v = f32x4.replace_lane(v, 1, groupScale(scales, r0 + 1, rows, g, groups));
+  v = f32x4.replace_lane(v, 2, groupScale(scales, r0 + 2, rows, g, groups));
+  v = f32x4.replace_lane(v, 3, groupScale(scales, r0 + 3, rows, g, groups));
+  return f32x4.mul(f32x4.splat(xScale), v);
+}
+
+@inline function groupScale(scales: usize, r: i32, rows: i32, g: i32, groups: i32): f32 {
+  return load<f32>(scales + (<usize>(min(r, rows - 1) * groups + g) << 2));
+}
+
+// Groups of `groupCols` columns and their scales: the common body of the GEMV and GEMMs.
+// Row groups outside, tokens inside: a row group's weights stay in L1 for all tokens (the
+// strict build takes the tokens in chunks whose split activations fit its scratch).
+function gemm(
+  w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32,
+  groups: i32, groupCols: i32, scales: usize, wScale: f32, y: usize,
+): void {
+  const blocks = blockCount(cols), stride = blocks << 6;
+  const chunk = ASC_FEATURE_RELAXED_SIMD ? tokens : max(1, SCRATCH_BYTES / (stride << 1));
+  for (let t0 = 0; t0 < tokens; t0 += chunk) {
+    const t1 = min(tokens, t0 + chunk);
+    if (!ASC_FEATURE_RELAXED_SIMD) {
+      for (let t = t0; t < t1; t++) splitActivations(x + <usize>t * stride, stride, scratch + (<usize>(t - t0) * stride << 1));
+    }
+    for (let g = 0; g < paddedRows(rows) >> 2; g++) {
+      const wg = w + (<usize>(g * blocks) << 6);
+      for (let t = t0; t < t1; t++) {
+        const xs = scratch + (<usize>(t - t0) * stride << 1), xScale = load<f32>(f32At(xScales, t));
+        rowGroup(wg, stride, x + <usize>t * stride, xs, xSums + (<usize>(t * groups) << 2), f32At(y, t * rows + (g << 2)), g << 2, rows,
+          groups, groupCols, scales, wScale, xScale);
+      }
+    }
   }
 }
 
 /**
  * Y[t, r] = (W[r] . X[t]) * wScale * xScales[t] for `tokens` tokens.
  * X: int8 [tokens, paddedCols]; xSums: i32 [tokens]; xScales: f32 [tokens]; Y: f32 [tokens, rows].
- * Row groups outside, tokens inside: a row group's weights stay in L1 for all tokens
- * (the strict build takes the tokens in chunks whose split activations fit its scratch).
  */
 export function ternaryGemm(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
-  const blocks = blockCount(cols), stride = blocks << 6;
-  const chunk = ASC_FEATURE_RELAXED_SIMD ? tokens : max(1, SCRATCH_BYTES / (stride << 1));
-  for (let t0 = 0; t0 < tokens; t0 += chunk) {
-    const t1 = min(tokens, t0 + chunk);
-    if (!ASC_FEATURE_RELAXED_SIMD) {
-      for (let t = t0; t < t1; t++) splitActivations(x + <usize>t * stride, stride, SCRATCH + (<usize>(t - t0) * stride << 1));
-    }
-    for (let g = 0; g < paddedRows(rows) >> 2; g++) {
-      const wg = w + (<usize>(g * blocks) << 6), live = min(4, rows - (g << 2));
-      for (let t = t0; t < t1; t++) {
-        const scale = wScale * load<f32>(f32At(xScales, t));
-        const xs = SCRATCH + (<usize>(t - t0) * stride << 1);
-        rowGroup(wg, blocks, x + <usize>t * stride, xs, load<i32>(xSums + (<usize>t << 2)), scale, f32At(y, t * rows + (g << 2)), live);
+  gemm(w, rows, cols, x, xSums, xScales, tokens, 1, cols, 0, wScale, y);
+}
+
+/**
+ * Per-group weight scales: Y[t, r] = sum over groups g, in order, of
+ * (W[r, g] . X[t, g]) * (xScales[t] * scales[r, g]), for groups of `groupCols` columns
+ * (dividing cols; a multiple of 32 unless it is cols itself: one scale per output channel).
+ * xGroupSums: i32 [tokens, groups], the sums of X over each group (sumGroups); scales: f32 [rows, groups].
+ */
+export function ternaryGemmGrouped(w: usize, rows: i32, cols: i32, x: usize, xGroupSums: usize, xScales: usize, tokens: i32, groupCols: i32, scales: usize, y: usize): void {
+  gemm(w, rows, cols, x, xGroupSums, xScales, tokens, cols / groupCols, groupCols, scales, 1, y);
+}
+
+// The scalar twin: the same integers, scales and order of additions.
+function gemmScalar(w: usize, rows: i32, cols: i32, x: usize, xScales: usize, tokens: i32, groupCols: i32, scales: usize, wScale: f32, y: usize): void {
+  const blocks = blockCount(cols), stride = blocks << 6, groups = cols / groupCols;
+  for (let t = 0; t < tokens; t++) {
+    const xt = x + <usize>t * stride, xScale = load<f32>(f32At(xScales, t));
+    for (let r = 0; r < rows; r++) {
+      let out: f32 = 0;
+      for (let g = 0; g < groups; g++) {
+        let acc = 0;
+        for (let c = g * groupCols; c < (g + 1) * groupCols; c++) acc += (codeAt(w, blocks, r, c) - 1) * <i32>load<i8>(xt + c);
+        const v = <f32>acc * (xScale * (scales == 0 ? wScale : load<f32>(f32At(scales, r * groups + g))));
+        out = g == 0 ? v : out + v;
       }
+      store<f32>(f32At(y, t * rows + r), out);
     }
   }
 }
 
-/** Scalar twin of ternaryGemm: the same integers and the same final rounding. */
+/** Scalar twin of ternaryGemm. */
 export function ternaryGemmScalar(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, y: usize): void {
-  const blocks = blockCount(cols), stride = blocks << 6;
+  gemmScalar(w, rows, cols, x, xScales, tokens, cols, 0, wScale, y);
+}
+
+/** Scalar twin of ternaryGemmGrouped. */
+export function ternaryGemmGroupedScalar(w: usize, rows: i32, cols: i32, x: usize, xGroupSums: usize, xScales: usize, tokens: i32, groupCols: i32, scales: usize, y: usize): void {
+  gemmScalar(w, rows, cols, x, xScales, tokens, groupCols, scales, 1, y);
+}
+
+/** Sums of int8 X [tokens, stride] over each group of `groupCols` of its `cols` columns: out i32 [tokens, cols / groupCols]. */
+export function sumGroups(x: usize, stride: i32, cols: i32, tokens: i32, groupCols: i32, out: usize): void {
+  const groups = cols / groupCols;
   for (let t = 0; t < tokens; t++) {
-    const xt = x + <usize>t * stride, scale = wScale * load<f32>(f32At(xScales, t));
-    for (let r = 0; r < rows; r++) {
-      let acc = 0;
-      for (let c = 0; c < cols; c++) acc += (codeAt(w, blocks, r, c) - 1) * <i32>load<i8>(xt + c);
-      store<f32>(f32At(y, t * rows + r), <f32>acc * scale);
+    for (let g = 0; g < groups; g++) {
+      let sum = 0;
+      for (let c = g * groupCols; c < (g + 1) * groupCols; c++) sum += <i32>load<i8>(x + <usize>t * stride + c);
+      store<i32>(out + (<usize>(t * groups + g) << 2), sum);
     }
   }
 }

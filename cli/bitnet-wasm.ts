@@ -28,7 +28,7 @@ const USAGE = `usage:
                     [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,... or, with specs, "b1.58;a4.8,kv=3;...")
   bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
                     [--context N] [--embedding f16|bf16|f32] [--seed S] --to FORMAT --out F
-common: [--simd auto|relaxed|strict] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
+common: [--simd auto|relaxed|strict] [--threads N] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
         [--variant b1.58|a4.8|q-sparse:S|SPEC]  (SPEC: qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)
 FORMAT: ${[...GGUF_TARGETS, ...HF_TARGETS].join(" | ")} (hf and hf-bf16 write a folder)
 
@@ -43,7 +43,7 @@ tok512.bin / tokenizer.bin beside the model, then ${SHARED_TOKENIZER}.
 --tokenizer takes a llama2.c tokenizer.bin or a tokenizer.json.`;
 
 const common = {
-  model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" }, "lm-head": { type: "string" },
+  model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" }, threads: { type: "string" }, "lm-head": { type: "string" },
   context: { type: "string" }, variant: { type: "string" }, "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
 } as const;
 
@@ -52,7 +52,7 @@ async function modelOptions(values: Record<string, unknown>, model: string): Pro
   // The shared tokenizer serves the shared models (which carry no vocabulary of their own).
   if (tokenizer === undefined && model.startsWith("../shared/") && (await fileExists(SHARED_TOKENIZER))) tokenizer = SHARED_TOKENIZER;
   return {
-    tokenizer, simd: values.simd as LoadOptions["simd"], bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
+    tokenizer, simd: values.simd as LoadOptions["simd"], threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"), bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
     lmHead: values["lm-head"] as LoadOptions["lmHead"], variant: values.variant as string | undefined, contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
   };
 }
@@ -109,9 +109,9 @@ async function generate(args: string[]): Promise<void> {
   const ended = performance.now();
   // The first token costs the prompt's prefill; decode speed counts the tokens after it.
   const tokensPerSecond = tokens > 1 ? ((tokens - 1) * 1000) / (ended - firstAt) : 0;
-  const summary = { text, tokens, tokensPerSecond, timeToFirstTokenMs: firstAt ? firstAt - started : 0, simd: m.simd, model, load };
+  const summary = { text, tokens, tokensPerSecond, timeToFirstTokenMs: firstAt ? firstAt - started : 0, simd: m.simd, threads: m.threads, model, load };
   if (values.json) console.log(JSON.stringify(summary));
-  else console.error(`\n\n${tokens} tokens, ${tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${model})`);
+  else console.error(`\n\n${tokens} tokens, ${tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${m.threads} thread${m.threads > 1 ? "s" : ""}, ${model})`);
 }
 
 /** A JSON array of token ids (to compare perplexities with other tools on identical tokens). */

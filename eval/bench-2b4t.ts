@@ -22,9 +22,9 @@ const PROMPT = 64, DECODE = Number(values.decode ?? 32);
 
 /** One configuration, in this process: prints one JSON line. */
 async function child(spec: string): Promise<void> {
-  const [file, simd, lmHead] = spec.split(",");
+  const [file, simd, lmHead, threads] = spec.split(",");
   const t0 = performance.now();
-  const model = await loadBitNet(file, { simd: simd as SimdLevel, lmHead: lmHead as "stored" | "int8" });
+  const model = await loadBitNet(file, { simd: simd as SimdLevel, lmHead: lmHead as "stored" | "int8", threads: Number(threads) });
   const loadSeconds = (performance.now() - t0) / 1000;
   const prompt = Array.from({ length: PROMPT }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
   let t = performance.now();
@@ -34,7 +34,8 @@ async function child(spec: string): Promise<void> {
   for (let i = 0; i < DECODE; i++) logits = model.step(argmax(logits), PROMPT + i);
   const decode = (DECODE * 1000) / (performance.now() - t);
   const peakRss = process.resourceUsage().maxRSS * 1024;
-  console.log(JSON.stringify({ loadSeconds, prefill, decode, wasmBytes: model.memoryBytes, peakRss }));
+  console.log(JSON.stringify({ loadSeconds, prefill, decode, wasmBytes: model.memoryBytes, peakRss, threads: model.threads }));
+  model.dispose();
 }
 
 /** The command that runs this script again in the same runtime. */

@@ -70,13 +70,19 @@ for (const [out, inp] of SHAPES) {
     const packed = copies(kx, packedBytes, 1);
     const q = kx.allocBytes(paddedCols(inp)), y = kx.allocF32(out);
     fill(kx, q, inp, 2);
-    let i = 0, j = 0;
-    add(`ternary ${level}`, weightBytes, () => kx.k.ternaryGemv(packed[i++ % packed.length], out, inp, q, 0, 1, 1, y));
+    const sums = kx.allocF32(1), scales = kx.put(Float32Array.of(1));
+    let i = 0, j = 0, gi = 0;
+    add(`ternary ${level}`, weightBytes, () => kx.k.ternaryGemm(packed[i++ % packed.length], out, inp, q, sums, scales, 1, 1, y));
+    // Per-group weight scales (groups of 128 columns): the same codes, one dot per group.
+    const groupSums = kx.allocBytes((inp / 128) * 4), groupScales = kx.put(new Float32Array(out * (inp / 128)).fill(1));
+    add(`ternary group 128 ${level}`, weightBytes, () => {
+      kx.k.sumGroups(q, paddedCols(inp), inp, 1, 128, groupSums);
+      kx.k.ternaryGemmGrouped(packed[gi++ % packed.length], out, inp, q, groupSums, scales, 1, 128, groupScales, y);
+    });
     add(`roof ${level}`, weightBytes, () => kx.k.streamRead(packed[j++ % packed.length], packedBytes));
     // Variants (issue 5): 1-bit sign weights read half the bytes; H-BitLinear adds a
     // Walsh-Hadamard transform of the input (block: the largest power of two dividing it).
     const signBytes = kx.k.signPackedBytes(out, inp), signs = copies(kx, signBytes, 1);
-    const sums = kx.allocF32(1), scales = kx.put(Float32Array.of(1));
     let s = 0;
     add(`sign 1-bit ${level}`, signBytes, () => kx.k.signGemm(signs[s++ % signs.length], out, inp, q, sums, scales, 1, 1, y));
     const hx = kx.allocF32(inp);

@@ -100,7 +100,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
         model: modelName, text: options.textName, ctx: options.ctx ?? null, variant,
         tokens: ppl.tokens, perplexity: ppl.perplexity, loss: ppl.loss,
         evalTokensPerSecond: ppl.tokensPerSecond, decodeTokensPerSecond,
-        bitsPerWeight: fp32 ? 32 : weights === "sign" ? 1 : Math.log2(3),
+        // Information bits of the codes, plus one f32 scale per group where groups are named.
+        bitsPerWeight: fp32 ? 32 : (weights === "sign" ? 1 : Math.log2(3)) + (typeof plan.weightScales === "number" ? 32 / plan.weightScales : 0),
         bitsPerActivation: fp32 ? 32 : weighted(bitsOf),
         activeWeights: fp32 ? 1 : weighted((s) => 1 - Math.floor(s.sparsity * 1e6) / 1e6),
       };

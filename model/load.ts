@@ -116,6 +116,9 @@ export async function loadBitNet(source: ByteSource, options: LoadOptions = {}):
       onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
     });
     return new BitNetModel(kernels, transformer, tokenizer, file);
+  } catch (e) {
+    kernels.dispose();
+    throw e;
   } finally {
     await ckpt.source.close();
   }

@@ -14,11 +14,14 @@ export class BitNetModel {
 
   /** Which kernel build runs this model. */
   readonly simd: "relaxed" | "strict";
+  /** Threads the matrix products run on (1 where the runtime has no shared-memory workers). */
+  readonly threads: number;
 
   constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string) {
     this.#kernels = kernels;
     this.#transformer = transformer;
     this.simd = kernels.level;
+    this.threads = kernels.threads;
   }
 
   get config(): ModelConfig {
@@ -85,8 +88,9 @@ export class BitNetModel {
     return perplexityOfTokens(this.#live(), tokens, options);
   }
 
-  /** Frees the model's WebAssembly memory (the instance becomes unreachable). */
+  /** Stops its worker threads and frees the model's WebAssembly memory (the instance becomes unreachable). */
   dispose(): void {
+    this.#kernels?.dispose();
     this.#transformer = null;
     this.#kernels = null;
   }

@@ -2,12 +2,11 @@
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
 import { type ActivationSpec, ActivationQuantizer, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
-import { parseVariant, type Site, type WeightTernarizer } from "../quant/variants.ts";
+import { parseVariant, type Site, type VariantPlan, type WeightTernarizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
-import { SignLinear } from "../quant/sign.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
-import { TernaryLinear } from "../quant/ternary.ts";
+import { BitLinear, type GroupScales } from "../quant/bitlinear.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
@@ -116,7 +115,7 @@ export class Transformer {
       const h = plan[site].hadamard;
       const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
       const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level];
-      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation, plan.weightScales === "channel", sparse);
+      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
     };
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
@@ -214,7 +213,7 @@ export class Transformer {
   /** How the projections' weights are held: "fp32" (F32 GEMV), "ternary" or "sign" (1-bit) BitLinears. */
   get projectionWeights(): "fp32" | "ternary" | "sign" {
     const q = this.#layers[0]?.q;
-    return q instanceof F32Linear ? "fp32" : q instanceof SignLinear ? "sign" : "ternary";
+    return q instanceof F32Linear ? "fp32" : q instanceof BitLinear ? q.weights : "ternary";
   }
 
   /** RMSNorm into the scratch row block when the layer has norm weights, else x itself. */
@@ -237,17 +236,22 @@ export class Transformer {
 
 async function buildLinear(
   kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean,
-  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number }, perChannel = false, sparse = false,
+  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number }, scales: VariantPlan["weightScales"] = "tensor", sparse = false,
 ): Promise<Linear> {
   if (t.encoding === "f32" && !ternarizer && !rotation) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
   const method = rotation?.ternarizer ?? ternarizer;
-  const rowScales = method && perChannel ? kernels.allocF32(t.rows) : 0;
-  const decode = (int8: number) =>
-    method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, rowScales) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
   const what = `${ckpt.file}: ${t.name}`;
-  if (method === "sign") return SignLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, rowScales);
-  if (sparse && !rowScales) return SparseTernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode);
-  return TernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, rowScales);
+  const groups = method && scales !== "tensor" ? groupScales(kernels, t, scales === "channel" ? t.cols : scales, what) : undefined;
+  const decode = (int8: number) =>
+    method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, groups) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
+  if (sparse && !groups && method !== "sign") return SparseTernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode);
+  return BitLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, { weights: method === "sign" ? "sign" : "ternary", groups });
+}
+
+/** Room for a tensor's scales per row and group of `groupCols` columns, which must divide its width. */
+function groupScales(kernels: Kernels, t: LinearTensor, groupCols: number, what: string): GroupScales {
+  if (t.cols % groupCols !== 0) throw new OptionError("variant", `${what}: weight groups of ${groupCols} columns do not divide its width ${t.cols}`);
+  return { groupCols, scales: kernels.allocF32(t.rows * (t.cols / groupCols)) };
 }
 
 /** The embedding (or an untied classifier) in its stored precision; half tables must be finite. */

@@ -6,6 +6,8 @@
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
+import type { GroupScales } from "../quant/bitlinear.ts";
+import { WEIGHT_TERNARIZERS, type WeightTernarizer } from "../quant/variants.ts";
 
 /** Bytes per value of a float span. */
 export const floatBytes = (span: Span) => (span.dtype ? 2 : 4);
@@ -77,10 +79,11 @@ export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: Terna
  * are, ternary tensors dequantized (codes x scale) first. With `hadamardBlock`, each row is
  * first rotated by the block Walsh-Hadamard transform (W' = W H^T, so that W' (H x) = W x
  * before ternarization: H-BitLinear). Writes int8 codes at `int8` (-1 / +1 for "sign") and
- * returns the scale; with `rowScales`, writes one scale per row there and returns 1.
+ * returns the scale; with `groups`, quantizes each row's groups of columns on their own,
+ * writes their scales there and returns 1.
  */
 export async function reternarize(
-  kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: "absmean" | "median" | "sign", int8: number, hadamardBlock = 0, rowScales = 0,
+  kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: WeightTernarizer, int8: number, hadamardBlock = 0, groups?: GroupScales,
 ): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols, mark = kernels.arena.mark();
   try {
@@ -92,10 +95,9 @@ export async function reternarize(
       k.int8ToF32(codes, count, scale, (master = kernels.allocF32(count)));
     }
     if (hadamardBlock) k.hadamardBlocks(master, t.cols, t.rows, hadamardBlock);
-    if (rowScales) {
-      // One scale per output channel (written to rowScales); the tensor's own scale is then 1.
-      const bad = k.quantizeRows(master, t.rows, t.cols, ["absmean", "median", "sign"].indexOf(ternarizer), int8, rowScales);
-      if (bad > 0) throw new FormatError(ckpt.file, `${t.name}: ${bad} rows hold NaN or infinity`);
+    if (groups) {
+      const bad = k.quantizeGroups(master, t.rows, t.cols, groups.groupCols, WEIGHT_TERNARIZERS.indexOf(ternarizer), int8, groups.scales);
+      if (bad > 0) throw new FormatError(ckpt.file, `${t.name}: ${bad} groups of ${groups.groupCols} weights hold NaN or infinity`);
       return 1;
     }
     const quantize = ternarizer === "sign" ? k.binarizeSign : ternarizer === "median" ? k.ternarizeMedian : k.ternarizeAbsmean;

@@ -1,7 +1,7 @@
 // Quantization variants by name: how the weights are ternarized and where each BitLinear
 // input is quantized how. The sites are the inputs of q/k/v (shared), o, gate/up (shared)
 // and down. Presets follow the papers; a full spec names each part:
-// "weights=median:channel,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
+// "weights=median:group:128,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
 // site; a preset name may come first, e.g. "a4.8,kv=3"; later entries override earlier ones).
 import { OptionError } from "../model/errors.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
@@ -11,15 +11,16 @@ export type Site = (typeof SITES)[number];
 export type ActivationPlan = Record<Site, ActivationSpec>;
 /** Weight quantizers: ternary with gamma = mean|W| (BitNet b1.58) or median|W| (BitNet b1.58
  *  Reloaded), or 1-bit Sign(W - mean W) with beta = mean|W| (BitNet, FBI-LLM). */
-export const WEIGHT_TERNARIZERS = ["absmean", "median", "sign"] as const;
+export const WEIGHT_TERNARIZERS = ["absmean", "median", "sign"] as const; // in the kernels' order (quantizeGroups)
 export type WeightTernarizer = (typeof WEIGHT_TERNARIZERS)[number];
 /** A variant: activations per site and, when named, the weight ternarizer. fp32 models are
  *  ternarized with it (absmean when unnamed); ternary checkpoints keep their stored weights
  *  and scales unless it is named, then it applies to the dequantized weights. */
 export type VariantPlan = ActivationPlan & {
   weights?: WeightTernarizer;
-  /** Scale granularity of the weights: one per tensor (default) or one per output channel. */
-  weightScales?: "tensor" | "channel";
+  /** Scale granularity of the weights: one per tensor (default), one per output channel, or
+   *  one per output channel and group of this many input columns. */
+  weightScales?: "tensor" | "channel" | number;
   kvBits?: 8 | 4 | 3;
 };
 
@@ -62,6 +63,18 @@ function checkSparsity(s: number, where: string): number {
   return s;
 }
 
+/** Group sizes the kernels take: whole 32-column steps of their inner loops. */
+export const WEIGHT_GROUP_MULTIPLE = 32;
+
+function weightScales(spec: string, granularity: string, size: string | undefined): VariantPlan["weightScales"] {
+  if ((granularity === "tensor" || granularity === "channel") && size === undefined) return granularity;
+  const g = Number(size);
+  if (granularity !== "group" || !Number.isInteger(g) || g <= 0 || g % WEIGHT_GROUP_MULTIPLE !== 0) {
+    throw new OptionError("variant", `weights="${spec}": scales go per tensor, per channel or per group of G columns (:group:G, G a positive multiple of ${WEIGHT_GROUP_MULTIPLE})`);
+  }
+  return g;
+}
+
 /** One site's spec: [h[:B]+][topk:S+](int8|int4), e.g. "int4", "topk:0.5+int8", "h+int4", "h:256+int8". */
 function parseSpec(text: string): ActivationSpec {
   const m = /^(?:h(?::(\d+))?\+)?(?:topk:([^+]+)\+)?(int8|int4)$/.exec(text);
@@ -91,13 +104,10 @@ export function parseVariant(variant: string): VariantPlan {
       if (!["8", "4", "3"].includes(spec)) throw new OptionError("variant", `kv=${spec}: the KV cache takes 8, 4 or 3 bits`);
       plan.kvBits = Number(spec) as 8 | 4 | 3;
     } else if (key === "weights") {
-      const [method, granularity = "tensor"] = (spec ?? "").split(":");
-      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor or :channel`);
-      if (granularity !== "tensor" && granularity !== "channel") {
-        throw new OptionError("variant", `weights="${spec}": scales per "${granularity}" are not supported (per tensor or per channel; per-group scales are still to come)`);
-      }
+      const [method, granularity = "tensor", size] = (spec ?? "").split(":");
+      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor, :channel or :group:G`);
       plan.weights = method as WeightTernarizer;
-      plan.weightScales = granularity;
+      plan.weightScales = weightScales(spec, granularity, size);
     } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
     else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all)`);

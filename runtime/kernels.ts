@@ -3,10 +3,12 @@
 // Chromium); "auto" picks by feature detection. A precompiled WebAssembly.Module may be
 // passed instead (Cloudflare Workers only accept WASM imported as a module).
 import { instantiate } from "@assemblyscript/loader";
-import { OptionError } from "../model/errors.ts";
+import { BitNetError, OptionError } from "../model/errors.ts";
 import { Arena } from "./arena.ts";
 import { hasRelaxedSimd } from "./features.ts";
 import { readBytes } from "./files.ts";
+import { spawnThread, threadsAvailable } from "./spawn-thread.ts";
+import { CONTROL_BYTES, PARALLEL_KERNELS, ThreadPool } from "./threads.ts";
 
 export type SimdLevel = "relaxed" | "strict";
 
@@ -17,11 +19,19 @@ export interface KernelOptions {
   wasmModule?: WebAssembly.Module;
   /** Where the .wasm files are, if not next to this package's build/ folder. */
   wasmUrl?: string | URL;
+  /**
+   * Threads for the matrix products (default 1). More than one needs shared memory and
+   * workers (Node, Deno, Bun, cross-origin-isolated pages); elsewhere (Cloudflare Workers,
+   * pages without COOP/COEP) the kernels run on one thread and `Kernels.threads` says so.
+   */
+  threads?: number;
 }
 
 /** The functions that assembly/index.ts exports (addresses are byte offsets into memory). */
 export interface KernelExports {
   heapBase(): number;
+  setScratch(ptr: number): void;
+  scratchBytes(): number;
   gemvF32(w: number, rows: number, cols: number, x: number, y: number): void;
   gemmF32(w: number, rows: number, cols: number, x: number, tokens: number, y: number): void;
   gemmF32Scalar(w: number, rows: number, cols: number, x: number, tokens: number, y: number): void;
@@ -30,14 +40,18 @@ export interface KernelExports {
   ternaryMaxCols(): number;
   packTernary(src: number, rows: number, cols: number, dst: number): number;
   ternaryAt(w: number, rows: number, cols: number, r: number, c: number): number;
-  ternaryGemv(w: number, rows: number, cols: number, x: number, xSum: number, wScale: number, xScale: number, y: number): void;
   ternaryGemm(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
   ternaryGemmScalar(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
+  ternaryGemmGrouped(w: number, rows: number, cols: number, x: number, xGroupSums: number, xScales: number, tokens: number, groupCols: number, scales: number, y: number): void;
+  ternaryGemmGroupedScalar(w: number, rows: number, cols: number, x: number, xGroupSums: number, xScales: number, tokens: number, groupCols: number, scales: number, y: number): void;
+  sumGroups(x: number, stride: number, cols: number, tokens: number, groupCols: number, out: number): void;
   signPackedBytes(rows: number, cols: number): number;
   packSign(src: number, rows: number, cols: number, dst: number): number;
   binarizeSign(src: number, n: number, dst: number): number;
   signGemm(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
   signGemmScalar(w: number, rows: number, cols: number, x: number, xSums: number, xScales: number, tokens: number, wScale: number, y: number): void;
+  signGemmGrouped(w: number, rows: number, cols: number, x: number, xGroupSums: number, xScales: number, tokens: number, groupCols: number, scales: number, y: number): void;
+  signGemmGroupedScalar(w: number, rows: number, cols: number, x: number, xGroupSums: number, xScales: number, tokens: number, groupCols: number, scales: number, y: number): void;
   decodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
   encodeSignMagnitude2(src: number, count: number, msbFirst: boolean, dst: number): number;
   i2sBytes(count: number): number;
@@ -60,8 +74,7 @@ export interface KernelExports {
   countNonFiniteHalf(src: number, n: number, bf16: boolean): number;
   ternarizeAbsmean(src: number, n: number, dst: number): number;
   ternarizeMedian(src: number, n: number, dst: number): number;
-  quantizeRows(src: number, rows: number, cols: number, method: number, dst: number, scales: number): number;
-  scaleRows(y: number, scales: number, rows: number, tokens: number): void;
+  quantizeGroups(src: number, rows: number, cols: number, groupCols: number, method: number, dst: number, scales: number): number;
   int8ToF32(src: number, n: number, scale: number, dst: number): void;
   int8ToBF16(src: number, n: number, scale: number, dst: number): void;
   countNonZeroI8(src: number, n: number): number;
@@ -98,8 +111,23 @@ export interface KernelExports {
 /** One kernel instance: its own linear memory, an allocator over it, and typed views. */
 export class Kernels {
   readonly arena: Arena;
-  constructor(readonly k: KernelExports, readonly level: SimdLevel) {
+  #pool: ThreadPool | null = null;
+  constructor(public k: KernelExports, readonly level: SimdLevel) {
     this.arena = new Arena(k.memory, k.heapBase());
+  }
+  /** Threads the matrix products run on. */
+  get threads(): number {
+    return this.#pool?.threads ?? 1;
+  }
+  /** Splits the matrix products over a pool of worker threads sharing this memory. */
+  useThreads(pool: ThreadPool): void {
+    this.#pool = pool;
+    this.k = pool.wrap(this.k);
+  }
+  /** Stops the worker threads, if any (the memory goes with the last reference). */
+  dispose(): void {
+    this.#pool?.close();
+    this.#pool = null;
   }
   get memory(): WebAssembly.Memory {
     return this.k.memory;
@@ -149,15 +177,15 @@ export function resolveSimdLevel(simd: KernelOptions["simd"] = "auto"): SimdLeve
   return simd;
 }
 
-/** The URL of a kernel binary: build/kernels-{simd,relaxed}.wasm next to this package. */
-export function kernelUrl(level: SimdLevel, base?: string | URL): URL {
-  const file = level === "relaxed" ? "kernels-relaxed.wasm" : "kernels-simd.wasm";
+/** The URL of a kernel binary: build/kernels-{simd,relaxed}[-threads].wasm next to this package. */
+export function kernelUrl(level: SimdLevel, base?: string | URL, threaded = false): URL {
+  const file = `kernels-${level === "relaxed" ? "relaxed" : "simd"}${threaded ? "-threads" : ""}.wasm`;
   return base ? new URL(file, base) : new URL(`../build/${file}`, import.meta.url);
 }
 
 /** Compiles (once per process) the kernel module of a level. */
-export function compileKernels(level: SimdLevel, wasmUrl?: string | URL): Promise<WebAssembly.Module> {
-  const url = kernelUrl(level, wasmUrl);
+export function compileKernels(level: SimdLevel, wasmUrl?: string | URL, threaded = false): Promise<WebAssembly.Module> {
+  const url = kernelUrl(level, wasmUrl, threaded);
   let module = compiled.get(url.href);
   if (!module) {
     module = readBytes(url).then((bytes) => WebAssembly.compile(bytes as BufferSource));
@@ -167,10 +195,35 @@ export function compileKernels(level: SimdLevel, wasmUrl?: string | URL): Promis
   return module;
 }
 
-/** A fresh kernel instance (its own memory). */
+/** A fresh kernel instance (its own memory), with worker threads when asked for and possible. */
 export async function loadKernels(options: KernelOptions = {}): Promise<Kernels> {
   const level = resolveSimdLevel(options.simd);
+  const threads = options.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new OptionError("threads", `expected an integer from 1 to 64, got ${threads}`);
+  if (threads > 1 && !options.wasmModule && (await threadsAvailable())) return loadThreaded(level, threads, options.wasmUrl);
   const module = options.wasmModule ?? (await compileKernels(level, options.wasmUrl));
   const { exports } = await instantiate<Record<string, unknown>>(module, {});
   return new Kernels(exports as unknown as KernelExports, level);
+}
+
+// The threaded build imports a shared memory; each worker instantiates it on that memory
+// with its own control block and scratch, allocated here before anything else.
+async function loadThreaded(level: SimdLevel, threads: number, wasmUrl?: string | URL): Promise<Kernels> {
+  const module = await compileKernels(level, wasmUrl, true);
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+  const { exports } = await instantiate<Record<string, unknown>>(module, { env: { memory } });
+  const kernels = new Kernels(exports as unknown as KernelExports, level);
+  const controls: number[] = [], workers = [];
+  try {
+    for (let i = 1; i < threads; i++) {
+      const control = kernels.allocBytes(CONTROL_BYTES), scratch = kernels.allocBytes(kernels.k.scratchBytes());
+      controls.push(control);
+      workers.push(await spawnThread({ module, memory, control, scratch, names: PARALLEL_KERNELS }));
+    }
+  } catch (e) {
+    for (const w of workers) w.terminate();
+    throw new BitNetError(`could not start ${threads - 1} kernel worker threads`, { cause: e });
+  }
+  kernels.useThreads(new ThreadPool(memory, controls, workers));
+  return kernels;
 }

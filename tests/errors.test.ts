@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "../model/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
-import { TernaryLinear } from "../quant/ternary.ts";
+import { BitLinear } from "../quant/bitlinear.ts";
 import { checkpointOf, dataPath, kernels, withData } from "./helpers.ts";
 
 const test = suite("errors");
@@ -72,7 +72,7 @@ withData(test, "generation options out of range are refused before any work", ["
 
 test("NaN or infinity in a BitLinear input row is a NonFiniteError, not a silent wrong answer", async () => {
   const kx = await kernels("strict");
-  const linear = await TernaryLinear.fromInt8(kx, new ActivationQuantizer(kx, 2, 8), 4, 8, true, "t", async (p) => (kx.write(p, new Int8Array(32).fill(1)), 1));
+  const linear = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 2, 8), 4, 8, true, "t", async (p) => (kx.write(p, new Int8Array(32).fill(1)), 1));
   const x = new Float32Array(16).fill(1);
   x[11] = NaN;
   await rejects(() => linear.prepare(kx.put(x), 2), NonFiniteError, /1 of 2 rows hold NaN or infinity/);
@@ -81,8 +81,8 @@ test("NaN or infinity in a BitLinear input row is a NonFiniteError, not a silent
   const wide = new Int8Array(8 * 64).fill(-1);
   wide[3 * 64 + 17] = 2; // inside the 16-column SIMD path of a whole row group
   wide[7 * 64 + 63] = -128;
-  await rejects(() => TernaryLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 8, 64, false, "w.bin: wk", async (p) => (kx.write(p, wide), 1)), FormatError, /^w\.bin: wk: 2 weights are not -1, 0 or \+1/);
-  await rejects(() => TernaryLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", async (p) => (kx.write(p, Int8Array.from([0, 1, 2, -1])), 1)), FormatError, /^w\.bin: wq: 1 weights are not -1, 0 or \+1/);
+  await rejects(() => BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 8, 64, false, "w.bin: wk", async (p) => (kx.write(p, wide), 1)), FormatError, /^w\.bin: wk: 2 weights are not -1, 0 or \+1/);
+  await rejects(() => BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", async (p) => (kx.write(p, Int8Array.from([0, 1, 2, -1])), 1)), FormatError, /^w\.bin: wq: 1 weights are not -1, 0 or \+1/);
 });
 
 withData(test, "a corrupt ternary code (pattern 10) is reported with the tensor's name", ["models/bitllama-1M.bin"], async (bytes) => {

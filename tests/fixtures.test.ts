@@ -6,7 +6,7 @@ import { readBitllama } from "../model/formats/bitllama.ts";
 import { memoryFile } from "../runtime/files.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { F32Linear } from "../quant/linear.ts";
-import { TernaryLinear } from "../quant/ternary.ts";
+import { BitLinear } from "../quant/bitlinear.ts";
 import { asF32, kernels, LEVELS, maxRelativeError, withData } from "./helpers.ts";
 
 const FX = "fixtures/bit3M_L0_wq";
@@ -30,7 +30,7 @@ for (const level of LEVELS) {
 
   withData(test, "BitLinear (int8 absmax x packed ternary) gives y_bitlinear_absmax_int8", [`${FX}.ternary_i8`, "fixtures/x256.f32", "fixtures/y_bitlinear_absmax_int8.f32"], async (ternary, x, y) => {
     const mark = kx.arena.mark();
-    const linear = await TernaryLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 256), 256, 256, false, "fixture", async (p) => (kx.write(p, ternary), 2.117886543273926));
+    const linear = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 256), 256, 256, false, "fixture", async (p) => (kx.write(p, ternary), 2.117886543273926));
     const out = kx.allocF32(256);
     linear.apply(linear.prepare(kx.put(x), 1), out);
     assert.ok(maxRelativeError(kx.f32(out, 256), asF32(y)) < 1e-5);

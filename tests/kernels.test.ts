@@ -65,7 +65,7 @@ for (const level of LEVELS) {
     }
   });
 
-  test("ternary GEMV / GEMM: SIMD = scalar twin (bit for bit) = integer reference", () => {
+  test("ternary GEMM: SIMD = scalar twin (bit for bit) = integer reference", () => {
     const next = rng(3);
     for (const [rows, cols] of SHAPES) {
       for (const tokens of [1, 2, 5]) {
@@ -82,8 +82,7 @@ for (const level of LEVELS) {
         const sp = kx.put(sums), scp = kx.put(scales);
         const wScale = 0.731;
         const y = [kx.allocF32(tokens * rows), kx.allocF32(tokens * rows)];
-        if (tokens === 1) k.ternaryGemv(packed, rows, cols, xq, sums[0], wScale, scales[0], y[0]);
-        else k.ternaryGemm(packed, rows, cols, xq, sp, scp, tokens, wScale, y[0]);
+        k.ternaryGemm(packed, rows, cols, xq, sp, scp, tokens, wScale, y[0]);
         k.ternaryGemmScalar(packed, rows, cols, xq, sp, scp, tokens, wScale, y[1]);
         const simd = kx.f32(y[0], tokens * rows), scalar = kx.f32(y[1], tokens * rows);
         assert.ok(bitsEqual(simd, scalar), `${rows}x${cols}, ${tokens} tokens`);
@@ -98,7 +97,7 @@ for (const level of LEVELS) {
     }
   });
 
-  test("ternary GEMV survives the largest int8 products over wide rows (i16 lanes never overflow)", () => {
+  test("ternary GEMM survives the largest int8 products over wide rows (i16 lanes never overflow)", () => {
     const rows = 4, cols = 6912;
     const mark = kx.arena.mark();
     const packed = kx.allocBytes(k.ternaryPackedBytes(rows, cols));
@@ -107,7 +106,7 @@ for (const level of LEVELS) {
     k.packTernary(kx.put(w), rows, cols, packed);
     const xq = kx.put(new Int8Array(paddedCols(cols)).fill(-128, 0, cols));
     const y = kx.allocF32(rows);
-    k.ternaryGemv(packed, rows, cols, xq, -128 * cols, 1, 1, y);
+    k.ternaryGemm(packed, rows, cols, xq, kx.put(Int32Array.of(-128 * cols)), kx.put(Float32Array.of(1)), 1, 1, y);
     assert.equal(Array.from(kx.f32(y, 2)), [-128 * cols, 128 * cols]);
     kx.arena.release(mark);
   });

@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { BitNetError, OptionError, ShapeError } from "../model/errors.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
-import { TernaryLinear } from "../quant/ternary.ts";
+import { BitLinear } from "../quant/bitlinear.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { kernelUrl, loadKernels, resolveSimdLevel } from "../runtime/kernels.ts";
 
@@ -45,7 +45,7 @@ test("each instance has its own memory; absurd allocations fail with a BitNetErr
 test("ternary layers wider than the kernels take are refused with a ShapeError", async () => {
   const kx = await loadKernels({ simd: "strict" });
   const cols = kx.k.ternaryMaxCols() + 64;
-  const error = await TernaryLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 1, cols, false, "wide", async () => 1).then(() => null, (e) => e);
+  const error = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 1, cols, false, "wide", async () => 1).then(() => null, (e) => e);
   assert.ok(error instanceof ShapeError && /wide: \d+ input columns, the ternary kernels take at most 65536/.test(error.message), String(error));
 });
 

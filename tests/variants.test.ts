@@ -6,7 +6,7 @@ import { NonFiniteError, OptionError } from "../model/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
-import { TernaryLinear } from "../quant/ternary.ts";
+import { BitLinear } from "../quant/bitlinear.ts";
 import { parseVariant, PRESETS } from "../quant/variants.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { dataPath, LEVELS, maxRelativeError, rng, withData } from "./helpers.ts";
@@ -200,22 +200,67 @@ test("1-bit sign weights: Sign(W - mean W) and beta = mean|W|; the 1-bit kernel 
   }
 });
 
-test("per-channel weight scales: each row quantized on its own equals the per-tensor quantizer applied to that row", async () => {
+test("per-group weight scales: each group quantized on its own equals the per-tensor quantizer on that group", async () => {
   const kx = await loadKernels({ simd: "strict" });
-  const next = rng(66), rows = 5, cols = 48;
-  const w = Float32Array.from({ length: rows * cols }, (_, i) => (next() * 2 - 1) * (1 + Math.floor(i / cols)));
+  const next = rng(66), rows = 5, cols = 96;
+  const w = Float32Array.from({ length: rows * cols }, (_, i) => (next() * 2 - 1) * (1 + Math.floor(i / 32)));
   for (const [method, fn] of [[0, kx.k.ternarizeAbsmean], [1, kx.k.ternarizeMedian], [2, kx.k.binarizeSign]] as const) {
-    const mark = kx.arena.mark(), codes = kx.allocBytes(rows * cols), scales = kx.allocF32(rows), one = kx.allocBytes(cols);
-    assert.is(kx.k.quantizeRows(kx.put(w), rows, cols, method, codes, scales), 0);
-    for (let r = 0; r < rows; r++) {
-      const scale = fn(kx.put(w.subarray(r * cols, (r + 1) * cols)), cols, one);
-      assert.is(kx.f32(scales, rows)[r], scale, `method ${method} row ${r}`);
-      assert.equal(kx.i8(codes, rows * cols).subarray(r * cols, (r + 1) * cols), kx.i8(one, cols));
+    for (const groupCols of [32, 96]) {
+      const groups = rows * (cols / groupCols);
+      const mark = kx.arena.mark(), codes = kx.allocBytes(rows * cols), scales = kx.allocF32(groups), one = kx.allocBytes(groupCols);
+      assert.is(kx.k.quantizeGroups(kx.put(w), rows, cols, groupCols, method, codes, scales), 0);
+      for (let g = 0; g < groups; g++) {
+        const scale = fn(kx.put(w.subarray(g * groupCols, (g + 1) * groupCols)), groupCols, one);
+        assert.is(kx.f32(scales, groups)[g], scale, `method ${method} group ${g} of ${groupCols}`);
+        assert.equal(kx.i8(codes, rows * cols).subarray(g * groupCols, (g + 1) * groupCols), kx.i8(one, groupCols));
+      }
+      const nan = Float32Array.from(w);
+      nan[cols + 40] = NaN;
+      assert.is(kx.k.quantizeGroups(kx.put(nan), rows, cols, groupCols, method, codes, scales), 1, "the group holding NaN is counted");
+      kx.arena.release(mark);
     }
-    const y = kx.put(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)), s = kx.put(Float32Array.of(1, 0.5, 2, 4, 0));
-    kx.k.scaleRows(y, s, 5, 2);
-    assert.equal(Array.from(kx.f32(y, 10)), [1, 1, 6, 16, 0, 6, 3.5, 16, 36, 0]);
-    kx.arena.release(mark);
+  }
+});
+
+test("per-group GEMM (ternary and 1-bit): SIMD = scalar twin (bit for bit) = integer reference, group by group in order", async () => {
+  for (const level of LEVELS) {
+    const kx = await loadKernels({ simd: level });
+    const next = rng(67);
+    for (const [rows, cols, groupCols, tokens] of [[5, 96, 32, 3], [8, 64, 64, 1], [13, 100, 100, 2], [40, 256, 128, 5], [3, 7, 7, 2], [9, 192, 32, 1]]) {
+      const pad = Math.ceil(cols / 64) * 64, groups = cols / groupCols;
+      const X = new Int8Array(tokens * pad);
+      for (let t = 0; t < tokens; t++) for (let c = 0; c < cols; c++) X[t * pad + c] = Math.floor(next() * 256) - 128;
+      const S = Float32Array.from({ length: rows * groups }, () => next() * 2), xScales = Float32Array.from({ length: tokens }, () => next() / 50);
+      for (const weights of ["ternary", "sign"] as const) {
+        const W = Int8Array.from({ length: rows * cols }, () => (weights === "sign" ? (next() < 0.5 ? -1 : 1) : Math.floor(next() * 3) - 1));
+        const mark = kx.arena.mark();
+        const bytes = weights === "sign" ? kx.k.signPackedBytes : kx.k.ternaryPackedBytes, pack = weights === "sign" ? kx.k.packSign : kx.k.packTernary;
+        const run = weights === "sign" ? [kx.k.signGemmGrouped, kx.k.signGemmGroupedScalar] : [kx.k.ternaryGemmGrouped, kx.k.ternaryGemmGroupedScalar];
+        const packed = kx.allocBytes(bytes(rows, cols));
+        assert.is(pack(kx.put(W), rows, cols, packed), 0);
+        const x = kx.put(X), sums = kx.allocBytes(tokens * groups * 4), sc = kx.put(S), xs = kx.put(xScales);
+        kx.k.sumGroups(x, pad, cols, tokens, groupCols, sums);
+        const y = kx.allocF32(tokens * rows), ys = kx.allocF32(tokens * rows);
+        run[0](packed, rows, cols, x, sums, xs, tokens, groupCols, sc, y);
+        run[1](packed, rows, cols, x, sums, xs, tokens, groupCols, sc, ys);
+        const what = `${level} ${weights} ${rows}x${cols} groups of ${groupCols}`;
+        assert.equal(kx.f32(y, tokens * rows), kx.f32(ys, tokens * rows), what);
+        for (let t = 0; t < tokens; t++) {
+          assert.equal(Array.from(kx.i32(sums + t * groups * 4, groups)), Array.from({ length: groups }, (_, g) => X.subarray(t * pad + g * groupCols, t * pad + (g + 1) * groupCols).reduce((a, v) => a + v, 0)));
+          for (let r = 0; r < rows; r++) {
+            let out = 0;
+            for (let g = 0; g < groups; g++) {
+              let dot = 0;
+              for (let c = g * groupCols; c < (g + 1) * groupCols; c++) dot += W[r * cols + c] * X[t * pad + c];
+              const v = Math.fround(dot * Math.fround(xScales[t] * S[r * groups + g]));
+              out = g === 0 ? v : Math.fround(out + v);
+            }
+            assert.is(kx.f32(y, tokens * rows)[t * rows + r], out, `${what} token ${t} row ${r}`);
+          }
+        }
+        kx.arena.release(mark);
+      }
+    }
   }
 });
 
@@ -251,7 +296,7 @@ test("the sparse-kernel BitLinear gives the dense one's outputs bit for bit, tok
   const W = Int8Array.from({ length: rows * cols }, () => Math.floor(next() * 3) - 1);
   const quantizer = new ActivationQuantizer(kx, tokens, cols, { format: "int8", sparsity: 0.8 });
   const decode = async (p: number) => (kx.write(p, W), 0.37);
-  const dense = await TernaryLinear.fromInt8(kx, quantizer, rows, cols, false, "dense", decode);
+  const dense = await BitLinear.fromInt8(kx, quantizer, rows, cols, false, "dense", decode);
   const sparse = await SparseTernaryLinear.fromInt8(kx, quantizer, rows, cols, false, "sparse", decode);
   const x = kx.put(Float32Array.from({ length: tokens * cols }, () => next() * 2 - 1));
   const a = kx.allocF32(tokens * rows), b = kx.allocF32(tokens * rows);
@@ -268,6 +313,10 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("o=h:64+topk:0.25+int4").o, { format: "int4", sparsity: 0.25, hadamard: 64 });
   assert.equal(parseVariant("a4.8,kv=3"), { ...parseVariant("a4.8"), kvBits: 3 });
   assert.equal([parseVariant("weights=sign:channel").weights, parseVariant("weights=sign:channel").weightScales], ["sign", "channel"]);
+  assert.is(parseVariant("weights=median:group:128").weightScales, 128);
+  for (const bad of ["weights=absmean:group:48", "weights=absmean:group:0", "weights=absmean:group", "weights=absmean:group:x", "weights=absmean:row", "weights=absmean:channel:32"]) {
+    assert.throws(() => parseVariant(bad), (e: unknown) => e instanceof OptionError && /per tensor, per channel or per group of G columns/.test((e as Error).message), bad);
+  }
   assert.is(parseVariant("reloaded").weights, "median");
   assert.is(parseVariant("weights=median,all=int4").weights, "median");
   assert.equal(parseVariant("a4.8"), {
@@ -286,7 +335,6 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
     ["attn=int4", /unknown site "attn"/],
     ["weights=xnor", /weights="xnor": expected absmean or median or sign/],
     ["a4.8,kv=2", /kv=2: the KV cache takes 8, 4 or 3 bits/],
-    ["weights=absmean:group", /scales per "group" are not supported \(per tensor or per channel/],
     ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
   ] as [string, RegExp][]) {
     assert.throws(() => parseVariant(spec), (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), spec);
@@ -301,7 +349,7 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
   assert.equal(b158.logits(tokens), base.logits(tokens));
   const sample = new TextDecoder().decode(text).slice(0, 6000);
   const baseline = (await base.perplexity(sample, { ctx: 256 })).perplexity;
-  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded", "kv=8", "a4.8,kv=3", "weights=sign", "weights=absmean:channel", "q-sparse:0.8"]) {
+  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded", "kv=8", "a4.8,kv=3", "weights=sign", "weights=absmean:channel", "weights=absmean:group:64", "weights=sign:group:128", "q-sparse:0.8"]) {
     const model = await loadBitNet(path, { simd: "strict", variant });
     const { perplexity } = await model.perplexity(sample, { ctx: 256 });
     assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
@@ -313,6 +361,11 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
     const strict = await loadBitNet(path, { simd: "strict", variant: "q-sparse:0.8" }), relaxed = await loadBitNet(path, { simd: "relaxed", variant: "q-sparse:0.8" });
     assert.equal(strict.logits(tokens), relaxed.logits(tokens));
   }
+  // Per-channel scales are groups as wide as the rows: the same result either way.
+  const channel = await loadBitNet(path, { simd: "strict", variant: "weights=median:channel" }), wide = await loadBitNet(path, { simd: "strict", variant: "weights=median:group:256" });
+  assert.equal(channel.logits(tokens), wide.logits(tokens));
+  const g = await loadBitNet(path, { simd: "strict", variant: "weights=absmean:group:96" }).then(() => null, (e) => e);
+  assert.ok(g instanceof OptionError && /bitllama-3M\.bin: wq\[0\]: weight groups of 96 columns do not divide its width 256/.test(g.message), String(g));
   const e = await loadBitNet(path, { simd: "strict", variant: "o=h:48+int8" }).then(() => null, (e) => e);
   assert.ok(e instanceof OptionError && /Hadamard block 48 must be a power of two dividing the input width 256/.test(e.message), String(e));
   // Naming the weight ternarizer re-ternarizes the dequantized weights: same codes, absmean scale.

@@ -1,0 +1,144 @@
+// Worker threads: every parallel kernel gives the one-thread outputs bit for bit (split by
+// rows for one token, by tokens for several), models give identical logits for any thread
+// count, a trap in a worker is raised instead of hanging, and bad thread counts are refused.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { BitNetError, OptionError } from "../model/errors.ts";
+import { loadBitNet } from "../model/load.ts";
+import { type KernelExports, type Kernels, loadKernels } from "../runtime/kernels.ts";
+import { PARALLEL_KERNELS } from "../runtime/threads.ts";
+import { dataPath, LEVELS, rng, withData } from "./helpers.ts";
+
+const test = suite("threads");
+
+// One call of a parallel kernel on fresh random inputs in `kx`; returns its output.
+type Case = (kx: Kernels, next: () => number) => Float32Array;
+
+function bytes(kx: Kernels, n: number, next: () => number, lo: number, hi: number): number {
+  return kx.put(Int8Array.from({ length: n }, () => lo + Math.floor(next() * (hi - lo + 1))));
+}
+function floats(kx: Kernels, n: number, next: () => number): number {
+  return kx.put(Float32Array.from({ length: n }, () => next() * 2 - 1));
+}
+
+// Shapes above the split threshold, with row counts that do not fill the last row group.
+const ROWS = 301, COLS = 256, PAD = 256;
+
+function bitCase(name: "ternaryGemm" | "ternaryGemmGrouped" | "signGemm" | "signGemmGrouped", tokens: number): Case {
+  return (kx, next) => {
+    const k = kx.k, sign = name.startsWith("sign"), grouped = name.endsWith("Grouped"), groupCols = 64, groups = COLS / groupCols;
+    const w = bytes(kx, ROWS * COLS, next, sign ? 0 : -1, 1);
+    if (sign) kx.i8(w, ROWS * COLS).forEach((v, i, a) => (a[i] = v === 0 ? -1 : v));
+    const packed = kx.allocBytes((sign ? k.signPackedBytes : k.ternaryPackedBytes)(ROWS, COLS));
+    (sign ? k.packSign : k.packTernary)(w, ROWS, COLS, packed);
+    const x = bytes(kx, tokens * PAD, next, -128, 127), sums = kx.allocBytes(tokens * groups * 4);
+    k.sumGroups(x, PAD, COLS, tokens, grouped ? groupCols : COLS, sums);
+    const xScales = floats(kx, tokens, next), y = kx.allocF32(tokens * ROWS);
+    if (grouped) (k[name] as KernelExports["ternaryGemmGrouped"])(packed, ROWS, COLS, x, sums, xScales, tokens, groupCols, floats(kx, ROWS * groups, next), y);
+    else (k[name] as KernelExports["ternaryGemm"])(packed, ROWS, COLS, x, sums, xScales, tokens, 0.5, y);
+    return kx.f32(y, tokens * ROWS).slice();
+  };
+}
+
+const CASES: Record<(typeof PARALLEL_KERNELS)[number], (tokens: number) => Case> = {
+  ternaryGemm: (t) => bitCase("ternaryGemm", t),
+  ternaryGemmGrouped: (t) => bitCase("ternaryGemmGrouped", t),
+  signGemm: (t) => bitCase("signGemm", t),
+  signGemmGrouped: (t) => bitCase("signGemmGrouped", t),
+  gemmF32: (t) => (kx, next) => {
+    const y = kx.allocF32(t * ROWS);
+    kx.k.gemmF32(floats(kx, ROWS * COLS, next), ROWS, COLS, floats(kx, t * COLS, next), t, y);
+    return kx.f32(y, t * ROWS).slice();
+  },
+  gemvF32: () => (kx, next) => {
+    const y = kx.allocF32(ROWS);
+    kx.k.gemvF32(floats(kx, ROWS * COLS, next), ROWS, COLS, floats(kx, COLS, next), y);
+    return kx.f32(y, ROWS).slice();
+  },
+  gemmHalf: (t) => (kx, next) => {
+    const w = kx.put(Uint16Array.from({ length: ROWS * COLS }, () => kx.k.f32ToF16(next() * 2 - 1)));
+    const y = kx.allocF32(t * ROWS);
+    kx.k.gemmHalf(w, ROWS, COLS, floats(kx, t * COLS, next), t, y, false);
+    return kx.f32(y, t * ROWS).slice();
+  },
+  gemmI8: (t) => (kx, next) => {
+    const y = kx.allocF32(t * ROWS);
+    kx.k.gemmI8(bytes(kx, ROWS * COLS, next, -127, 127), floats(kx, ROWS, next), ROWS, COLS, bytes(kx, t * PAD, next, -127, 127), PAD, floats(kx, t, next), t, y);
+    return kx.f32(y, t * ROWS).slice();
+  },
+};
+
+test("every parallel kernel, split over 2 and 3 threads, equals one thread bit for bit (1 and 5 tokens)", async () => {
+  for (const level of LEVELS) {
+    const one = await loadKernels({ simd: level });
+    for (const threads of [2, 3]) {
+      const many = await loadKernels({ simd: level, threads });
+      assert.is(many.threads, threads, "the runtime gives worker threads");
+      try {
+        for (const name of PARALLEL_KERNELS) {
+          for (const tokens of name === "gemvF32" ? [1] : [1, 5]) {
+            const a = one.arena.mark(), b = many.arena.mark();
+            const want = CASES[name](tokens)(one, rng(7)), got = CASES[name](tokens)(many, rng(7));
+            assert.ok(want.some((v) => v !== 0), `${name}: a non-trivial output`);
+            assert.equal(got, want, `${level} ${name}, ${tokens} tokens, ${threads} threads`);
+            one.arena.release(a);
+            many.arena.release(b);
+          }
+        }
+      } finally {
+        many.dispose();
+      }
+    }
+  }
+});
+
+test("a trap in a worker's part is raised as a BitNetError, not a hang", async () => {
+  const kx = await loadKernels({ simd: "strict", threads: 2 });
+  try {
+    const rows = 512, cols = 256, packed = kx.allocBytes(kx.k.ternaryPackedBytes(rows, cols)), y = kx.allocF32(2 * rows);
+    const sums = kx.allocBytes(8), scales = kx.put(Float32Array.of(1, 1));
+    // Token 0's activations are the last bytes of memory: token 1, the worker's part, lies past the end.
+    const x = kx.memory.buffer.byteLength - cols;
+    assert.throws(() => kx.k.ternaryGemm(packed, rows, cols, x, sums, scales, 2, 1, y), (e: unknown) => e instanceof BitNetError && /ternaryGemm trapped in worker thread 1/.test((e as Error).message));
+    // The pool still works afterwards.
+    kx.k.ternaryGemm(packed, rows, cols, kx.allocBytes(2 * cols), sums, scales, 2, 1, y);
+  } finally {
+    kx.dispose();
+  }
+});
+
+test("thread counts must be integers from 1 to 64", async () => {
+  for (const threads of [0, -1, 1.5, 65, Number.NaN]) {
+    const e = await loadKernels({ threads }).then(() => null, (e) => e);
+    assert.ok(e instanceof OptionError && /option threads: expected an integer from 1 to 64/.test(e.message), `${threads}: ${e}`);
+  }
+});
+
+const FILES = ["models/bitllama-3M.bin", "models/stories260K.bin", "models/tok512.bin"];
+withData(test, "models give identical logits on 1, 2 and 3 threads (ternary, fp32, grouped and 1-bit variants, int8 head)", FILES, async () => {
+  const tokens = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298];
+  for (const [file, options] of [
+    ["models/bitllama-3M.bin", {}],
+    ["models/bitllama-3M.bin", { variant: "a4.8,weights=absmean:group:64", lmHead: "int8" }],
+    ["models/bitllama-3M.bin", { variant: "weights=sign:channel" }],
+    ["models/stories260K.bin", {}],
+  ] as const) {
+    const outputs: number[][] = [];
+    for (const threads of [1, 2, 3]) {
+      const model = await loadBitNet(dataPath(file), { simd: "strict", threads, ...options });
+      try {
+        assert.is(model.threads, threads);
+        // A prompt (GEMMs split by tokens) then decoded steps (GEMVs split by rows).
+        const all = model.logits(tokens.slice(0, 6)).flatMap((l) => Array.from(l));
+        for (let i = 6; i < tokens.length; i++) all.push(...model.step(tokens[i], i));
+        outputs.push(all);
+      } finally {
+        model.dispose();
+      }
+    }
+    assert.equal(outputs[1], outputs[0], `${file} ${JSON.stringify(options)}: 2 threads`);
+    assert.equal(outputs[2], outputs[0], `${file} ${JSON.stringify(options)}: 3 threads`);
+  }
+});
+
+test.run();
