@@ -9,9 +9,15 @@ export function swiglu(gate: usize, up: usize, n: i32): void {
   }
 }
 
-/** ReLU^2-GLU (BitNet b1.58 2B4T): relu(g)^2 * u. */
+/** ReLU^2-GLU (BitNet b1.58 2B4T): relu(g)^2 * u (four lanes at a time, the same operations per value). */
 export function relu2glu(gate: usize, up: usize, n: i32): void {
-  for (let k = 0; k < n; k++) {
+  const zero = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const r = f32x4.max(v128.load(f32At(gate, k)), zero);
+    v128.store(f32At(gate, k), f32x4.mul(f32x4.mul(r, r), v128.load(f32At(up, k))));
+  }
+  for (; k < n; k++) {
     const r = max(load<f32>(f32At(gate, k)), <f32>0);
     store<f32>(f32At(gate, k), r * r * load<f32>(f32At(up, k)));
   }

@@ -3,7 +3,7 @@
 // speed for each kernel build this runtime has and for the f16 and int8 LM heads, next to
 // the bandwidth floor (bytes read per decoded token / measured WASM read bandwidth).
 // Each configuration runs in its own process so that peak memory is its own.
-// Run: node --import tsx eval/bench-2b4t.ts [--dir D] [--decode N]  (or deno run -A ...)
+// Run: node --import tsx eval/bench-2b4t.ts [--dir D] [--decode N] [--threads 1,2]  (or deno run -A ...)
 import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
@@ -17,8 +17,8 @@ import { hasRelaxedSimd } from "../runtime/features.ts";
 import { fileSink } from "../runtime/files.ts";
 import { loadKernels, type SimdLevel } from "../runtime/kernels.ts";
 
-const { values } = parseArgs({ options: { dir: { type: "string" }, decode: { type: "string" }, child: { type: "string" } } });
-const PROMPT = 64, DECODE = Number(values.decode ?? 32);
+const { values } = parseArgs({ options: { dir: { type: "string" }, decode: { type: "string" }, threads: { type: "string" }, child: { type: "string" } } });
+const PROMPT = 64, DECODE = Number(values.decode ?? 32), THREADS = (values.threads ?? "1,2").split(",").map(Number);
 
 /** One configuration, in this process: prints one JSON line. */
 async function child(spec: string): Promise<void> {
@@ -75,20 +75,20 @@ async function main(): Promise<void> {
   const headBytes = { stored: s.vocabSize * s.dim * 2, int8: s.vocabSize * (s.dim + 4) };
   const levels: SimdLevel[] = hasRelaxedSimd() ? ["strict", "relaxed"] : ["strict"];
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : (globalThis as { Bun?: unknown }).Bun ? "bun" : `node ${process.version}`;
-  console.log(`2B4T shape (${BITNET_2B4T_SHAPE.nLayers} layers, vocab ${s.vocabSize}), one thread, ${runtime}; prefill ${PROMPT} tokens, decode ${DECODE}\n`);
-  console.log("| file | build | LM head | load s | peak RSS MiB | WASM MiB | prefill tok/s | decode tok/s | bytes/token MB | floor tok/s (at read GB/s) |");
-  console.log("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+  console.log(`2B4T shape (${BITNET_2B4T_SHAPE.nLayers} layers, vocab ${s.vocabSize}), ${runtime}; prefill ${PROMPT} tokens, decode ${DECODE}\n`);
+  console.log("| file | build | LM head | threads | load s | peak RSS MiB | WASM MiB | prefill tok/s | decode tok/s | bytes/token MB | one-thread floor tok/s (at read GB/s) |");
+  console.log("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const simd of levels) {
     const bandwidth = await readBandwidth(simd);
     for (const [to, file] of Object.entries(files)) {
-      for (const head of ["stored", "int8"] as const) {
+      for (const head of ["stored", "int8"] as const) for (const threads of THREADS) {
         const [cmd, ...args] = selfCommand();
-        const r = spawnSync(cmd, [...args, "--child", `${file},${simd},${head}`, "--decode", String(DECODE)], { encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`${to} ${simd} ${head}: ${r.stderr}`);
+        const r = spawnSync(cmd, [...args, "--child", `${file},${simd},${head},${threads}`, "--decode", String(DECODE)], { encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`${to} ${simd} ${head} ${threads} threads: ${r.stderr}`);
         const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
         const perToken = ternaryBytes + headBytes[head];
         const mib = (b: number) => (b / 2 ** 20).toFixed(0);
-        console.log(`| ${to} | ${simd} | ${head === "stored" ? "f16" : "int8"} | ${m.loadSeconds.toFixed(1)} | ${mib(m.peakRss)} | ${mib(m.wasmBytes)} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${(perToken / 1e6).toFixed(0)} | ${((bandwidth * 1e9) / perToken).toFixed(1)} (${bandwidth.toFixed(1)}) |`);
+        console.log(`| ${to} | ${simd} | ${head === "stored" ? "f16" : "int8"} | ${m.threads} | ${m.loadSeconds.toFixed(1)} | ${mib(m.peakRss)} | ${mib(m.wasmBytes)} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${(perToken / 1e6).toFixed(0)} | ${((bandwidth * 1e9) / perToken).toFixed(1)} (${bandwidth.toFixed(1)}) |`);
       }
     }
   }

@@ -8,7 +8,7 @@ import { Arena } from "./arena.ts";
 import { hasRelaxedSimd } from "./features.ts";
 import { readBytes } from "./files.ts";
 import { spawnThread, threadsAvailable } from "./spawn-thread.ts";
-import { CONTROL_BYTES, PARALLEL_KERNELS, ThreadPool } from "./threads.ts";
+import { JOB_BYTES, PARALLEL_KERNELS, ThreadPool } from "./threads.ts";
 
 export type SimdLevel = "relaxed" | "strict";
 
@@ -207,23 +207,22 @@ export async function loadKernels(options: KernelOptions = {}): Promise<Kernels>
 }
 
 // The threaded build imports a shared memory; each worker instantiates it on that memory
-// with its own control block and scratch, allocated here before anything else.
+// with its own scratch; they share one job block. Both are allocated here before anything else.
 async function loadThreaded(level: SimdLevel, threads: number, wasmUrl?: string | URL): Promise<Kernels> {
   const module = await compileKernels(level, wasmUrl, true);
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
   const { exports } = await instantiate<Record<string, unknown>>(module, { env: { memory } });
   const kernels = new Kernels(exports as unknown as KernelExports, level);
-  const controls: number[] = [], workers = [];
+  const job = kernels.allocBytes(JOB_BYTES), workers = [];
   try {
     for (let i = 1; i < threads; i++) {
-      const control = kernels.allocBytes(CONTROL_BYTES), scratch = kernels.allocBytes(kernels.k.scratchBytes());
-      controls.push(control);
-      workers.push(await spawnThread({ module, memory, control, scratch, names: PARALLEL_KERNELS }));
+      const scratch = kernels.allocBytes(kernels.k.scratchBytes());
+      workers.push(await spawnThread({ module, memory, job, scratch, names: PARALLEL_KERNELS }));
     }
   } catch (e) {
     for (const w of workers) w.terminate();
     throw new BitNetError(`could not start ${threads - 1} kernel worker threads`, { cause: e });
   }
-  kernels.useThreads(new ThreadPool(memory, controls, workers));
+  kernels.useThreads(new ThreadPool(memory, job, workers));
   return kernels;
 }

@@ -1,18 +1,20 @@
 // @ts-check
 // A kernel worker thread: instantiates the kernel module on the memory it shares with the
-// main instance, moves its scratch to its own region, then runs the jobs the main thread
-// writes into its control block (layout in threads.ts) until told to stop. Plain
-// JavaScript with no imports, so every runtime starts it as it is, from source or built.
+// main instance, moves its scratch to its own region, then claims and runs chunks of the
+// jobs the main thread posts in the job block (layout in threads.ts) until told to stop.
+// Plain JavaScript with no imports, so every runtime starts it as it is, from source or built.
 
-// Control block: i32 [seq, done, fn, failed] then f64 args. fn < 0 ends the worker.
-const SEQ = 0, DONE = 1, FN = 2, FAILED = 3, ARGS_BYTE = 16, MAX_ARGS = 12;
+// Job block: i32 [seq, claim, fn, chunks, completed, failed], then f64 args, MAX_ARGS per chunk. fn < 0 ends the worker.
+const SEQ = 0, CLAIM = 1, FN = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, MAX_ARGS = 12;
 // Spin this many polls before sleeping: a decoded token brings a few hundred jobs, each
 // shortly after the last, and a futex wake-up per job would cost more than the spinning.
 const SPINS = 1 << 20;
+// A spin-loop hint (x86 PAUSE) where the runtime has it, so spinning takes less from a sibling hyperthread.
+const pause = /** @type {{ pause?: () => void }} */ (Atomics).pause ?? (() => {});
 
 /**
- * @param {{ module: WebAssembly.Module, memory: WebAssembly.Memory, control: number, scratch: number, names: string[] }} init
- *   control / scratch: addresses of this worker's control block and kernel scratch; names: the kernels a job may name, by index.
+ * @param {{ module: WebAssembly.Module, memory: WebAssembly.Memory, job: number, scratch: number, names: string[] }} init
+ *   job / scratch: addresses of the job block and of this worker's kernel scratch; names: the kernels a job may name, by index.
  * @param {(message: unknown) => void} reply
  */
 async function start(init, reply) {
@@ -20,27 +22,32 @@ async function start(init, reply) {
   const exports = /** @type {Record<string, (...args: number[]) => void>} */ (instance.exports);
   exports.setScratch(init.scratch);
   const fns = init.names.map((name) => exports[name]);
-  const ctl = new Int32Array(init.memory.buffer, init.control, 4);
-  const a = new Float64Array(init.memory.buffer, init.control + ARGS_BYTE, MAX_ARGS);
+  const job = new Int32Array(init.memory.buffer, init.job, 8);
+  const args = new Float64Array(init.memory.buffer, init.job + ARGS_BYTE);
   reply("ready");
   let seen = 0;
   for (;;) {
-    for (let spins = 0; Atomics.load(ctl, SEQ) === seen; ) {
+    for (let spins = 0; Atomics.load(job, SEQ) === seen; ) {
+      pause();
       if (++spins > SPINS) {
-        Atomics.wait(ctl, SEQ, seen);
+        Atomics.wait(job, SEQ, seen);
         spins = 0;
       }
     }
-    seen = Atomics.load(ctl, SEQ);
-    const fn = ctl[FN];
-    if (fn < 0) return;
-    try {
-      fns[fn](a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
-    } catch {
-      ctl[FAILED] = 1; // a trap: the main thread raises it rather than wait forever
+    seen = Atomics.load(job, SEQ);
+    if (job[FN] < 0) return;
+    const tag = seen & 0xffff;
+    // Claim chunks of this job (and no later one) while there are any.
+    for (let v = Atomics.load(job, CLAIM); v >>> 16 === tag && (v & 0xffff) < job[CHUNKS]; v = Atomics.load(job, CLAIM)) {
+      if (Atomics.compareExchange(job, CLAIM, v, v + 1) !== v) continue;
+      const a = (v & 0xffff) * MAX_ARGS;
+      try {
+        fns[job[FN]](args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10], args[a + 11]);
+      } catch {
+        job[FAILED] = 1; // a trap: the main thread raises it once every chunk is accounted for
+      }
+      Atomics.add(job, COMPLETED, 1);
     }
-    Atomics.store(ctl, DONE, seen);
-    Atomics.notify(ctl, DONE);
   }
 }
 

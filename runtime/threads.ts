@@ -1,18 +1,25 @@
 // Threads: worker instances of the kernels sharing one WebAssembly.Memory with the main
-// instance. The large matrix products are split between the threads: by rows for one token
-// (each thread writes its own outputs), by tokens for several. Every output is computed by
-// the same code from the same inputs as with one thread, so results are identical for any
-// thread count. Jobs go through a control block per worker in the shared memory (Atomics),
-// not through messages: a decoded token makes a few hundred products, too many for a
-// message round trip each. The main thread takes the first part itself.
+// instance. A large matrix product is cut into chunks: rows for one token (whole packed row
+// groups, each chunk writing its own outputs), tokens for several. Every output is computed
+// by the same code from the same inputs as with one thread, so results are identical for
+// any thread count. The calling thread and the workers claim chunks from a shared counter
+// until none is left, so a thread the OS delays gets fewer chunks instead of holding the
+// others up. Jobs go through a small job block in the shared memory (Atomics), not through
+// messages: a decoded token makes a few hundred products, too many for a message round trip each.
 import { BitNetError } from "../model/errors.ts";
 import type { KernelExports } from "./kernels.ts";
 
-// Control block (see thread-worker.ts): i32 [seq, done, fn, failed], then f64 args.
-const SEQ = 0, DONE = 1, FN = 2, FAILED = 3, ARGS_BYTE = 16, MAX_ARGS = 12;
-export const CONTROL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
+// The job block (read by thread-worker.js): i32 [seq, claim, fn, chunks, completed, failed],
+// then f64 arguments, MAX_ARGS per chunk. `claim` holds (seq & 0xffff) << 16 | next chunk, so
+// a worker still looking at an older job can never claim a chunk of the current one.
+const SEQ = 0, CLAIM = 1, FN = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, MAX_ARGS = 12;
+// Chunks per thread: enough to rebalance when one thread is delayed, few enough to keep hand-offs cheap.
+const CHUNKS_PER_THREAD = 2, MAX_CHUNKS = 64 * CHUNKS_PER_THREAD;
+export const JOB_BYTES = ARGS_BYTE + 8 * MAX_ARGS * MAX_CHUNKS;
 // Below this many multiply-adds a product stays on one thread: the hand-off would cost more.
 const MIN_WORK = 1 << 16;
+// A spin-loop hint (x86 PAUSE) where the runtime has it (not Node 20).
+const pause = (Atomics as { pause?: () => void }).pause ?? (() => {});
 
 type Args = number[];
 /** How one kernel's work divides: rows of one token (in whole packed row groups), or tokens. */
@@ -106,14 +113,13 @@ export interface ThreadHandle {
 }
 
 export class ThreadPool {
-  readonly #controls: { ctl: Int32Array; args: Float64Array }[];
+  readonly #job: Int32Array;
+  readonly #args: Float64Array;
   #seq = 0;
 
-  constructor(memory: WebAssembly.Memory, controls: number[], readonly workers: ThreadHandle[]) {
-    this.#controls = controls.map((at) => ({
-      ctl: new Int32Array(memory.buffer, at, 4),
-      args: new Float64Array(memory.buffer, at + ARGS_BYTE, MAX_ARGS),
-    }));
+  constructor(memory: WebAssembly.Memory, job: number, readonly workers: ThreadHandle[]) {
+    this.#job = new Int32Array(memory.buffer, job, 8);
+    this.#args = new Float64Array(memory.buffer, job + ARGS_BYTE, MAX_ARGS * MAX_CHUNKS);
   }
 
   /** Threads in all: the workers and the calling thread. */
@@ -134,36 +140,36 @@ export class ThreadPool {
   #run(fn: number, run: (...a: number[]) => void, split: Split, a: Args): void {
     const tokens = split.tokens(a), rows = split.rows(a);
     if (rows * split.cols(a) * tokens < MIN_WORK) return run(...a);
-    const parts = tokens === 1
-      ? ranges(rows, this.threads, split.rowAlign).map(([r0, r1]) => split.byRows(a, r0, r1))
-      : ranges(tokens, this.threads, 1).map(([t0, t1]) => split.byTokens(a, t0, t1));
-    const seq = ++this.#seq;
-    for (let p = 1; p < parts.length; p++) {
-      const { ctl, args } = this.#controls[p - 1];
-      args.set(parts[p]);
-      ctl[FN] = fn;
-      Atomics.store(ctl, SEQ, seq);
-      Atomics.notify(ctl, SEQ);
-    }
-    run(...parts[0]);
-    for (let p = 1; p < parts.length; p++) {
-      const { ctl } = this.#controls[p - 1];
-      while (Atomics.load(ctl, DONE) !== seq) { /* the worker's part is as long as ours: spin */ }
-      if (ctl[FAILED]) {
-        ctl[FAILED] = 0;
-        throw new BitNetError(`kernel ${PARALLEL_KERNELS[fn]} trapped in worker thread ${p}`);
+    const chunks = tokens === 1
+      ? ranges(rows, this.threads * CHUNKS_PER_THREAD, split.rowAlign).map(([r0, r1]) => split.byRows(a, r0, r1))
+      : ranges(tokens, this.threads * CHUNKS_PER_THREAD, 1).map(([t0, t1]) => split.byTokens(a, t0, t1));
+    const job = this.#job, tag = ++this.#seq & 0xffff;
+    chunks.forEach((c, i) => this.#args.set(c, i * MAX_ARGS));
+    job[FN] = fn;
+    job[CHUNKS] = chunks.length;
+    job[COMPLETED] = 0;
+    job[FAILED] = 0;
+    Atomics.store(job, CLAIM, tag << 16); // from here on chunks can be claimed
+    Atomics.store(job, SEQ, this.#seq);
+    Atomics.notify(job, SEQ);
+    for (let v = Atomics.load(job, CLAIM); (v & 0xffff) < chunks.length; v = Atomics.load(job, CLAIM)) {
+      if (Atomics.compareExchange(job, CLAIM, v, v + 1) !== v) continue;
+      try {
+        run(...chunks[v & 0xffff]);
+      } catch {
+        job[FAILED] = 1;
       }
+      Atomics.add(job, COMPLETED, 1);
     }
+    while (Atomics.load(job, COMPLETED) < chunks.length) pause(); // the last chunks are as short as ours: spin
+    if (job[FAILED]) throw new BitNetError(`kernel ${PARALLEL_KERNELS[fn]} trapped (an address or size out of range)`);
   }
 
   /** Stops the workers. */
   close(): void {
-    const seq = ++this.#seq;
-    for (const { ctl } of this.#controls) {
-      ctl[FN] = -1;
-      Atomics.store(ctl, SEQ, seq);
-      Atomics.notify(ctl, SEQ);
-    }
+    this.#job[FN] = -1;
+    Atomics.store(this.#job, SEQ, ++this.#seq);
+    Atomics.notify(this.#job, SEQ);
     for (const w of this.workers) w.terminate();
   }
 }
