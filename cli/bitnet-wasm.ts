@@ -5,7 +5,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Checkpoint } from "../model/checkpoint.ts";
 import { GGUF_TARGETS, type GgufTarget, type GgufVocabularySource, HF_TARGETS, type HfTarget, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
-import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder, readHfFolderTokenizer } from "../model/load.ts";
+import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder, readHfFolderTokenizer, tokenizerFromBytes } from "../model/load.ts";
 import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
 import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
 import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
@@ -27,7 +27,7 @@ const USAGE = `usage:
   bitnet-wasm sweep --model F --text F --variants LIST [--grid F.json] [--ctx N] [--out PREFIX]
                     [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,... or, with specs, "b1.58;a4.8,kv=3;...")
   bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
-                    [--context N] [--embedding f16|bf16|f32] [--seed S] --to FORMAT --out F
+                    [--context N] [--embedding f16|bf16|f32] [--seed S] [--tokenizer F] --to FORMAT --out F
 common: [--simd auto|relaxed|strict] [--threads N] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
         [--variant b1.58|a4.8|q-sparse:S|SPEC]  (SPEC: qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)
 FORMAT: ${[...GGUF_TARGETS, ...HF_TARGETS].join(" | ")} (hf and hf-bf16 write a folder)
@@ -213,7 +213,9 @@ async function synth(args: string[]): Promise<void> {
   const { checkpoint } = await synthesizeBitNet(shape, {
     seed: numberOption(values, "seed", Number.isInteger, "an integer") ?? 1, embedding: values.embedding as "f16" | "bf16" | "f32" | undefined,
   });
-  await writeTarget(checkpoint, null, values.to, values.out, values.simd as LoadOptions["simd"]);
+  // A vocabulary to carry into the file (other engines need one), e.g. Llama 3's tokenizer.json for the 2B4T shape.
+  const tokenizer = values.tokenizer ? tokenizerFromBytes(await readBytes(values.tokenizer), shape.vocabSize, values.tokenizer) : null;
+  await writeTarget(checkpoint, tokenizer as GgufVocabularySource | null, values.to, values.out, values.simd as LoadOptions["simd"]);
 }
 
 async function sweep(args: string[]): Promise<void> {

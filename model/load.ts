@@ -60,12 +60,26 @@ export async function readHfFolder(dir: string, options: ReadOptions = {}): Prom
   const text = async (name: string) => new TextDecoder().decode(await readBytes(folderFile(dir, name)));
   const config = await text("config.json");
   const indexName = "model.safetensors.index.json";
-  if (!(await fileExists(folderFile(dir, indexName)))) return readHfBitNet(config, [await openFile(folderFile(dir, "model.safetensors"), options)], dir);
+  if (!(await fileExists(folderFile(dir, indexName)))) {
+    return closingOnError([await openFile(folderFile(dir, "model.safetensors"), options)], (files) => readHfBitNet(config, files, dir));
+  }
   const shardOf = readSafetensorsIndex(await text(indexName), folderFile(dir, indexName));
   const names = [...new Set(shardOf.values())].sort();
   const shards: RandomAccessFile[] = [];
-  for (const name of names) shards.push(await openFile(folderFile(dir, name), options));
-  return readHfBitNet(config, shards, dir, shardOf);
+  return closingOnError(shards, async () => {
+    for (const name of names) shards.push(await openFile(folderFile(dir, name), options));
+    return readHfBitNet(config, shards, dir, shardOf);
+  });
+}
+
+/** Reads from files that the result then owns: they are closed if reading fails. */
+async function closingOnError<T>(files: RandomAccessFile[], read: (files: RandomAccessFile[]) => Promise<T>): Promise<T> {
+  try {
+    return await read(files);
+  } catch (e) {
+    await Promise.all(files.map((f) => f.close()));
+    throw e;
+  }
 }
 
 /** The folder's tokenizer.json (with tokenizer_config.json), if it has one. */
@@ -77,7 +91,7 @@ export async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | nu
 }
 
 /** A tokenizer file, told by content: a tokenizer.json (Hugging Face) or a llama2.c tokenizer.bin. */
-function tokenizerFromBytes(bytes: Uint8Array, vocabSize: number, name: string): Tokenizer {
+export function tokenizerFromBytes(bytes: Uint8Array, vocabSize: number, name: string): Tokenizer {
   const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
   if (first === 0x7b) return BpeTokenizer.fromJson(new TextDecoder().decode(bytes), undefined, name);
   return Llama2cTokenizer.fromBin(bytes, vocabSize, name);
@@ -90,7 +104,15 @@ function tokenizerFromBytes(bytes: Uint8Array, vocabSize: number, name: string):
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   const file = sourceName(source);
   const folder = (await isDirectory(source)) ? (source as string) : null;
-  const ckpt = folder ? await readHfFolder(folder, options) : await readCheckpoint(await openFile(source, options), options);
+  const ckpt = folder ? await readHfFolder(folder, options) : await closingOnError([await openFile(source, options)], ([f]) => readCheckpoint(f, options));
+  try {
+    return await modelOf(ckpt, source, folder, file, options);
+  } finally {
+    await ckpt.source.close();
+  }
+}
+
+async function modelOf(ckpt: Checkpoint, source: ByteSource, folder: string | null, file: string, options: LoadOptions): Promise<BitNetModel> {
   let tokenizer: Tokenizer | null;
   const v = ckpt.vocabulary;
   if (options.tokenizer !== undefined) {
@@ -119,7 +141,5 @@ export async function loadBitNet(source: ByteSource, options: LoadOptions = {}):
   } catch (e) {
     kernels.dispose();
     throw e;
-  } finally {
-    await ckpt.source.close();
   }
 }

@@ -2,9 +2,6 @@
 // Node has worker_threads; Deno, Bun and browsers have module Web Workers.
 import type { ThreadHandle } from "./threads.ts";
 
-// The worker's own file, plain JavaScript from source and built alike.
-const WORKER_URL = new URL("./thread-worker.js", import.meta.url);
-
 const isNode = () => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string" &&
   typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && typeof (globalThis as { Bun?: unknown }).Bun === "undefined";
 
@@ -16,8 +13,9 @@ export async function threadsAvailable(): Promise<boolean> {
 
 /** Starts a worker on `init` (see thread-worker.ts); resolves once its kernels are instantiated. */
 export async function spawnThread(init: unknown): Promise<ThreadHandle> {
+  const url = new URL("./thread-worker.js", import.meta.url); // plain JavaScript, from source and built alike
   if (typeof Worker === "function" && !isNode()) {
-    const worker = new Worker(WORKER_URL, { type: "module" });
+    const worker = new Worker(url, { type: "module" });
     await new Promise<void>((resolve, reject) => {
       worker.onmessage = () => resolve();
       worker.onerror = (e) => reject(new Error(e.message));
@@ -26,7 +24,7 @@ export async function spawnThread(init: unknown): Promise<ThreadHandle> {
     return worker;
   }
   const { Worker: NodeWorker } = await import("node:worker_threads");
-  const worker = new NodeWorker(WORKER_URL);
+  const worker = new NodeWorker(url);
   worker.unref(); // idle kernel threads never keep the process alive
   await new Promise<void>((resolve, reject) => {
     worker.once("message", () => resolve());

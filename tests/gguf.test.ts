@@ -99,7 +99,9 @@ test("a header larger than the first read is fetched in growing pieces from a fi
   await file.close();
   for (const cut of [3 << 20, bytes.length - 10]) {
     writeFileSync(`${dir}/cut.gguf`, bytes.subarray(0, cut));
-    const e = await readGgufFile(await openFile(`${dir}/cut.gguf`)).then(() => null, (e) => e);
+    const cutFile = await openFile(`${dir}/cut.gguf`);
+    const e = await readGgufFile(cutFile).then(() => null, (e) => e);
+    await cutFile.close();
     assert.ok(e instanceof FormatError && /cut\.gguf: (truncated: |tensor .* lie past the end of the file|.* the rest of the file can hold)/.test(e.message), String(e));
   }
 });

