@@ -107,6 +107,14 @@ test("a trap in any chunk is raised as a BitNetError once every chunk is done, n
   }
 });
 
+test("with a precompiled module (what Cloudflare Workers pass) the kernels fall back to one thread", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { kernelUrl } = await import("../runtime/kernels.ts");
+  const kx = await loadKernels({ simd: "strict", threads: 4, wasmModule: await WebAssembly.compile(readFileSync(kernelUrl("strict"))) });
+  assert.is(kx.threads, 1);
+  kx.dispose();
+});
+
 test("thread counts must be integers from 1 to 64", async () => {
   for (const threads of [0, -1, 1.5, 65, Number.NaN]) {
     const e = await loadKernels({ threads }).then(() => null, (e) => e);
