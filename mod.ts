@@ -34,3 +34,12 @@ export { writeGguf, type GgufTensorData } from "./model/formats/gguf-writer.ts";
 export { readSafetensors, readSafetensorsIndex, writeSafetensors, type SafetensorsFile, type SafetensorsTensor } from "./model/formats/safetensors.ts";
 export { BITNET_2B4T_SHAPE, synthesizeBitNet, type SynthShape, type SynthWeights } from "./model/synth.ts";
 export { Transformer } from "./model/transformer.ts";
+// Types the API above refers to.
+export type { Activation } from "./model/config.ts";
+export type { TransformerOptions } from "./model/transformer.ts";
+export type { RandomAccessFile } from "./runtime/files.ts";
+export type { F32Input } from "./quant/linear.ts";
+export type { GgufVocabularySource, HfTarget } from "./model/convert.ts";
+export type { GgufValue } from "./model/formats/gguf.ts";
+export type { SafetensorsDtype } from "./model/formats/safetensors.ts";
+export type { LinearName, SynthModel, SynthOptions } from "./model/synth.ts";

@@ -9,20 +9,28 @@ import { OptionError } from "../model/errors.ts";
 import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
 import type { Transformer } from "../model/transformer.ts";
 
+/** Separates documents in a text file (TinyStories' convention). */
 export const DOCUMENT_SEPARATOR = "<|endoftext|>";
 
+/** Options of perplexity: window length, progress and abort. */
 export interface PerplexityOptions {
   /** Window length in tokens (default: the model's context length). */
   ctx?: number;
+  /** Called after each window. */
   onProgress?: (progress: { done: number; total: number }) => void;
+  /** Stops the evaluation when aborted. */
   signal?: AbortSignal;
 }
 
+/** What perplexity measures. */
 export interface PerplexityResult {
   /** Tokens predicted. */
   tokens: number;
+  /** Mean negative log-likelihood (nats per token). */
   loss: number;
+  /** exp(loss). */
   perplexity: number;
+  /** Predicted tokens per second of wall time. */
   tokensPerSecond: number;
 }
 

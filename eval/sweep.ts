@@ -11,16 +11,25 @@ import { type ActivationSpec } from "../quant/activations.ts";
 import { parseVariant, SITES, type Site } from "../quant/variants.ts";
 import type { BitNetModel } from "../model/model.ts";
 
+/** One variant's measurements (one JSON line of a sweep record). */
 export interface SweepResult {
+  /** The model's file name. */
   model: string;
+  /** The text's name. */
   text: string;
+  /** Window length (null: the model's context). */
   ctx: number | null;
+  /** The variant spec. */
   variant: string;
+  /** Predicted tokens. */
   tokens: number;
+  /** exp(loss). */
   perplexity: number;
+  /** Mean negative log-likelihood. */
   loss: number;
   /** Evaluation throughput (prefill-style, all positions) and one-token decode speed. */
   evalTokensPerSecond: number;
+  /** Greedy decode speed after a one-token prompt. */
   decodeTokensPerSecond: number;
   /** Bits per stored weight of the BitLinear layers (log2(3) ternary, 1 sign, 32 fp32 kept as is). */
   bitsPerWeight: number;
@@ -30,13 +39,17 @@ export interface SweepResult {
   activeWeights: number;
 }
 
+/** What runSweep measures and where it reports. */
 export interface SweepOptions extends Pick<LoadOptions, "simd" | "tokenizer" | "lmHead"> {
+  /** The model (path, URL or bytes). */
   model: ByteSource;
   /** The text to evaluate (its content), and a name for it in the results. */
   text: string;
+  /** The text's name in results. */
   textName: string;
   /** Variant names or specs (quant/variants.ts), or "stored" for the checkpoint as it is. */
   variants: string[];
+  /** Window length (default: the model's context). */
   ctx?: number;
   /** Tokens decoded to measure decode speed (default 32). */
   decodeTokens?: number;
@@ -44,6 +57,7 @@ export interface SweepOptions extends Pick<LoadOptions, "simd" | "tokenizer" | "
   done?: SweepResult[];
   /** Called with each finished variant (e.g. to append it to the JSON-lines file). */
   onResult?: (r: SweepResult) => void | Promise<void>;
+  /** Progress within each variant's evaluation. */
   onProgress?: (p: { variant: string; index: number; count: number; done: number; total: number }) => void;
 }
 
@@ -67,6 +81,7 @@ function siteWeights(model: BitNetModel): Record<Site, number> {
   return { qkv: dim * (dim + 2 * kvDim), o: dim * dim, gateUp: 2 * hiddenDim * dim, down: dim * hiddenDim };
 }
 
+/** Loads the model once per variant and measures each (see SweepResult); finished variants from `done` are skipped. */
 export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
   const results: SweepResult[] = [];
   const modelName = sourceName(options.model);

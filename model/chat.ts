@@ -4,8 +4,11 @@ import { Template } from "@huggingface/jinja";
 import { BitNetError, OptionError } from "./errors.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 
+/** One chat turn. */
 export interface ChatMessage {
+  /** Who speaks. */
   role: "system" | "user" | "assistant";
+  /** What is said. */
   content: string;
 }
 

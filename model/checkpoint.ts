@@ -6,8 +6,11 @@ import type { BpeVocabulary } from "./tokenizer/bpe.ts";
 
 /** A byte range of the source file; float tensors stored as f16 or bf16 say so (default f32). */
 export interface Span {
+  /** Byte offset in the checkpoint's file. */
   offset: number;
+  /** Length in bytes. */
   length: number;
+  /** Half-precision storage (absent: f32). */
   dtype?: "f16" | "bf16";
 }
 
@@ -31,26 +34,39 @@ export type LinearTensor = { name: string; rows: number; cols: number; data: Spa
 /** The ternary encodings, for code that handles all of them. */
 export type TernaryTensor = Exclude<LinearTensor, { encoding: "f32" }>;
 
+/** One transformer block's tensors. */
 export interface LayerTensors {
+  /** RMSNorm weight before attention (absent in bitllama). */
   attnNorm?: Span;
+  /** RMSNorm weight before the feed-forward block (absent in bitllama). */
   ffnNorm?: Span;
   /** RMSNorm weights [dim] of the attention output and [hiddenDim] of the gated FFN (2B4T). */
   attnSubNorm?: Span;
+  /** BitNet 2B4T's norm before the down projection. */
   ffnSubNorm?: Span;
+  /** Query projection. */
   q: LinearTensor;
+  /** Key projection. */
   k: LinearTensor;
+  /** Value projection. */
   v: LinearTensor;
+  /** Attention output projection. */
   o: LinearTensor;
+  /** Feed-forward gate projection. */
   gate: LinearTensor;
+  /** Feed-forward up projection. */
   up: LinearTensor;
+  /** Feed-forward down projection. */
   down: LinearTensor;
 }
 
+/** A parsed checkpoint: its config and where each tensor lies in its file (nothing loaded yet). */
 export interface Checkpoint {
   /** Name of the source, for messages. */
   file: string;
   /** The file the spans point into (shards of a sharded checkpoint appear back to back). */
   source: RandomAccessFile;
+  /** Architecture and sizes. */
   config: ModelConfig;
   /** Float [vocab, dim]. */
   embedding: Span;
@@ -58,6 +74,7 @@ export interface Checkpoint {
   finalNorm: Span;
   /** Float [vocab, dim]; absent when the classifier is the embedding table. */
   classifier?: Span;
+  /** The blocks' tensors, in order. */
   layers: LayerTensors[];
   /** A vocabulary stored in the file (GGUF), used when no tokenizer is given: SentencePiece
    *  ("llama": token texts and merge scores) or byte-level BPE ("gpt2"). */

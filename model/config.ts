@@ -1,5 +1,6 @@
 // The shape and recipe of a transformer, whatever file it came from.
 
+/** A model's architecture and sizes, as every reader fills it in. */
 export interface ModelConfig {
   /**
    * Architecture family: "llama" (pre-RMSNorm, llama2.c), "bitllama" (bitllama2.c: no
@@ -7,17 +8,27 @@ export interface ModelConfig {
    * pre-RMSNorm, sub-norms before o_proj and down_proj, ReLU^2 gate, RoPE on split halves).
    */
   arch: "llama" | "bitllama" | "bitnet-b1.58";
+  /** Width of the residual stream. */
   dim: number;
+  /** Width of the feed-forward hidden layer. */
   hiddenDim: number;
+  /** Number of transformer blocks. */
   nLayers: number;
+  /** Attention (query) heads. */
   nHeads: number;
+  /** Key / value heads (fewer than nHeads: grouped-query attention). */
   nKvHeads: number;
+  /** Tokens in the vocabulary. */
   vocabSize: number;
   /** Longest context the model was trained for (and the KV cache's length). */
   seqLen: number;
+  /** dim / nHeads. */
   headSize: number;
+  /** Width of the keys and values: headSize * nKvHeads. */
   kvDim: number;
+  /** RMSNorm epsilon. */
   normEps: number;
+  /** RoPE base frequency. */
   ropeTheta: number;
   /** RoPE pairing: "interleaved" (2i, 2i+1) or "neox" (i, i + headSize/2). */
   rope: "interleaved" | "neox";
@@ -25,6 +36,7 @@ export interface ModelConfig {
   activation: Activation;
 }
 
+/** Feed-forward gate activation: SiLU (Llama) or squared ReLU (BitNet b1.58 2B4T). */
 export type Activation = "silu" | "relu2";
 
 /** Fills the derived fields and checks that the numbers fit together. */

@@ -14,9 +14,12 @@ import { BpeTokenizer } from "./tokenizer/bpe.ts";
 import type { Llama2cTokenizer } from "./tokenizer/llama2c.ts";
 import { decodeTernary, readSpan, widen } from "./weights.ts";
 
+/** GGUF forms the converter writes. */
 export const GGUF_TARGETS = ["gguf-f32", "gguf-i2s", "gguf-tq1", "gguf-tq2"] as const;
+/** One of GGUF_TARGETS. */
 export type GgufTarget = (typeof GGUF_TARGETS)[number];
 export const HF_TARGETS = ["hf", "hf-bf16"] as const;
+/** Hugging Face forms the converter writes: packed weights or bf16 masters. */
 export type HfTarget = (typeof HF_TARGETS)[number];
 
 const TERNARY_TYPES = {

@@ -2,12 +2,15 @@
 
 /** Base class of every error this library throws on purpose. */
 export class BitNetError extends Error {
+  /** Error class name. */
   override name = "BitNetError";
 }
 
 /** A file's bytes do not match its format (truncated, wrong magic, inconsistent sizes). */
 export class FormatError extends BitNetError {
+  /** Error class name. */
   override name = "FormatError";
+  /** `file` names the file; `detail` says what was expected. */
   constructor(readonly file: string, detail: string) {
     super(`${file}: ${detail}`);
   }
@@ -15,7 +18,9 @@ export class FormatError extends BitNetError {
 
 /** An option is missing, of the wrong type or out of range. */
 export class OptionError extends BitNetError {
+  /** Error class name. */
   override name = "OptionError";
+  /** `option` names the option; `detail` gives the accepted range. */
   constructor(readonly option: string, detail: string) {
     super(`option ${option}: ${detail}`);
   }
@@ -23,10 +28,12 @@ export class OptionError extends BitNetError {
 
 /** An input row holds NaN or infinity where finite numbers are required. */
 export class NonFiniteError extends BitNetError {
+  /** Error class name. */
   override name = "NonFiniteError";
 }
 
 /** Shapes of arguments do not fit together. */
 export class ShapeError extends BitNetError {
+  /** Error class name. */
   override name = "ShapeError";
 }

@@ -6,13 +6,17 @@ import { Sampler, type SamplingOptions } from "./sampler.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
 
+/** Options of generate and chat: sampling, length and abort. */
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate (default: until the context is full). */
   maxTokens?: number;
+  /** Stops generation when aborted. */
   signal?: AbortSignal;
 }
 
+/** One generated token and the text it completes (UTF-8 safe). */
 export interface GeneratedToken {
+  /** Token id (-1 for a trailing piece of text without a token). */
   token: number;
   /** The text this token adds (may be "" while a multi-byte character is incomplete). */
   text: string;

@@ -15,6 +15,7 @@ import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
 import { readSafetensorsIndex } from "./formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
 
+/** Options of loadBitNet: kernels (simd, threads), reading (progress, abort), tokenizer, LM head, context, variant. */
 export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant"> {
   /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes), or a ready Tokenizer.
    *  Default: the vocabulary stored in a GGUF file; for a path, tok512.bin or tokenizer.bin

@@ -8,6 +8,7 @@ import { type ChatMessage, renderChat } from "./chat.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
 
+/** A loaded model with its tokenizer: generation, chat, logits, perplexity. */
 export class BitNetModel {
   #transformer: Transformer | null;
   #kernels: Kernels | null;
@@ -17,6 +18,7 @@ export class BitNetModel {
   /** Threads the matrix products run on (1 where the runtime has no shared-memory workers). */
   readonly threads: number;
 
+  /** Made by loadBitNet. */
   constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string) {
     this.#kernels = kernels;
     this.#transformer = transformer;
@@ -24,6 +26,7 @@ export class BitNetModel {
     this.threads = kernels.threads;
   }
 
+  /** Architecture and sizes. */
   get config(): ModelConfig {
     return this.#live().config;
   }

@@ -3,6 +3,7 @@
 // stream in every runtime (BigInt arithmetic is exact everywhere).
 import { OptionError } from "./errors.ts";
 
+/** How the next token is picked. */
 export interface SamplingOptions {
   /** 0 = greedy (argmax); default 1. */
   temperature?: number;
@@ -19,9 +20,11 @@ const MASK64 = (1n << 64n) - 1n;
 /** llama2.c's random_u32 / random_f32 (xorshift64*). */
 export class Xorshift64Star {
   #state: bigint;
+  /** Seeds the generator (a zero seed is replaced, as xorshift needs a non-zero state). */
   constructor(seed: number) {
     this.#state = BigInt.asUintN(64, BigInt(Math.trunc(seed))) || 1n;
   }
+  /** The next 32 random bits. */
   nextU32(): number {
     let s = this.#state;
     s ^= s >> 12n;
@@ -47,10 +50,12 @@ export function checkSamplingOptions(o: SamplingOptions): Required<SamplingOptio
   return { temperature, topK, topP, seed };
 }
 
+/** Picks tokens from logits as llama2.c does: greedy, temperature, top-k, top-p. */
 export class Sampler {
   readonly #o: Required<SamplingOptions>;
   readonly #rng: Xorshift64Star;
 
+  /** A sampler with its own random stream. */
   constructor(options: SamplingOptions = {}) {
     this.#o = checkSamplingOptions(options);
     this.#rng = new Xorshift64Star(this.#o.seed);
@@ -85,6 +90,7 @@ export class Sampler {
   }
 }
 
+/** Index of the largest value (the first on ties). */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;

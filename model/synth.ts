@@ -18,20 +18,27 @@ export const BITNET_2B4T_SHAPE = {
   dim: 2560, hiddenDim: 6912, nLayers: 30, nHeads: 20, nKvHeads: 5, vocabSize: 128256, seqLen: 4096,
 } as const;
 
+/** Sizes of a synthesized BitNet model (the fields of BITNET_2B4T_SHAPE). */
 export type SynthShape = { [K in keyof typeof BITNET_2B4T_SHAPE]: number };
 
+/** How synthesizeBitNet generates weights. */
 export interface SynthOptions {
+  /** Seed of the weights' random stream (default 1). */
   seed?: number;
   /** Storage of the embedding table (default f16, as in bitnet.cpp's I2_S GGUF). */
   embedding?: "f32" | "f16" | "bf16";
 }
 
-type LinearName = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
+/** The seven projections of a block. */
+export type LinearName = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 
 /** The plain parameters behind a synthetic checkpoint (for reference implementations). */
 export interface SynthWeights {
+  /** Embedding table [vocab, dim] as f32. */
   embedding: Float32Array;
+  /** Final RMSNorm weight. */
   finalNorm: Float32Array;
+  /** Each block's tensors as plain arrays. */
   layers: {
     attnNorm: Float32Array; ffnNorm: Float32Array; attnSubNorm: Float32Array; ffnSubNorm: Float32Array;
     linears: Record<LinearName, { rows: number; cols: number; w: Int8Array; scale: number }>;
@@ -107,12 +114,15 @@ function generatedFile(name: string, tensors: { span: Span; make: () => Uint8Arr
   };
 }
 
+/** A synthesized model: its checkpoint and its weights. */
 export interface SynthModel {
+  /** The model as a checkpoint over a generated file. */
   checkpoint: Checkpoint;
   /** Regenerates the plain parameters (small shapes only: they are held as JS arrays). */
   weights(): SynthWeights;
 }
 
+/** A BitNet b1.58 model with random ternary weights of the given shape, as a checkpoint over a generated virtual file (written tensor by tensor, never held whole) and the same weights as arrays. */
 export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding = "f16" }: SynthOptions = {}): Promise<SynthModel> {
   const file = `synthetic bitnet-b1.58 (seed ${seed})`;
   if (!["f32", "f16", "bf16"].includes(embedding)) throw new OptionError("embedding", `expected f32, f16 or bf16, got ${JSON.stringify(embedding)}`);

@@ -28,6 +28,7 @@ interface Layer {
 /** Tokens processed together in prefill (bounds the activation buffers). */
 export const MAX_BLOCK = 32;
 
+/** Options of Transformer.load. */
 export interface TransformerOptions {
   /** Activation variant of the BitLinear inputs: a preset ("b1.58" default, "a4.8", "q-sparse:S") or a spec (quant/variants.ts). */
   variant?: string;
@@ -45,8 +46,11 @@ interface Table {
   dtype: "f32" | "f16" | "bf16";
 }
 
+/** The forward pass over weights in kernel memory (one instance per model). */
 export class Transformer {
+  /** Architecture and sizes (with the context the KV cache was sized for). */
   readonly config: ModelConfig;
+  /** The KV cache. */
   readonly cache: KVCache;
   readonly #k: Kernels;
   readonly #embedding: Table;

@@ -16,6 +16,7 @@ export function paddedCols(cols: number): number {
 
 /** How one BitLinear input is quantized: integer format, and the fraction of entries zeroed first. */
 export interface ActivationSpec {
+  /** Integer format of the quantized values. */
   format: "int8" | "int4";
   /** Q-Sparse top-K: the fraction S in [0, 1) of entries with the smallest |x| set to 0 per token. */
   sparsity: number;
@@ -35,6 +36,7 @@ export function hadamardBlock(block: number | "auto", width: number): number {
 
 export const INT8_ABSMAX: ActivationSpec = { format: "int8", sparsity: 0 };
 
+/** A quantized input in kernel memory. */
 export interface Int8Input extends PreparedInput {
   /** int8 [tokens, paddedCols(cols)] (int4 values too) */
   readonly q: number;
@@ -42,9 +44,11 @@ export interface Int8Input extends PreparedInput {
   readonly scales: number;
   /** i32 [tokens]: sum of each row of q */
   readonly sums: number;
+  /** Width of each row. */
   readonly cols: number;
 }
 
+/** Quantizes BitLinear inputs in WASM with one buffer set (see ActivationSpec). */
 export class ActivationQuantizer {
   readonly #normed: number;
   readonly #sparse: number;
@@ -53,6 +57,7 @@ export class ActivationQuantizer {
   readonly #scales: number;
   readonly #sums: number;
 
+  /** Buffers for up to maxTokens rows of up to maxCols values. */
   constructor(readonly kernels: Kernels, readonly maxTokens: number, readonly maxCols: number, readonly spec: ActivationSpec = INT8_ABSMAX) {
     this.#normed = kernels.allocF32(maxTokens * maxCols);
     this.#sparse = spec.sparsity > 0 ? kernels.allocF32(maxTokens * maxCols) : 0;

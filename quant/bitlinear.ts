@@ -8,11 +8,14 @@ import type { Kernels } from "../runtime/kernels.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
 
+/** Kernel layout of BitLinear weights: 2-bit ternary or 1-bit sign. */
 export type BitWeights = "ternary" | "sign";
 
 /** Weight scales per row and group of `groupCols` input columns: f32 [rows, cols / groupCols] at `scales`. */
 export interface GroupScales {
+  /** Columns per group. */
   readonly groupCols: number;
+  /** Address of the scales f32 [rows, cols / groupCols]. */
   readonly scales: number;
 }
 
@@ -23,11 +26,13 @@ function kernelsOf(kernels: Kernels, weights: BitWeights) {
     : { bytes: k.signPackedBytes, pack: k.packSign, values: "-1 or +1", gemm: k.signGemm, grouped: k.signGemmGrouped };
 }
 
+/** A dense BitLinear: packed ternary or sign weights against int8 activations. */
 export class BitLinear implements Linear {
   /** i32 [maxTokens, groups]: the activations' sums per column group (several groups only). */
   readonly #groupSums: number;
   readonly #run: ReturnType<typeof kernelsOf>;
 
+  /** Weights already packed at `packed` (see fromInt8). */
   constructor(
     readonly kernels: Kernels,
     readonly quantizer: ActivationQuantizer,
@@ -61,10 +66,12 @@ export class BitLinear implements Linear {
     return new BitLinear(kernels, quantizer, weights, packed, rows, cols, scale, l2Norm, options.groups);
   }
 
+  /** Quantizes the input (l2-normalised first for bitllama). */
   prepare(x: number, tokens: number): Int8Input {
     return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
   }
 
+  /** y = (W . Q(x)) * scales. */
   apply(input: PreparedInput, y: number): void {
     const { q, scales, sums, tokens } = input as Int8Input;
     const run = this.#run;

@@ -5,28 +5,39 @@ import type { Kernels } from "../runtime/kernels.ts";
 
 /** An input ready for one kind of linear layer. */
 export interface PreparedInput {
+  /** Tokens (rows) in the input. */
   readonly tokens: number;
 }
 
+/** A linear layer y = W x over kernel memory: prepare the input once, apply it to any layer sharing it. */
 export interface Linear {
+  /** Output width. */
   readonly rows: number;
+  /** Input width. */
   readonly cols: number;
+  /** Turns f32 inputs [tokens, cols] at x into what this layer's kernel consumes. */
   prepare(x: number, tokens: number): PreparedInput;
+  /** Writes y [tokens, rows] for a prepared input. */
   apply(input: PreparedInput, y: number): void;
 }
 
-interface F32Input extends PreparedInput {
+/** An f32 input as it is, at address x. */
+export interface F32Input extends PreparedInput {
+  /** Address of the input [tokens, cols]. */
   readonly x: number;
 }
 
 /** Full-precision weights [rows, cols] in kernel memory. */
 export class F32Linear implements Linear {
+  /** f32 weights [rows, cols] at address w. */
   constructor(readonly kernels: Kernels, readonly w: number, readonly rows: number, readonly cols: number) {}
 
+  /** The f32 input as it is. */
   prepare(x: number, tokens: number): F32Input {
     return { x, tokens };
   }
 
+  /** y = W x (f32 GEMV or GEMM). */
   apply(input: PreparedInput, y: number): void {
     const { x, tokens } = input as F32Input;
     if (tokens === 1) this.kernels.k.gemvF32(this.w, this.rows, this.cols, x, y);

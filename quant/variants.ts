@@ -6,12 +6,16 @@
 import { OptionError } from "../model/errors.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
 
+/** Where activation variants apply: the inputs of q/k/v, o, gate/up and down. */
 export const SITES = ["qkv", "o", "gateUp", "down"] as const;
+/** One of SITES. */
 export type Site = (typeof SITES)[number];
+/** The activation spec of every site. */
 export type ActivationPlan = Record<Site, ActivationSpec>;
 /** Weight quantizers: ternary with gamma = mean|W| (BitNet b1.58) or median|W| (BitNet b1.58
  *  Reloaded), or 1-bit Sign(W - mean W) with beta = mean|W| (BitNet, FBI-LLM). */
 export const WEIGHT_TERNARIZERS = ["absmean", "median", "sign"] as const; // in the kernels' order (quantizeGroups)
+/** One of WEIGHT_TERNARIZERS. */
 export type WeightTernarizer = (typeof WEIGHT_TERNARIZERS)[number];
 /** A variant: activations per site and, when named, the weight ternarizer. fp32 models are
  *  ternarized with it (absmean when unnamed); ternary checkpoints keep their stored weights

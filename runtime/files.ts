@@ -11,13 +11,19 @@ export type ByteSource = string | URL | Uint8Array | ArrayBuffer | ReadableStrea
 
 /** Progress of a long operation: `phase` names it, `total` is undefined when unknown. */
 export interface Progress {
+  /** What is being loaded: the file's bytes, or the layers. */
   phase: "read" | "weights";
+  /** Done so far (bytes or layers). */
   loaded: number;
+  /** In all, when known. */
   total?: number;
 }
 
+/** Options for reading a source. */
 export interface ReadOptions {
+  /** Reports reading progress. */
   onProgress?: (p: Progress) => void;
+  /** Aborts the reading. */
   signal?: AbortSignal;
 }
 
@@ -130,10 +136,13 @@ export async function fileExists(path: string): Promise<boolean> {
 
 /** A file read piece by piece. */
 export interface RandomAccessFile {
+  /** Its name in messages (path or URL). */
   readonly name: string;
+  /** Size in bytes. */
   readonly size: number;
   /** Reads bytes [offset, offset + length) into `into` (default: a fresh array, or a view of memory). */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** Releases the file handle or connection. */
   close(): Promise<void>;
 }
 

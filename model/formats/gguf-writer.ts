@@ -3,11 +3,15 @@ import type { ByteSink } from "../../runtime/files.ts";
 import { ShapeError } from "../errors.ts";
 import { type GgufEntry, GgufType, type GgufValue, ggmlTensorBytes, GGML_TYPES } from "./gguf.ts";
 
+/** A tensor to write into a GGUF file. */
 export interface GgufTensorData {
+  /** Tensor name. */
   name: string;
   /** ggml order (innermost first). */
   dims: number[];
+  /** ggml type (GgmlType). */
   type: number;
+  /** Its data, already in that type's layout. */
   data: Uint8Array;
 }
 

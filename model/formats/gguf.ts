@@ -7,18 +7,23 @@ import { FormatError } from "../errors.ts";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF"
 
+/** GGUF metadata value types. */
 export enum GgufType {
   UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
   STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 }
 
 export type GgufScalar = number | bigint | boolean | string;
+/** A GGUF metadata value: a scalar or an array of values. */
 export type GgufValue = GgufScalar | GgufValue[];
 
 /** A metadata value with its stored type (`itemType` for arrays). */
 export interface GgufEntry {
+  /** The value's type. */
   type: GgufType;
+  /** For arrays: the element type. */
   itemType?: GgufType;
+  /** The value (arrays as JS arrays, 64-bit integers as bigint). */
   value: GgufValue;
 }
 
@@ -33,6 +38,7 @@ export const GGML_TYPES: Record<number, { name: string; blockValues: number; blo
   // bitnet.cpp's I2_S: 2 bits per value plus one f32 scale padded to 32 bytes per tensor.
   36: { name: "I2_S", blockValues: 128, blockBytes: 32 },
 };
+/** ggml tensor types this library reads or writes. */
 export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, BF16: 30, TQ1_0: 34, TQ2_0: 35, I2_S: 36 } as const;
 
 /** Bytes of a tensor of `count` values of a ggml type (undefined if the count does not fit its blocks). */
@@ -42,21 +48,31 @@ export function ggmlTensorBytes(type: number, count: number): number | undefined
   return (count / t.blockValues) * t.blockBytes + (type === GgmlType.I2_S ? 32 : 0);
 }
 
+/** A tensor's entry in a GGUF header. */
 export interface GgufTensorInfo {
+  /** Tensor name. */
   name: string;
   /** ggml order: dims[0] is the innermost (a [out, in] matrix has dims [in, out]). */
   dims: number[];
+  /** ggml type (GgmlType). */
   type: number;
   /** Absolute byte offset in the file. */
   offset: number;
+  /** Bytes of its data. */
   bytes: number;
 }
 
+/** A parsed GGUF header. */
 export interface GgufFile {
+  /** GGUF version (2 or 3). */
   version: number;
+  /** Metadata by key. */
   metadata: Map<string, GgufEntry>;
+  /** Tensor entries, in file order. */
   tensors: GgufTensorInfo[];
+  /** Alignment of tensor data (general.alignment, default 32). */
   alignment: number;
+  /** Where tensor data begins in the file. */
   dataOffset: number;
 }
 

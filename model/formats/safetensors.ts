@@ -7,20 +7,29 @@ import type { ByteSink, RandomAccessFile } from "../../runtime/files.ts";
 import { FormatError, ShapeError } from "../errors.ts";
 
 export const SAFETENSORS_DTYPES = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1 } as const;
+/** safetensors element types this library reads. */
 export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPES;
 const MAX_HEADER = 100 * 1024 * 1024;
 
+/** A tensor's entry in a safetensors header. */
 export interface SafetensorsTensor {
+  /** Tensor name. */
   name: string;
+  /** Element type. */
   dtype: SafetensorsDtype;
+  /** Dimensions. */
   shape: number[];
   /** Absolute byte offset in the file and length. */
   offset: number;
+  /** Bytes of its data. */
   bytes: number;
 }
 
+/** A parsed safetensors header. */
 export interface SafetensorsFile {
+  /** The header's __metadata__ strings. */
   metadata: Record<string, string>;
+  /** Tensor entries by name. */
   tensors: Map<string, SafetensorsTensor>;
 }
 

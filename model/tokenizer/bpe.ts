@@ -28,17 +28,25 @@ const BYTE_OF_CHAR = new Map<number, number>();
   }
 }
 
+/** A byte-level BPE vocabulary as GGUF stores it. */
 export interface BpeVocabulary {
+  /** Token strings (byte-level encoded), by id. */
   tokens: string[];
+  /** Jinja chat template, if any. */
   chatTemplate?: string;
+  /** Merge rules, highest priority first. */
   merges: string[];
   /** GGUF token types: 1 normal, 3 control, 4 user defined. */
   tokenTypes: number[];
+  /** Beginning-of-sequence id. */
   bos: number;
+  /** End-of-sequence id. */
   eos: number;
+  /** Pre-tokenizer name (llama-bpe for Llama 3). */
   pre: string;
 }
 
+/** Byte-level BPE (Llama 3, BitNet 2B4T) on @huggingface/tokenizers. */
 export class BpeTokenizer implements Tokenizer {
   readonly #hf: HfTokenizer;
   readonly #tokens: string[];
@@ -115,10 +123,12 @@ export class BpeTokenizer implements Tokenizer {
     };
   }
 
+  /** Tokens in the vocabulary. */
   get vocabSize(): number {
     return this.#tokens.length;
   }
 
+  /** Token ids of a text, with BOS first (default) and EOS last (not by default). */
   encode(text: string, { bos = true, eos = false }: { bos?: boolean; eos?: boolean } = {}): number[] {
     const ids = this.#hf.encode(text, { add_special_tokens: false }).ids;
     return [...(bos ? [this.bos] : []), ...ids, ...(eos ? [this.eos] : [])];

@@ -5,7 +5,9 @@
 // Pieces are kept as "binary strings" (one char per byte) so merges work on raw bytes.
 import { FormatError } from "../errors.ts";
 
+/** Beginning-of-sequence token id of llama2.c vocabularies. */
 export const BOS = 1;
+/** End-of-sequence token id of llama2.c vocabularies. */
 export const EOS = 2;
 const BYTE_TOKEN_OFFSET = 3; // <0x00> is token 3 in llama2.c vocabularies
 
@@ -18,14 +20,19 @@ function binaryString(bytes: Uint8Array): string {
 }
 const utf8 = new TextEncoder();
 
+/** Text to token ids and back. */
 export interface Tokenizer {
+  /** Tokens in the vocabulary. */
   readonly vocabSize: number;
+  /** Beginning-of-sequence id. */
   readonly bos: number;
+  /** End-of-sequence id. */
   readonly eos: number;
   /** Tokens that end a generation (BOS and EOS for llama2.c; end-of-text and end-of-turn for Llama 3). */
   readonly stopTokens: ReadonlySet<number>;
   /** The checkpoint's chat template (Jinja), when it has one. */
   readonly chatTemplate?: string;
+  /** Token ids of a text, with BOS first (default) and EOS last (not by default). */
   encode(text: string, options?: { bos?: boolean; eos?: boolean }): number[];
   /** The bytes that `token` prints when it follows `prev` (run.c's decode()). */
   decodeBytes(prev: number, token: number): Uint8Array;
@@ -42,9 +49,12 @@ function bytesOf(piece: string): Uint8Array {
 // SentencePiece vocabularies in GGUF write a space as U+2581.
 const SPIECE_SPACE = /\u2581/g;
 
+/** llama2.c's SentencePiece-style tokenizer (tokenizer.bin, or a GGUF llama vocabulary). */
 export class Llama2cTokenizer implements Tokenizer {
-  readonly bos = BOS;
-  readonly eos = EOS;
+  /** Beginning-of-sequence id (1). */
+  readonly bos: number = BOS;
+  /** End-of-sequence id (2). */
+  readonly eos: number = EOS;
   readonly stopTokens: ReadonlySet<number> = new Set([BOS, EOS]); // as llama2.c: BOS ends the text
   readonly #ids = new Map<string, number>();
 
@@ -90,10 +100,12 @@ export class Llama2cTokenizer implements Tokenizer {
     return this.pieces.map((p) => decoder.decode(bytesOf(p)).replace(/ /g, "\u2581"));
   }
 
+  /** Tokens in the vocabulary. */
   get vocabSize(): number {
     return this.pieces.length;
   }
 
+  /** Token ids of a text, merged as run.c merges them. */
   encode(text: string, { bos = true, eos = false }: { bos?: boolean; eos?: boolean } = {}): number[] {
     const tokens: number[] = [];
     if (bos) tokens.push(BOS);
