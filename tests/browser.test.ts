@@ -4,13 +4,12 @@
 // Runs in the Node pass only (Playwright drives the browser from Node).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import process from "node:process";
 import { existsSync } from "node:fs";
+import { CHROMIUM, launchChromium } from "../eval/chromium.ts";
 import { loadBitNet } from "../model/load.ts";
 import { CI, dataPath, withData } from "./helpers.ts";
 
 const test = suite("browser");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const isNode = typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && !(globalThis as { Bun?: unknown }).Bun;
 
 if (isNode) {
@@ -20,14 +19,10 @@ if (isNode) {
       console.log(`  (skipped: no ${CHROMIUM}; set CHROMIUM=/path/to/chromium)`);
       return;
     }
-    const { chromium } = await import("playwright-core");
     // @ts-ignore: a plain JavaScript module without types
     const { serve } = await import("../examples/browser/serve.mjs");
     const server = await serve();
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];

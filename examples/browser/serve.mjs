@@ -16,11 +16,16 @@ const TYPES = {
   ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
 };
 
-/** Starts the server on 127.0.0.1 (port 0: any free one); resolves to its base URL. */
-export function serve(port = 0) {
+/**
+ * Starts the server on 127.0.0.1 (port 0: any free one); resolves to its base URL. `mounts`
+ * maps more URL prefixes ("/models/") to folders.
+ */
+export function serve(port = 0, mounts = {}) {
+  const prefixes = Object.entries({ ...mounts, "/data/": DATA, "/": ROOT });
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
-    const [base, rest] = path.startsWith("/data/") ? [DATA, path.slice(6)] : [ROOT, path.slice(1)];
+    const [prefix, dir] = prefixes.find(([prefix]) => path.startsWith(prefix));
+    const [base, rest] = [resolve(dir), path.slice(prefix.length)];
     let file = normalize(join(base, rest));
     if (!file.startsWith(base)) return void res.writeHead(403).end();
     let stat;
