@@ -7,8 +7,8 @@
 //   node --import tsx eval/bench-llamacpp.ts [--dir D] [--threads 1,2] [--decode 128] [--types tq2,tq1]
 // (ours runs in this runtime: `deno run -A eval/bench-llamacpp.ts` measures the relaxed build).
 // node-llama-cpp is not a project dependency (its optional CUDA builds weigh 0.5 GB): install
-// it for the run with `npm install --no-save node-llama-cpp`. With `npm install --no-save
-// @wllama/wllama` as well, llama.cpp's WASM build runs too, in headless Chromium (Debian's
+// it for the run with `npm install --no-save node-llama-cpp @wllama/wllama` (one command: a
+// later --no-save install prunes the earlier). With @wllama/wllama, llama.cpp's WASM build runs too, in headless Chromium (Debian's
 // chromium) on eval/wllama.html; wllama takes text prompts only, so the prompt is a text of
 // 64 Llama 3 tokens (BOS included), and it decodes --wllama-decode tokens (default 32: it is slow).
 import process from "node:process";
