@@ -287,7 +287,7 @@ export async function loadKernels(options: KernelOptions = {}): Promise<Kernels>
   const level = resolveSimdLevel(options.simd);
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new OptionError("threads", `expected an integer from 1 to 64, got ${threads}`);
-  if (threads > 1 && !options.wasmModule && (await threadsAvailable())) return loadThreaded(level, threads, options.wasmUrl);
+  if (threads > 1 && !options.wasmModule && threadsAvailable()) return loadThreaded(level, threads, options.wasmUrl);
   const module = options.wasmModule ?? (await compileKernels(level, options.wasmUrl));
   const { exports } = await instantiate<Record<string, unknown>>(module, {});
   return new Kernels(exports as unknown as KernelExports, level);

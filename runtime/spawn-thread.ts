@@ -6,12 +6,12 @@ const isNode = () => typeof (globalThis as { process?: { versions?: { node?: str
   typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && typeof (globalThis as { Bun?: unknown }).Bun === "undefined";
 
 /** Whether worker threads with shared memory can run here (not in Cloudflare Workers or pages without cross-origin isolation). */
-export async function threadsAvailable(): Promise<boolean> {
+export function threadsAvailable(): boolean {
   if (typeof SharedArrayBuffer === "undefined" || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return false;
   return typeof Worker === "function" || isNode();
 }
 
-/** Starts a worker on `init` (see thread-worker.ts); resolves once its kernels are instantiated. */
+/** Starts a worker on `init` (see thread-worker.js); resolves once its kernels are instantiated. */
 export async function spawnThread(init: unknown): Promise<ThreadHandle> {
   const url = new URL("./thread-worker.js", import.meta.url); // plain JavaScript, from source and built alike
   if (typeof Worker === "function" && !isNode()) {
