@@ -10,7 +10,7 @@ export { decodeTQ1, encodeTQ1 } from "./formats/tq1";
 export { decodeTQ2, encodeTQ2 } from "./formats/tq2";
 export { decodeHfPacked, encodeHfPacked } from "./formats/hf-packed";
 export { f16ToF32, f32ToF16, convertF16ToF32, convertBF16ToF32 } from "./formats/fp16";
-export { gemmHalf, gemmHalfScalar, gemmI8, gemmI8Scalar, countNonFiniteHalf } from "./head";
+export { prepareHalfInput, gemmHalf, gemmHalfScalar, gemmI8, gemmI8Scalar, countNonFiniteHalf } from "./head";
 export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar, quantizeAbsmeanI4, quantizeAbsmeanI4Scalar } from "./quantize";
 export { sparsifyTopK } from "./sparsify";
 export { ternaryColumnsBytes, packTernaryColumns, ternaryGemvSparse, ternaryGemvSparseScalar, nonZeroColumns } from "./sparse";

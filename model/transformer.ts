@@ -276,7 +276,7 @@ function headLinear(kernels: Kernels, quantizer: ActivationQuantizer, table: Tab
       else widen(kernels, dtype, ptr + first * cols * 2, count * cols, dst);
     });
   }
-  return dtype === "f32" ? new F32Linear(kernels, ptr, rows, cols) : new HalfLinear(kernels, ptr, rows, cols, dtype);
+  return dtype === "f32" ? new F32Linear(kernels, ptr, rows, cols) : new HalfLinear(kernels, ptr, rows, cols, dtype, quantizer.maxTokens);
 }
 
 function withContext(config: ModelConfig, contextLength: number | undefined): ModelConfig {

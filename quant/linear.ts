@@ -45,16 +45,33 @@ export class F32Linear implements Linear {
   }
 }
 
+/** An input regrouped for the half-precision kernel, with the flag it needs. */
+export interface HalfInput extends PreparedInput {
+  /** Address of the regrouped input [tokens, cols]. */
+  readonly x: number;
+  /** 1 when the f16 weights are rescaled in the loop (inputs of 2^16 or more). */
+  readonly rescale: number;
+}
+
 /** f16 or bf16 weights [rows, cols] in kernel memory (an LM head kept in its stored precision). */
 export class HalfLinear implements Linear {
-  constructor(readonly kernels: Kernels, readonly w: number, readonly rows: number, readonly cols: number, readonly dtype: "f16" | "bf16") {}
+  readonly #input: number;
 
-  prepare(x: number, tokens: number): F32Input {
-    return { x, tokens };
+  /** Weights at w; inputs of up to maxTokens rows. */
+  constructor(readonly kernels: Kernels, readonly w: number, readonly rows: number, readonly cols: number, readonly dtype: "f16" | "bf16", readonly maxTokens: number) {
+    this.#input = kernels.allocF32(maxTokens * cols);
   }
 
+  /** The input regrouped as the kernel reads it. */
+  prepare(x: number, tokens: number): HalfInput {
+    if (tokens > this.maxTokens) throw new RangeError(`HalfLinear: ${tokens} tokens, room for ${this.maxTokens}`);
+    const rescale = this.kernels.k.prepareHalfInput(x, this.cols, tokens, this.#input, this.dtype === "bf16");
+    return { x: this.#input, tokens, rescale };
+  }
+
+  /** y = W x with the weights widened in registers. */
   apply(input: PreparedInput, y: number): void {
-    const { x, tokens } = input as F32Input;
-    this.kernels.k.gemmHalf(this.w, this.rows, this.cols, x, tokens, y, this.dtype === "bf16");
+    const { x, tokens, rescale } = input as HalfInput;
+    this.kernels.k.gemmHalf(this.w, this.rows, this.cols, x, tokens, y, this.dtype === "bf16", rescale);
   }
 }

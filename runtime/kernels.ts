@@ -107,10 +107,12 @@ export interface KernelExports {
   convertF16ToF32(src: number, n: number, dst: number): void;
   /** n bfloat16 values to f32. */
   convertBF16ToF32(src: number, n: number, dst: number): void;
-  /** Y = X W^T for f16 or bf16 weights (an LM head in its stored precision). */
-  gemmHalf(w: number, rows: number, cols: number, x: number, tokens: number, y: number, bf16: boolean): void;
+  /** Regroups f32 inputs [tokens, cols] for gemmHalf into out; returns its `rescale` argument (1 when some |x| >= 2^16 for f16). */
+  prepareHalfInput(x: number, cols: number, tokens: number, out: number, bf16: boolean): number;
+  /** Y = X W^T for f16 or bf16 weights (an LM head in its stored precision), X as prepareHalfInput wrote it. */
+  gemmHalf(w: number, rows: number, cols: number, x: number, tokens: number, y: number, bf16: boolean, rescale: number): void;
   /** Scalar twin of gemmHalf. */
-  gemmHalfScalar(w: number, rows: number, cols: number, x: number, tokens: number, y: number, bf16: boolean): void;
+  gemmHalfScalar(w: number, rows: number, cols: number, x: number, tokens: number, y: number, bf16: boolean, rescale: number): void;
   /** Y = X W^T for int8 rows with per-row scales against int8 activations (the int8 LM head). */
   gemmI8(w: number, wScales: number, rows: number, cols: number, x: number, xStride: number, xScales: number, tokens: number, y: number): void;
   /** Scalar twin of gemmI8. */

@@ -56,9 +56,10 @@ test("a synthetic 2B4T model in the packed Hugging Face layout loads to the same
 
 test("the embedding and LM head in f16 or bf16 (kept in their stored precision) give the logits of the same values in f32", async () => {
   const logits = async (embedding: "f32" | "f16" | "bf16") => (await modelOf(kx, (await synthesizeBitNet(SHAPE, { seed: 4, embedding })).checkpoint)).logits(TOKENS);
-  const f32 = await logits("f32");
-  assert.equal(await logits("f16"), f32, "f16: the same products summed in the same order");
-  assert.equal(await logits("bf16"), f32, "bf16");
+  const f32 = await logits("f32"), f16 = await logits("f16");
+  // Both half forms widen in registers and sum in the same lanes: equal bits; f32 sums in another order.
+  assert.equal(await logits("bf16"), f16, "f16 and bf16 holding the same values");
+  f16.forEach((row, i) => assert.ok(maxRelativeError(row, f32[i]) < 1e-6, `position ${i}: ${maxRelativeError(row, f32[i])}`));
 });
 
 test("bf16 master weights are ternarized at load with absmean, giving back the packed model's logits up to bf16 scale rounding", async () => {

@@ -132,6 +132,42 @@ for (const level of LEVELS) {
     }
   });
 
+  test("f16 / bf16 head GEMM: SIMD = scalar twin (bit for bit), close to a float64 reference; subnormal halves and inputs >= 2^16 stay exact", () => {
+    const next = rng(12);
+    const bf16Value = (h: number) => new Float32Array(Uint32Array.of(h << 16).buffer)[0];
+    // Random halves of every kind: normal, subnormal, signed zeros, the largest finite.
+    const randomHalf = (bf16: boolean) => {
+      const u = next();
+      if (u < 0.05) return u < 0.025 ? 0x0000 : 0x8000;
+      if (u < 0.1) return (u < 0.075 ? 0 : 0x8000) | (1 + Math.floor(next() * 0x3ff)); // f16 subnormal (bf16: tiny)
+      if (u < 0.12) return bf16 ? 0x477f : 0x7bff;
+      return bf16 ? (Math.floor(next() * 0xffff) & 0xbfff) | 0x3000 : k.f32ToF16(next() * 4 - 2);
+    };
+    for (const bf16 of [false, true]) {
+      const value = (h: number) => (bf16 ? bf16Value(h) : k.f16ToF32(h));
+      for (const [rows, cols] of [...SHAPES, [9, 48], [5, 2560]] as [number, number][]) {
+        for (const [tokens, xScale] of [[1, 1], [3, 1], [2, 1e5]]) {
+          const w = Uint16Array.from({ length: rows * cols }, () => randomHalf(bf16)), x = randomF32(tokens * cols, next, xScale);
+          const mark = kx.arena.mark();
+          const wp = kx.put(w), xp = kx.put(x), regrouped = kx.allocF32(tokens * cols);
+          const rescale = k.prepareHalfInput(xp, cols, tokens, regrouped, bf16);
+          assert.is(rescale, !bf16 && x.some((v) => Math.abs(v) >= 65536) ? 1 : 0);
+          const y0 = kx.allocF32(tokens * rows), y1 = kx.allocF32(tokens * rows);
+          k.gemmHalf(wp, rows, cols, regrouped, tokens, y0, bf16, rescale);
+          k.gemmHalfScalar(wp, rows, cols, regrouped, tokens, y1, bf16, rescale);
+          assert.ok(bitsEqual(kx.f32(y0, tokens * rows), kx.f32(y1, tokens * rows)), `${bf16 ? "bf16" : "f16"} ${rows}x${cols}, ${tokens} tokens`);
+          const want = new Float64Array(tokens * rows), got = kx.f32(y0, tokens * rows);
+          for (let t = 0; t < tokens; t++) for (let r = 0; r < rows; r++) {
+            for (let c = 0; c < cols; c++) want[t * rows + r] += value(w[r * cols + c]) * x[t * cols + c];
+          }
+          if (cols === 1) assert.ok(bitsEqual(got, Float32Array.from(want)), "one column: each product rounded once, as f32 w * x");
+          assert.ok(maxRelativeError(got, want) < 1e-5, `${bf16 ? "bf16" : "f16"} ${rows}x${cols}: ${maxRelativeError(got, want)}`);
+          kx.arena.release(mark);
+        }
+      }
+    }
+  });
+
   test("RMSNorm and the bitllama L2 norm: SIMD = scalar twin, = their formulas", () => {
     const next = rng(5);
     for (const n of [1, 3, 4, 37, 256]) {

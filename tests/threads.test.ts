@@ -57,8 +57,8 @@ const CASES: Record<(typeof PARALLEL_KERNELS)[number], (tokens: number) => Case>
   },
   gemmHalf: (t) => (kx, next) => {
     const w = kx.put(Uint16Array.from({ length: ROWS * COLS }, () => kx.k.f32ToF16(next() * 2 - 1)));
-    const y = kx.allocF32(t * ROWS);
-    kx.k.gemmHalf(w, ROWS, COLS, floats(kx, t * COLS, next), t, y, false);
+    const y = kx.allocF32(t * ROWS), x = kx.allocF32(t * COLS);
+    kx.k.gemmHalf(w, ROWS, COLS, x, t, y, false, kx.k.prepareHalfInput(floats(kx, t * COLS, next), COLS, t, x, false));
     return kx.f32(y, t * ROWS).slice();
   },
   gemmI8: (t) => (kx, next) => {
