@@ -21,7 +21,7 @@ export { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } fro
 export { evaluationTokens, DOCUMENT_SEPARATOR, type PerplexityOptions, type PerplexityResult } from "./eval/perplexity.ts";
 export { runSweep, splitVariants, sweepChart, type SweepOptions, type SweepResult, sweepTable } from "./eval/sweep.ts";
 export { Kernels, loadKernels, compileKernels, kernelUrl, resolveSimdLevel, type KernelExports, type KernelOptions, type SimdLevel } from "./runtime/kernels.ts";
-export { hasRelaxedSimd } from "./runtime/features.ts";
+export { hasRelaxedSimd, relaxedSimdPays } from "./runtime/features.ts";
 export { type ActivationSpec, ActivationQuantizer, paddedCols, type Int8Input } from "./quant/activations.ts";
 export { type ActivationPlan, parseVariant, PRESETS, SITES, type Site, type VariantPlan, WEIGHT_TERNARIZERS, type WeightTernarizer } from "./quant/variants.ts";
 export { BitLinear, type BitWeights, type GroupScales } from "./quant/bitlinear.ts";

@@ -7,7 +7,7 @@ import type { Checkpoint } from "../model/checkpoint.ts";
 import { GGUF_TARGETS, type GgufTarget, type GgufVocabularySource, HF_TARGETS, type HfTarget, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
 import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder, readHfFolderTokenizer, tokenizerFromBytes } from "../model/load.ts";
 import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
-import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
+import { BITNET_2B4T_SHAPE, type SynthArch, synthesizeBitNet } from "../model/synth.ts";
 import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError, OptionError } from "../model/errors.ts";
@@ -27,7 +27,8 @@ const USAGE = `usage:
   bitnet-wasm sweep --model F --text F --variants LIST [--grid F.json] [--ctx N] [--out PREFIX]
                     [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,... or, with specs, "b1.58;a4.8,kv=3;...")
   bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
-                    [--context N] [--embedding f16|bf16|f32] [--seed S] [--tokenizer F] --to FORMAT --out F
+                    [--context N] [--embedding f16|bf16|f32] [--seed S] [--tokenizer F] [--arch bitnet-b1.58|llama]
+                    --to FORMAT --out F
 common: [--simd auto|relaxed|strict] [--threads N] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
         [--variant b1.58|a4.8|q-sparse:S|SPEC]  (SPEC: qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)
 FORMAT: ${[...GGUF_TARGETS, ...HF_TARGETS].join(" | ")} (hf and hf-bf16 write a folder)
@@ -36,7 +37,8 @@ Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitlla
 files (ak42), GGUF (architectures llama, bitllama, bitnet-b1.58 as bitnet.cpp writes it,
 bitnet as llama.cpp writes it; I2_S, TQ1_0, TQ2_0 weights), and Hugging Face BitNet folders
 (config.json + model.safetensors or its shards + tokenizer.json; packed or bf16 masters).
-synth writes a BitNet b1.58 model with the 2B4T shapes (flags shrink it) and random weights.
+synth writes a BitNet b1.58 model with the 2B4T shapes (flags shrink it) and random weights
+(--arch llama: the same shapes and ternary weights under llama's architecture).
 Without --model, generate uses ${DEFAULT_MODEL}.
 Without --tokenizer: the GGUF's own vocabulary, a Hugging Face folder's tokenizer.json, or
 tok512.bin / tokenizer.bin beside the model, then ${SHARED_TOKENIZER}.
@@ -203,7 +205,6 @@ async function synth(args: string[]): Promise<void> {
   });
   if (values.help) return console.log(USAGE);
   if (!values.to || !values.out) throw new BitNetError("synth needs --to FORMAT --out F");
-  if ((values.arch ?? "bitnet-b1.58") !== "bitnet-b1.58") throw new OptionError("--arch", `only bitnet-b1.58 is synthesized, got ${JSON.stringify(values.arch)}`);
   const int = (name: string) => numberOption(values, name, isPositiveInteger, "an integer > 0");
   const d = BITNET_2B4T_SHAPE;
   const shape = {
@@ -212,6 +213,7 @@ async function synth(args: string[]): Promise<void> {
   };
   const { checkpoint } = await synthesizeBitNet(shape, {
     seed: numberOption(values, "seed", Number.isInteger, "an integer") ?? 1, embedding: values.embedding as "f16" | "bf16" | "f32" | undefined,
+    arch: values.arch as SynthArch | undefined,
   });
   // A vocabulary to carry into the file (other engines need one), e.g. Llama 3's tokenizer.json for the 2B4T shape.
   const tokenizer = values.tokenizer ? tokenizerFromBytes(await readBytes(values.tokenizer), shape.vocabSize, values.tokenizer) : null;

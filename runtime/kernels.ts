@@ -1,11 +1,11 @@
 // Loads the AssemblyScript kernel module and gives the host typed access to it.
 // Two builds exist: strict SIMD (everywhere) and relaxed SIMD (Node 22+, Deno, Bun,
-// Chromium); "auto" picks by feature detection. A precompiled WebAssembly.Module may be
+// Chromium); "auto" takes relaxed where the runtime has it and runs it faster. A precompiled WebAssembly.Module may be
 // passed instead (Cloudflare Workers only accept WASM imported as a module).
 import { instantiate } from "@assemblyscript/loader";
 import { BitNetError, OptionError } from "../model/errors.ts";
 import { Arena } from "./arena.ts";
-import { hasRelaxedSimd } from "./features.ts";
+import { hasRelaxedSimd, relaxedSimdPays } from "./features.ts";
 import { readBytes } from "./files.ts";
 import { spawnThread, threadsAvailable } from "./spawn-thread.ts";
 import { JOB_BYTES, PARALLEL_KERNELS, ThreadPool } from "./threads.ts";
@@ -15,7 +15,7 @@ export type SimdLevel = "relaxed" | "strict";
 
 /** How to load the kernels: build, precompiled module, location, threads. */
 export interface KernelOptions {
-  /** Which build to use: "auto" (default) takes relaxed SIMD where the runtime has it. */
+  /** Which build to use: "auto" (default) takes relaxed SIMD where the runtime has it and runs it faster (see relaxedSimdPays). */
   simd?: "auto" | SimdLevel;
   /** A precompiled kernel module of the chosen level (required where WASM cannot be compiled from bytes). */
   wasmModule?: WebAssembly.Module;
@@ -254,9 +254,9 @@ export class Kernels {
 
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
-/** Resolves "auto" to the build this runtime can run. */
+/** Resolves "auto" to the faster build this runtime can run. */
 export function resolveSimdLevel(simd: KernelOptions["simd"] = "auto"): SimdLevel {
-  if (simd === "auto") return hasRelaxedSimd() ? "relaxed" : "strict";
+  if (simd === "auto") return relaxedSimdPays() ? "relaxed" : "strict";
   if (simd !== "relaxed" && simd !== "strict") {
     throw new OptionError("simd", `expected "auto", "relaxed" or "strict", got ${JSON.stringify(simd)}`);
   }

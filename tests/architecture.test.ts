@@ -43,28 +43,32 @@ function roundHalfEven(v: number): number {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-function ropeHalves(v: number[], heads: number, hs: number, pos: number): void {
+/** RoPE rotating pairs (i, i + hs/2) (NEOX, BitNet) or (2i, 2i + 1) (interleaved, llama). */
+function rope(v: number[], heads: number, hs: number, pos: number, neox: boolean): void {
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < hs / 2; i++) {
       const angle = pos * Math.pow(500000, (-2 * i) / hs);
-      const a = v[h * hs + i], b = v[h * hs + i + hs / 2];
-      v[h * hs + i] = a * Math.cos(angle) - b * Math.sin(angle);
-      v[h * hs + i + hs / 2] = a * Math.sin(angle) + b * Math.cos(angle);
+      const [ia, ib] = neox ? [h * hs + i, h * hs + i + hs / 2] : [h * hs + 2 * i, h * hs + 2 * i + 1];
+      const a = v[ia], b = v[ib];
+      v[ia] = a * Math.cos(angle) - b * Math.sin(angle);
+      v[ib] = a * Math.sin(angle) + b * Math.cos(angle);
     }
   }
 }
 
-/** Logits at every position, float64 throughout. */
-function referenceLogits(wts: SynthWeights, tokens: number[], shape: { dim: number; nHeads: number; nKvHeads: number; vocabSize: number } = SHAPE): number[][] {
-  const { dim, nHeads, nKvHeads, vocabSize } = shape, hs = dim / nHeads, group = nHeads / nKvHeads;
+/** Logits at every position, float64 throughout: BitNet b1.58, or llama's architecture over the same BitLinear layers. */
+function referenceLogits(wts: SynthWeights, tokens: number[], shape: { dim: number; nHeads: number; nKvHeads: number; vocabSize: number } = SHAPE, arch = "bitnet-b1.58"): number[][] {
+  const { dim, nHeads, nKvHeads, vocabSize } = shape, hs = dim / nHeads, group = nHeads / nKvHeads, bitnet = arch === "bitnet-b1.58";
+  const subNorm = (x: number[], w?: Float32Array) => (bitnet ? rmsNorm(x, w!) : x);
+  const silu = (v: number) => v / (1 + Math.exp(-v));
   const keys: number[][][] = wts.layers.map(() => []), values: number[][][] = wts.layers.map(() => []);
   return tokens.map((token, pos) => {
     let x = Array.from(wts.embedding.subarray(token * dim, (token + 1) * dim));
     wts.layers.forEach((L, l) => {
       const h = rmsNorm(x, L.attnNorm);
       const q = bitLinear(h, L.linears.q), k = bitLinear(h, L.linears.k), v = bitLinear(h, L.linears.v);
-      ropeHalves(q, nHeads, hs, pos);
-      ropeHalves(k, nKvHeads, hs, pos);
+      rope(q, nHeads, hs, pos, bitnet);
+      rope(k, nKvHeads, hs, pos, bitnet);
       keys[l].push(k);
       values[l].push(v);
       const att = new Array(dim).fill(0);
@@ -80,12 +84,12 @@ function referenceLogits(wts: SynthWeights, tokens: number[], shape: { dim: numb
           for (let i = 0; i < hs; i++) att[head * hs + i] += (e[p] / z) * vv[g + i];
         });
       }
-      const o = bitLinear(rmsNorm(att, L.attnSubNorm), L.linears.o);
+      const o = bitLinear(subNorm(att, L.attnSubNorm), L.linears.o);
       x = x.map((xv, i) => xv + o[i]);
       const f = rmsNorm(x, L.ffnNorm);
       const gate = bitLinear(f, L.linears.gate), up = bitLinear(f, L.linears.up);
-      const act = gate.map((gv, i) => Math.max(gv, 0) ** 2 * up[i]);
-      const down = bitLinear(rmsNorm(act, L.ffnSubNorm), L.linears.down);
+      const act = gate.map((gv, i) => (bitnet ? Math.max(gv, 0) ** 2 : silu(gv)) * up[i]);
+      const down = bitLinear(subNorm(act, L.ffnSubNorm), L.linears.down);
       x = x.map((xv, i) => xv + down[i]);
     });
     const xn = rmsNorm(x, wts.finalNorm);
@@ -180,6 +184,34 @@ test("a tiny 2B4T model in all five forms (HF packed, HF bf16, I2_S, TQ1_0, TQ2_
   assert.is(i2s.get("general.architecture")?.value, "bitnet-b1.58", "bitnet.cpp's name for its I2_S files");
   assert.is(tq2.get("general.architecture")?.value, "bitnet", "llama.cpp's name");
   assert.is(tq2.get("bitnet.hidden_activation")?.value, "relu2");
+});
+
+test("the same ternary shapes under llama's architecture (as llama.cpp reads TQ1_0 / TQ2_0 in llama models): no sub-norms, SwiGLU, interleaved RoPE; the reference's logits from TQ2_0 and TQ1_0 GGUF", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint, weights } = await synthesizeBitNet(TQ_SHAPE, { seed: 14, arch: "llama" });
+  assert.equal([checkpoint.config.rope, checkpoint.config.activation, checkpoint.layers[0].attnSubNorm], ["interleaved", "silu", undefined]);
+  const tokens = [1, 250, 17, 17, 299, 0, 64];
+  // Against float64: an int8 activation that rounds the other way in f32 moves a logit by < 1%.
+  const close = (got: number[][], reference: number[][], what: string) => {
+    const errors = got.map((row, i) => maxRelativeError(row, reference[i]));
+    assert.ok(errors.every((e) => e < 1e-2) && errors.filter((e) => e < 1e-5).length >= tokens.length - 1, `${what}: errors ${errors}`);
+  };
+  close((await modelOf(kx, checkpoint)).logits(tokens), referenceLogits(weights(), tokens, TQ_SHAPE, "llama"), "synthetic");
+  // TQ1_0 / TQ2_0 store each block's scale in f16: the reference with those scales.
+  const f16Scales = weights();
+  for (const layer of f16Scales.layers) for (const t of Object.values(layer.linears)) t.scale = kx.k.f16ToF32(kx.k.f32ToF16(t.scale));
+  const reference = referenceLogits(f16Scales, tokens, TQ_SHAPE, "llama");
+  for (const target of ["gguf-tq2", "gguf-tq1"] as const) {
+    const bytes = await checkpointToGguf(kx, checkpoint, null, target), g = readGguf(bytes, "g");
+    assert.is(g.metadata.get("general.architecture")?.value, "llama", target);
+    assert.not.ok(g.tensors.some((t) => t.name.includes("sub_norm")), `${target}: no sub-norm tensors`);
+    const ckpt = await checkpointOf(bytes, `${target}.gguf`);
+    assert.equal([ckpt.config.arch, ckpt.config.rope, ckpt.config.activation], ["llama", "interleaved", "silu"], target);
+    close((await modelOf(kx, ckpt)).logits(tokens), reference, target);
+  }
+  const refused = await synthesizeBitNet(TQ_SHAPE, { arch: "gpt2" as never }).then(() => null, (e: Error) => e);
+  assert.instance(refused, OptionError);
+  assert.match(refused!.message, /option arch: expected bitnet-b1.58 or llama, got "gpt2"/);
 });
 
 test("GGUF bitnet archs: llama.cpp's bitnet defaults to SiLU; per-tensor .scale / .weight_scale tensors multiply the output", async () => {
