@@ -109,7 +109,8 @@ export function prepareHalfInput(x: usize, cols: i32, tokens: i32, out: usize, b
   }
 }
 
-// One loop per weight form, so that no test on the form runs inside it.
+// One loop per weight form (f16 / f16 rescaled / bf16), the form a constant in each: with the
+// flags as runtime arguments the f16 head took 47 ms instead of 31 (2B4T head, Node 20).
 @inline function gemmHalfForms(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool, simd: bool): void {
   if (bf16) gemmHalfImpl(w, rows, cols, x, tokens, y, true, false, simd);
   else if (rescale) gemmHalfImpl(w, rows, cols, x, tokens, y, false, true, simd);
