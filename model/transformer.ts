@@ -174,11 +174,13 @@ export class Transformer {
       // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> (sub-norm) -> o -> residual.
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
-      layer.q.apply(h, this.#q);
       // k and v go straight into f32 cache rows, or through staging rows into a quantized cache.
       const kRows = cache.quantized ? this.#kStage : kCache + pos * kvDim * 4, vRows = cache.quantized ? this.#vStage : vCache + pos * kvDim * 4;
-      layer.k.apply(h, kRows);
-      layer.v.apply(h, vRows);
+      this.#k.together(() => {
+        layer.q.apply(h, this.#q);
+        layer.k.apply(h, kRows);
+        layer.v.apply(h, vRows);
+      });
       k.rope(this.#q, nHeads, headSize, T, dim, pos, this.#ropeCos, this.#ropeSin, neox);
       k.rope(kRows, nKvHeads, headSize, T, kvDim, pos, this.#ropeCos, this.#ropeSin, neox);
       if (cache.quantized) {
@@ -194,8 +196,10 @@ export class Transformer {
       // Feed-forward: (RMSNorm) -> gate, up -> act(gate) * up -> (sub-norm) -> down -> residual.
       const ffnIn = this.#normed(this.#x, layer.ffnNorm, dim, T, normEps);
       const g = layer.gate.prepare(ffnIn, T);
-      layer.gate.apply(g, this.#gate);
-      layer.up.apply(g, this.#up);
+      this.#k.together(() => {
+        layer.gate.apply(g, this.#gate);
+        layer.up.apply(g, this.#up);
+      });
       if (c.activation === "silu") k.swiglu(this.#gate, this.#up, T * hiddenDim);
       else k.relu2glu(this.#gate, this.#up, T * hiddenDim);
       if (layer.ffnSubNorm !== undefined) k.rmsNorm(this.#gate, this.#gate, layer.ffnSubNorm, hiddenDim, T, normEps);

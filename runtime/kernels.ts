@@ -207,6 +207,14 @@ export class Kernels {
     this.#pool = pool;
     this.k = pool.wrap(this.k);
   }
+  /**
+   * Runs the matrix products that `body` calls as one job for the worker threads (q, k and v
+   * of one input, say): they must not read each other's outputs. Without threads it just calls body.
+   */
+  together(body: () => void): void {
+    if (this.#pool) this.#pool.together(body);
+    else body();
+  }
   /** Stops the worker threads, if any (the memory goes with the last reference). */
   dispose(): void {
     this.#pool?.close();

@@ -4,8 +4,9 @@
 // jobs the main thread posts in the job block (layout in threads.ts) until told to stop.
 // Plain JavaScript with no imports, so every runtime starts it as it is, from source or built.
 
-// Job block: i32 [seq, claim, fn, chunks, completed, failed], then f64 args, MAX_ARGS per chunk. fn < 0 ends the worker.
-const SEQ = 0, CLAIM = 1, FN = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, MAX_ARGS = 12;
+// Job block: i32 [seq, claim, stop, chunks, completed, failed], then per chunk SLOTS f64: the
+// kernel's index in `names` and its arguments. stop != 0 ends the worker.
+const SEQ = 0, CLAIM = 1, STOP = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, SLOTS = 13;
 // Spin this many polls before sleeping: a decoded token brings a few hundred jobs, each
 // shortly after the last, and a futex wake-up per job would cost more than the spinning.
 const SPINS = 1 << 20;
@@ -35,16 +36,16 @@ async function start(init, reply) {
       }
     }
     seen = Atomics.load(job, SEQ);
-    if (job[FN] < 0) return;
+    if (job[STOP]) return;
     const tag = seen & 0xffff;
     // Claim chunks of this job (and no later one) while there are any.
     for (let v = Atomics.load(job, CLAIM); v >>> 16 === tag && (v & 0xffff) < job[CHUNKS]; v = Atomics.load(job, CLAIM)) {
       if (Atomics.compareExchange(job, CLAIM, v, v + 1) !== v) continue;
-      const a = (v & 0xffff) * MAX_ARGS;
+      const a = (v & 0xffff) * SLOTS, fn = args[a];
       try {
-        fns[job[FN]](args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10], args[a + 11]);
+        fns[fn](args[a + 1], args[a + 2], args[a + 3], args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10], args[a + 11], args[a + 12]);
       } catch {
-        job[FAILED] = 1; // a trap: the main thread raises it once every chunk is accounted for
+        job[FAILED] = fn + 1; // a trap: the main thread raises it once every chunk is accounted for
       }
       Atomics.add(job, COMPLETED, 1);
     }

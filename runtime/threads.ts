@@ -5,17 +5,20 @@
 // any thread count. The calling thread and the workers claim chunks from a shared counter
 // until none is left, so a thread the OS delays gets fewer chunks instead of holding the
 // others up. Jobs go through a small job block in the shared memory (Atomics), not through
-// messages: a decoded token makes a few hundred products, too many for a message round trip each.
+// messages: a decoded token makes a few hundred products, too many for a message round trip
+// each. Independent products (q, k and v of one input; gate and up) can share one job
+// (`together`), which halves the hand-offs and lets the small ones fill the big one's tail.
 import { BitNetError } from "../model/errors.ts";
 import type { KernelExports } from "./kernels.ts";
 
-// The job block (read by thread-worker.js): i32 [seq, claim, fn, chunks, completed, failed],
-// then f64 arguments, MAX_ARGS per chunk. `claim` holds (seq & 0xffff) << 16 | next chunk, so
-// a worker still looking at an older job can never claim a chunk of the current one.
-const SEQ = 0, CLAIM = 1, FN = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, MAX_ARGS = 12;
+// The job block (read by thread-worker.js): i32 [seq, claim, stop, chunks, completed, failed],
+// then per chunk SLOTS f64: the kernel's index in PARALLEL_KERNELS and its arguments.
+// `claim` holds (seq & 0xffff) << 16 | next chunk, so a worker still looking at an older job
+// can never claim a chunk of the current one; `failed` is 1 + the index of a kernel that trapped.
+const SEQ = 0, CLAIM = 1, STOP = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, SLOTS = 13;
 // Chunks per thread: enough to rebalance when one thread is delayed, few enough to keep hand-offs cheap.
 const CHUNKS_PER_THREAD = 2, MAX_CHUNKS = 64 * CHUNKS_PER_THREAD;
-export const JOB_BYTES = ARGS_BYTE + 8 * MAX_ARGS * MAX_CHUNKS;
+export const JOB_BYTES = ARGS_BYTE + 8 * SLOTS * MAX_CHUNKS;
 // Below this many multiply-adds a product stays on one thread: the hand-off would cost more.
 const MIN_WORK = 1 << 16;
 // A spin-loop hint (x86 PAUSE) where the runtime has it (not Node 20).
@@ -112,14 +115,23 @@ export interface ThreadHandle {
   terminate(): void;
 }
 
+/** One piece of a job: a kernel (its index and function) and its arguments. */
+interface Chunk {
+  fn: number;
+  run: (...a: number[]) => void;
+  args: Args;
+}
+
 export class ThreadPool {
   readonly #job: Int32Array;
-  readonly #args: Float64Array;
+  readonly #slots: Float64Array;
   #seq = 0;
+  /** Chunks collected by `together`, or null when each product runs as its own job. */
+  #pending: Chunk[] | null = null;
 
   constructor(memory: WebAssembly.Memory, job: number, readonly workers: ThreadHandle[]) {
     this.#job = new Int32Array(memory.buffer, job, 8);
-    this.#args = new Float64Array(memory.buffer, job + ARGS_BYTE, MAX_ARGS * MAX_CHUNKS);
+    this.#slots = new Float64Array(memory.buffer, job + ARGS_BYTE, SLOTS * MAX_CHUNKS);
   }
 
   /** Threads in all: the workers and the calling thread. */
@@ -130,22 +142,49 @@ export class ThreadPool {
   /** The exports with the parallel kernels replaced by versions that split their work. */
   wrap(k: KernelExports): KernelExports {
     const wrapped = { ...k };
-    PARALLEL_KERNELS.forEach((name, index) => {
+    PARALLEL_KERNELS.forEach((name, fn) => {
       const run = k[name] as (...a: number[]) => void, split: Split = SPLITS[name];
-      (wrapped as Record<string, unknown>)[name] = (...a: number[]) => this.#run(index, run, split, a);
+      (wrapped as Record<string, unknown>)[name] = (...a: number[]) => this.#submit(fn, run, split, a);
     });
     return wrapped;
   }
 
-  #run(fn: number, run: (...a: number[]) => void, split: Split, a: Args): void {
+  /**
+   * Runs the parallel products that `body` calls as one job, once it returns. They must not
+   * depend on each other's outputs (none of them may read what another writes).
+   */
+  together(body: () => void): void {
+    if (this.#pending) return body();
+    this.#pending = [];
+    let chunks: Chunk[];
+    try {
+      body();
+    } finally {
+      chunks = this.#pending;
+      this.#pending = null;
+    }
+    if (chunks.length > 0) this.#runJob(chunks);
+  }
+
+  #submit(fn: number, run: (...a: number[]) => void, split: Split, a: Args): void {
     const tokens = split.tokens(a), rows = split.rows(a);
     if (rows * split.cols(a) * tokens < MIN_WORK) return run(...a);
-    const chunks = tokens === 1
-      ? ranges(rows, this.threads * CHUNKS_PER_THREAD, split.rowAlign).map(([r0, r1]) => split.byRows(a, r0, r1))
-      : ranges(tokens, this.threads * CHUNKS_PER_THREAD, 1).map(([t0, t1]) => split.byTokens(a, t0, t1));
+    const parts = this.threads * CHUNKS_PER_THREAD;
+    const chunks = (tokens === 1
+      ? ranges(rows, parts, split.rowAlign).map(([r0, r1]) => split.byRows(a, r0, r1))
+      : ranges(tokens, parts, 1).map(([t0, t1]) => split.byTokens(a, t0, t1))).map((args) => ({ fn, run, args }));
+    const pending = this.#pending;
+    if (!pending) return this.#runJob(chunks);
+    if (pending.length + chunks.length > MAX_CHUNKS) this.#runJob(pending.splice(0));
+    pending.push(...chunks);
+  }
+
+  #runJob(chunks: Chunk[]): void {
     const job = this.#job, tag = ++this.#seq & 0xffff;
-    chunks.forEach((c, i) => this.#args.set(c, i * MAX_ARGS));
-    job[FN] = fn;
+    chunks.forEach((c, i) => {
+      this.#slots[i * SLOTS] = c.fn;
+      this.#slots.set(c.args, i * SLOTS + 1);
+    });
     job[CHUNKS] = chunks.length;
     job[COMPLETED] = 0;
     job[FAILED] = 0;
@@ -154,20 +193,21 @@ export class ThreadPool {
     Atomics.notify(job, SEQ);
     for (let v = Atomics.load(job, CLAIM); (v & 0xffff) < chunks.length; v = Atomics.load(job, CLAIM)) {
       if (Atomics.compareExchange(job, CLAIM, v, v + 1) !== v) continue;
+      const c = chunks[v & 0xffff];
       try {
-        run(...chunks[v & 0xffff]);
+        c.run(...c.args);
       } catch {
-        job[FAILED] = 1;
+        job[FAILED] = c.fn + 1;
       }
       Atomics.add(job, COMPLETED, 1);
     }
     while (Atomics.load(job, COMPLETED) < chunks.length) pause(); // the last chunks are as short as ours: spin
-    if (job[FAILED]) throw new BitNetError(`kernel ${PARALLEL_KERNELS[fn]} trapped (an address or size out of range)`);
+    if (job[FAILED]) throw new BitNetError(`kernel ${PARALLEL_KERNELS[job[FAILED] - 1]} trapped (an address or size out of range)`);
   }
 
   /** Stops the workers. */
   close(): void {
-    this.#job[FN] = -1;
+    this.#job[STOP] = 1;
     Atomics.store(this.#job, SEQ, ++this.#seq);
     Atomics.notify(this.#job, SEQ);
     for (const w of this.workers) w.terminate();

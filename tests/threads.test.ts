@@ -11,8 +11,9 @@ import { dataPath, LEVELS, rng, withData } from "./helpers.ts";
 
 const test = suite("threads");
 
-// One call of a parallel kernel on fresh random inputs in `kx`; returns its output.
-type Case = (kx: Kernels, next: () => number) => Float32Array;
+// One call of a parallel kernel on fresh random inputs in `kx`; returns a reader of its output
+// (read later: inside `together` the products run when it returns).
+type Case = (kx: Kernels, next: () => number) => () => Float32Array;
 
 function bytes(kx: Kernels, n: number, next: () => number, lo: number, hi: number): number {
   return kx.put(Int8Array.from({ length: n }, () => lo + Math.floor(next() * (hi - lo + 1))));
@@ -36,7 +37,7 @@ function bitCase(name: "ternaryGemm" | "ternaryGemmGrouped" | "signGemm" | "sign
     const xScales = floats(kx, tokens, next), y = kx.allocF32(tokens * ROWS);
     if (grouped) (k[name] as KernelExports["ternaryGemmGrouped"])(packed, ROWS, COLS, x, sums, xScales, tokens, groupCols, floats(kx, ROWS * groups, next), y);
     else (k[name] as KernelExports["ternaryGemm"])(packed, ROWS, COLS, x, sums, xScales, tokens, 0.5, y);
-    return kx.f32(y, tokens * ROWS).slice();
+    return () => kx.f32(y, tokens * ROWS).slice();
   };
 }
 
@@ -48,23 +49,23 @@ const CASES: Record<(typeof PARALLEL_KERNELS)[number], (tokens: number) => Case>
   gemmF32: (t) => (kx, next) => {
     const y = kx.allocF32(t * ROWS);
     kx.k.gemmF32(floats(kx, ROWS * COLS, next), ROWS, COLS, floats(kx, t * COLS, next), t, y);
-    return kx.f32(y, t * ROWS).slice();
+    return () => kx.f32(y, t * ROWS).slice();
   },
   gemvF32: () => (kx, next) => {
     const y = kx.allocF32(ROWS);
     kx.k.gemvF32(floats(kx, ROWS * COLS, next), ROWS, COLS, floats(kx, COLS, next), y);
-    return kx.f32(y, ROWS).slice();
+    return () => kx.f32(y, ROWS).slice();
   },
   gemmHalf: (t) => (kx, next) => {
     const w = kx.put(Uint16Array.from({ length: ROWS * COLS }, () => kx.k.f32ToF16(next() * 2 - 1)));
     const y = kx.allocF32(t * ROWS), x = kx.allocF32(t * COLS);
     kx.k.gemmHalf(w, ROWS, COLS, x, t, y, false, kx.k.prepareHalfInput(floats(kx, t * COLS, next), COLS, t, x, false));
-    return kx.f32(y, t * ROWS).slice();
+    return () => kx.f32(y, t * ROWS).slice();
   },
   gemmI8: (t) => (kx, next) => {
     const y = kx.allocF32(t * ROWS);
     kx.k.gemmI8(bytes(kx, ROWS * COLS, next, -127, 127), floats(kx, ROWS, next), ROWS, COLS, bytes(kx, t * PAD, next, -127, 127), PAD, floats(kx, t, next), t, y);
-    return kx.f32(y, t * ROWS).slice();
+    return () => kx.f32(y, t * ROWS).slice();
   },
 };
 
@@ -78,7 +79,7 @@ test("every parallel kernel, split over 2 and 3 threads, equals one thread bit f
         for (const name of PARALLEL_KERNELS) {
           for (const tokens of name === "gemvF32" ? [1] : [1, 5]) {
             const a = one.arena.mark(), b = many.arena.mark();
-            const want = CASES[name](tokens)(one, rng(7)), got = CASES[name](tokens)(many, rng(7));
+            const want = CASES[name](tokens)(one, rng(7))(), got = CASES[name](tokens)(many, rng(7))();
             assert.ok(want.some((v) => v !== 0), `${name}: a non-trivial output`);
             assert.equal(got, want, `${level} ${name}, ${tokens} tokens, ${threads} threads`);
             one.arena.release(a);
@@ -104,6 +105,37 @@ test("a trap in any chunk is raised as a BitNetError once every chunk is done, n
     kx.k.ternaryGemm(packed, rows, cols, kx.allocBytes(2 * cols), sums, scales, 2, 1, y);
   } finally {
     kx.dispose();
+  }
+});
+
+test("products run together (nested, and past the 128 chunks a job holds) equal one thread; a trap or a throw inside leaves the pool working", async () => {
+  const one = await loadKernels({ simd: "strict" }), many = await loadKernels({ simd: "strict", threads: 3 });
+  try {
+    // 40 products of 4 kinds, 6 chunks each on 3 threads: `together` has to run several jobs.
+    const kinds = [bitCase("ternaryGemm", 1), bitCase("signGemmGrouped", 1), CASES.gemvF32(1), CASES.gemmI8(3)];
+    const products = (kx: Kernels, wrap: (body: () => void) => void) => {
+      const next = rng(11), outputs: (() => Float32Array)[] = [];
+      wrap(() => {
+        for (let i = 0; i < 40; i++) outputs.push(kinds[i % 4](kx, next));
+      });
+      return outputs.map((read) => read());
+    };
+    const want = products(one, (body) => body());
+    assert.ok(want.every((o) => o.some((v) => v !== 0)), "non-trivial outputs");
+    assert.equal(products(many, (body) => many.together(() => many.together(body))), want);
+    // Without threads `together` just runs the body.
+    assert.equal(products(one, (body) => one.together(body)), want);
+
+    const rows = 512, cols = 256, packed = many.allocBytes(many.k.ternaryPackedBytes(rows, cols)), y = many.allocF32(rows);
+    const sums = many.allocBytes(4), scales = many.put(Float32Array.of(1)), x = many.allocBytes(cols);
+    const gemv = (at: number) => many.k.ternaryGemm(packed, rows, cols, at, sums, scales, 1, 1, y);
+    const past = many.memory.buffer.byteLength - 16; // reads past the end of memory
+    assert.throws(() => many.together(() => { gemv(x); gemv(past); }), (e: unknown) => e instanceof BitNetError && /kernel ternaryGemm trapped/.test((e as Error).message));
+    // A throw in the body drops what it collected (the trapping product never runs).
+    assert.throws(() => many.together(() => { gemv(past); throw new Error("stop"); }), /^stop$/);
+    assert.equal(products(many, (body) => many.together(body)), want, "the pool still works");
+  } finally {
+    many.dispose();
   }
 });
 
