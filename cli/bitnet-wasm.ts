@@ -2,47 +2,175 @@
 // bitnet-wasm command line: generate text or measure perplexity with a model file.
 // Results go to stdout; progress and diagnostics to stderr.
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { Checkpoint } from "../model/checkpoint.ts";
-import { GGUF_TARGETS, type GgufTarget, type GgufVocabularySource, HF_TARGETS, type HfTarget, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
-import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder, readHfFolderTokenizer, tokenizerFromBytes } from "../model/load.ts";
-import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
+import { GGUF_TARGETS, type GgufTarget, ggufVocabularySource, HF_TARGETS, type HfTarget, hfTokenizerFiles, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
+import type { GenerateOptions } from "../model/generate.ts";
+import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder } from "../model/load.ts";
 import { BITNET_2B4T_SHAPE, type SynthArch, synthesizeBitNet } from "../model/synth.ts";
-import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
+import { type ResolvedTokenizer, resolveTokenizer } from "../model/tokenizer/resolve.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError, OptionError } from "../model/errors.ts";
 import { appendText, type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
 import { runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
 import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
+import { nearestName } from "../model/options.ts";
+import { VERSION } from "./version.ts";
 
-const DEFAULT_MODEL = "../shared/data/models/bitllama-3M.bin";
-const SHARED_TOKENIZER = "../shared/data/models/tok512.bin";
-
-const USAGE = `usage:
-  bitnet-wasm generate [--model F] [--tokenizer F] [--prompt S] [--max-tokens N]
-                       [--temperature T] [--top-k K] [--top-p P] [--seed S] [--json]
-  bitnet-wasm ppl --model F (--text F | --tokens F) [--tokenizer F] [--ctx N] [--json]
-  bitnet-wasm convert --model F --to FORMAT --out F [--tokenizer F]
-  bitnet-wasm sweep --model F --text F --variants LIST [--grid F.json] [--ctx N] [--out PREFIX]
-                    [--decode-tokens N]   (LIST: stored,b1.58,a4.8,q-sparse:0.5,... or, with specs, "b1.58;a4.8,kv=3;...")
-  bitnet-wasm synth [--layers N] [--dim N] [--hidden N] [--heads N] [--kv-heads N] [--vocab N]
-                    [--context N] [--embedding f16|bf16|f32] [--seed S] [--tokenizer F] [--arch bitnet-b1.58|llama]
-                    --to FORMAT --out F
-common: [--simd auto|relaxed|strict] [--threads N] [--lm-head stored|int8] [--context N] [--bit-order msb|lsb]
-        [--variant b1.58|a4.8|q-sparse:S|SPEC]  (SPEC: qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8)
-FORMAT: ${[...GGUF_TARGETS, ...HF_TARGETS].join(" | ")} (hf and hf-bf16 write a folder)
-
-Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary
+const FORMATS = [...GGUF_TARGETS, ...HF_TARGETS].join(" | ");
+const MODELS_NOTE = `Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary
 files (ak42), GGUF (architectures llama, bitllama, bitnet-b1.58 as bitnet.cpp writes it,
 bitnet as llama.cpp writes it; I2_S, TQ1_0, TQ2_0 weights), and Hugging Face BitNet folders
 (config.json + model.safetensors or its shards + tokenizer.json; packed or bf16 masters).
-synth writes a BitNet b1.58 model with the 2B4T shapes (flags shrink it) and random weights
-(--arch llama: the same shapes and ternary weights under llama's architecture).
-Without --model, generate uses ${DEFAULT_MODEL}.
-Without --tokenizer: the GGUF's own vocabulary, a Hugging Face folder's tokenizer.json, or
-tok512.bin / tokenizer.bin beside the model, then ${SHARED_TOKENIZER}.
---tokenizer takes a llama2.c tokenizer.bin or a tokenizer.json.`;
+Without --tokenizer: the GGUF's own vocabulary, else tokenizer.json, tok512.bin or
+tokenizer.bin beside the model (in it, for a folder). --tokenizer takes a llama2.c
+tokenizer.bin or a tokenizer.json (told by content), or "none".`;
+
+/** Each command's one-line summary (top-level --help) and synopsis (its own --help). */
+const COMMANDS_HELP: Record<string, { summary: string; usage: string; note?: string }> = {
+  generate: {
+    summary: "continue a prompt, streaming the text to stdout (stderr: load and speed)",
+    usage: "bitnet-wasm generate --model F [--prompt S] [options]",
+    note: "--json prints { text, tokens, tokensPerSecond, timeToFirstTokenMs, simd, threads, model, load } at the end.",
+  },
+  ppl: { summary: "perplexity of a text, or of token ids, under a model", usage: "bitnet-wasm ppl --model F (--text F | --tokens F) [options]" },
+  convert: {
+    summary: "write a model as GGUF (F32, I2_S, TQ1_0, TQ2_0) or a Hugging Face folder",
+    usage: "bitnet-wasm convert --model F --to FORMAT --out F [options]",
+    note: `FORMAT: ${FORMATS} (hf and hf-bf16 write a folder)`,
+  },
+  synth: {
+    summary: "write a BitNet b1.58 model with the 2B4T shapes (flags shrink it) and random weights",
+    usage: "bitnet-wasm synth --to FORMAT --out F [options]",
+    note: `FORMAT: ${FORMATS} (hf and hf-bf16 write a folder)\n--arch llama: the same shapes and ternary weights under llama's architecture.`,
+  },
+  sweep: {
+    summary: "perplexity, bits and speed of quantization variants on one model and text",
+    usage: "bitnet-wasm sweep --model F --text F --variants LIST [options]   (or a --grid file giving them)",
+    note: `LIST: comma-separated presets (stored,b1.58,a4.8,q-sparse:0.5,...) or, with specs, "b1.58;a4.8,kv=3;..."`,
+  },
+};
+
+const USAGE = `usage: bitnet-wasm <command> [options]
+
+commands:
+${Object.entries(COMMANDS_HELP).map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`).join("\n")}
+
+bitnet-wasm <command> --help lists the command's options and their defaults.
+bitnet-wasm --version prints the version.
+
+${MODELS_NOTE}`;
+
+/** What a flag takes, what it does, and its default: one line of a command's --help. */
+type FlagDoc = { arg?: string; text: string; default: string };
+
+const FLAG_DOCS: Record<string, FlagDoc> = {
+  model: { arg: "F", text: "model file (llama2.c, bitllama, GGUF) or Hugging Face folder", default: "none; required" },
+  tokenizer: { arg: "F", text: "llama2.c tokenizer.bin or tokenizer.json, or none", default: "the model's own vocabulary, else tokenizer.json / tok512.bin / tokenizer.bin beside it" },
+  simd: { arg: "auto|relaxed|strict", text: "kernel build", default: "auto: relaxed where this runtime runs it faster" },
+  threads: { arg: "N", text: "threads for the matrix products", default: "1" },
+  "lm-head": { arg: "stored|int8", text: "LM head on the embedding as stored, or on rows quantized to int8", default: "stored" },
+  context: { arg: "N", text: "KV cache length in tokens", default: "the model's context length" },
+  variant: { arg: "PRESET|SPEC", text: "quantization variant: b1.58, a4.8, v2-a8, v2-a4, reloaded, q-sparse:S, or a spec such as qkv=int4,o=topk:0.5+int8", default: "b1.58" },
+  "bit-order": { arg: "msb|lsb", text: "where a bitllama file's first 2-bit code sits", default: "msb" },
+  json: { text: "print one JSON object", default: "off" },
+  help: { text: "print this help", default: "off" },
+  prompt: { arg: "S", text: "text to continue", default: "empty: the model starts from BOS alone" },
+  "max-tokens": { arg: "N", text: "tokens to generate at most", default: "up to the end of the context" },
+  temperature: { arg: "T", text: "sampling temperature; 0 is greedy", default: "1" },
+  "top-k": { arg: "K", text: "sample among the K most likely tokens; 0 is off", default: "0" },
+  "top-p": { arg: "P", text: "nucleus sampling: the smallest set of tokens with probability >= P", default: "0.9" },
+  seed: { arg: "S", text: "seed of the sampler's random stream", default: "the clock" },
+  "min-p": { arg: "P", text: "drop tokens less likely than P times the most likely one", default: "0: off" },
+  stop: { arg: "S", text: "stop where the text S appears, not printing it (repeatable)", default: "none" },
+  "repeat-penalty": { arg: "R", text: "divide the logits of recent tokens by R (negative ones: multiply)", default: "1: off" },
+  "frequency-penalty": { arg: "F", text: "subtract F per occurrence from the logits of recent tokens", default: "0: off" },
+  "presence-penalty": { arg: "P", text: "subtract P from the logits of tokens present among recent ones", default: "0: off" },
+  "penalty-last-n": { arg: "N", text: "how many recent tokens (prompt included) the penalties look at", default: "64" },
+  "context-shift": { text: "when the context fills, drop the oldest half of the tokens after --keep and go on", default: "off: generation ends" },
+  keep: { arg: "N", text: "tokens at the start that --context-shift keeps", default: "1, the BOS" },
+  text: { arg: "F", text: "text file", default: "none; required unless --tokens" },
+  tokens: { arg: "F", text: "JSON array of token ids, instead of --text", default: "none" },
+  ctx: { arg: "N", text: "evaluation window in tokens", default: "the model's context length" },
+  to: { arg: "FORMAT", text: `output format: ${FORMATS}`, default: "none; required" },
+  out: { arg: "F", text: "output file (a folder for hf, hf-bf16)", default: "none; required" },
+};
+
+/** Where a command's flag means something else than FLAG_DOCS says. */
+const COMMAND_FLAG_DOCS: Record<string, Record<string, FlagDoc>> = {
+  ppl: { json: { text: "print { tokens, loss, perplexity, tokensPerSecond }", default: "off" } },
+  convert: { tokenizer: { arg: "F", text: "vocabulary to carry into the file (tokenizer.bin or tokenizer.json)", default: "the model's own, else one beside it" } },
+  synth: {
+    layers: { arg: "N", text: "layers", default: String(BITNET_2B4T_SHAPE.nLayers) },
+    dim: { arg: "N", text: "model width", default: String(BITNET_2B4T_SHAPE.dim) },
+    hidden: { arg: "N", text: "feed-forward width", default: String(BITNET_2B4T_SHAPE.hiddenDim) },
+    heads: { arg: "N", text: "attention heads", default: String(BITNET_2B4T_SHAPE.nHeads) },
+    "kv-heads": { arg: "N", text: "key / value heads", default: String(BITNET_2B4T_SHAPE.nKvHeads) },
+    vocab: { arg: "N", text: "vocabulary size", default: String(BITNET_2B4T_SHAPE.vocabSize) },
+    context: { arg: "N", text: "the model's context length", default: String(BITNET_2B4T_SHAPE.seqLen) },
+    embedding: { arg: "f16|bf16|f32", text: "storage of the embedding table", default: "f16" },
+    seed: { arg: "S", text: "seed of the random weights", default: "1" },
+    arch: { arg: "bitnet-b1.58|llama", text: "architecture written", default: "bitnet-b1.58" },
+    tokenizer: { arg: "F", text: "vocabulary to carry into the file (tokenizer.bin or tokenizer.json)", default: "none" },
+    simd: { arg: "auto|relaxed|strict", text: "kernel build used to encode the weights", default: "auto" },
+  },
+  sweep: {
+    model: { arg: "F", text: "model file or Hugging Face folder", default: "the grid's; required" },
+    text: { arg: "F", text: "text file", default: "the grid's; required" },
+    variants: { arg: "LIST", text: "variants to measure (see below)", default: "the grid's; required" },
+    grid: { arg: "F.json", text: "a JSON file giving any of model, text, ctx, variants", default: "none" },
+    ctx: { arg: "N", text: "evaluation window in tokens", default: "the grid's, else the model's context length" },
+    out: { arg: "PREFIX", text: "writes PREFIX.jsonl, PREFIX.md and PREFIX.svg; a rerun skips what PREFIX.jsonl has", default: "sweep" },
+    "decode-tokens": { arg: "N", text: "tokens decoded to time each variant", default: "32" },
+  },
+};
+
+/** A command's --help: its synopsis, then each flag (its own first) with its argument, meaning and default. */
+function commandHelp(command: string, options: ParseArgsOptionsConfig): string {
+  // The model first, then the command's own flags, then the loading ones it shares with others.
+  const own = Object.keys(options).filter((k) => !(k in common)), shared = Object.keys(options).filter((k) => k in common && k !== "model" && k !== "help");
+  const rows = ["model", ...own, ...shared, "help"].filter((k) => k in options).map((name) => {
+    const doc = COMMAND_FLAG_DOCS[command]?.[name] ?? FLAG_DOCS[name];
+    const short = options[name].short;
+    const flag = `${short ? `-${short}, ` : ""}--${name}${doc?.arg ? ` ${doc.arg}` : ""}`;
+    return [flag, doc ? `${doc.text} (default: ${doc.default})` : "(undocumented)"];
+  });
+  const width = Math.min(26, Math.max(...rows.map(([flag]) => flag.length)) + 2);
+  const lines = rows.map(([flag, text]) => (flag.length + 2 > width ? `  ${flag}\n  ${" ".repeat(width)}${text}` : `  ${flag.padEnd(width)}${text}`));
+  const { usage, summary, note } = COMMANDS_HELP[command];
+  return `usage: ${usage}\n\n${summary[0].toUpperCase()}${summary.slice(1)}.\n\noptions:\n${lines.join("\n")}${note ? `\n\n${note}` : ""}`;
+}
+
+/**
+ * Parses a command's flags. Unknown flags are an OptionError naming the flag and the nearest
+ * known one; --help prints the command's help and gives null.
+ */
+function parseFlags<const T extends ParseArgsOptionsConfig>(command: string, args: string[], options: T) {
+  // Unknown flags first, from the tokens (so the message does not depend on the runtime's parseArgs wording).
+  const { tokens } = parseArgs({ args, options, strict: false, tokens: true });
+  for (const token of tokens) {
+    if (token.kind !== "option" || Object.hasOwn(options, token.name)) continue;
+    const near = token.rawName.startsWith("--") ? nearestName(token.name, Object.keys(options)) : undefined;
+    throw new OptionError(token.rawName, `not an option of ${command}${near ? ` (did you mean --${near}?)` : ""}; bitnet-wasm ${command} --help lists them`);
+  }
+  const { values } = parseArgs({ args, options, strict: true });
+  if ((values as { help?: boolean }).help) {
+    console.log(commandHelp(command, options));
+    return null;
+  }
+  return values;
+}
+
+/** stdout was closed under us (`bitnet-wasm generate ... | head`): the run ends quietly. */
+class StdoutClosed extends Error {}
+
+/** Writes to stdout; a closed pipe stops the command at once instead of generating for nobody. */
+function out(text: string): void {
+  process.stdout.write(text);
+  // Node and Deno mark the stream errored at the failed write but emit 'error' only later.
+  if ((process.stdout.errored as { code?: string } | null)?.code === "EPIPE") throw new StdoutClosed();
+}
 
 const common = {
   model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" }, threads: { type: "string" }, "lm-head": { type: "string" },
@@ -50,11 +178,9 @@ const common = {
 } as const;
 
 async function modelOptions(values: Record<string, unknown>, model: string): Promise<LoadOptions> {
-  let tokenizer = values.tokenizer as string | undefined;
-  // The shared tokenizer serves the shared models (which carry no vocabulary of their own).
-  if (tokenizer === undefined && model.startsWith("../shared/") && (await fileExists(SHARED_TOKENIZER))) tokenizer = SHARED_TOKENIZER;
+  // The tokenizer is looked up by the library (model/tokenizer/resolve.ts), as for every caller.
   return {
-    tokenizer, simd: values.simd as LoadOptions["simd"], threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"), bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
+    tokenizer: values.tokenizer as string | undefined, simd: values.simd as LoadOptions["simd"], threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"), bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
     lmHead: values["lm-head"] as LoadOptions["lmHead"], variant: values.variant as string | undefined, contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
   };
 }
@@ -71,49 +197,54 @@ function peakRss(): number | undefined {
 const mib = (bytes: number | undefined) => (bytes === undefined ? "n/a" : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
 async function generate(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args, strict: true,
-    options: {
-      ...common, prompt: { type: "string" }, "max-tokens": { type: "string" }, temperature: { type: "string" },
-      "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" },
-    },
+  const values = parseFlags("generate", args, {
+    ...common, prompt: { type: "string" }, "max-tokens": { type: "string" }, temperature: { type: "string" },
+    "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, "min-p": { type: "string" }, stop: { type: "string", multiple: true },
+    "repeat-penalty": { type: "string" }, "frequency-penalty": { type: "string" }, "presence-penalty": { type: "string" }, "penalty-last-n": { type: "string" },
+    "context-shift": { type: "boolean" }, keep: { type: "string" },
   });
-  if (values.help) return console.log(USAGE);
-  const model = values.model ?? DEFAULT_MODEL;
-  if (values.model === undefined && !(await fileExists(model))) {
-    throw new BitNetError(
-      `the default model ${DEFAULT_MODEL} is not here (it comes with the project's shared data).\n` +
-        `Point at a real checkpoint: bitnet-wasm generate --model path/to/model.bin [--tokenizer path/to/tokenizer.bin]\n` +
-        `(llama2.c: stories15M.bin + tokenizer.bin from karpathy/llama2.c; bitllama: bit_model.bin from HKUSTGZ-MICS-LYU/bitllama2.c)`,
-    );
-  }
-  const options = {
+  if (!values) return;
+  const keep = numberOption(values, "keep", isNonNegativeInteger, "an integer >= 0");
+  if (keep !== undefined && !values["context-shift"]) throw new OptionError("--keep", "goes with --context-shift");
+  const options: GenerateOptions = {
     maxTokens: numberOption(values, "max-tokens", isPositiveInteger, "an integer > 0"),
     temperature: numberOption(values, "temperature", (n) => n >= 0, "a number >= 0"),
     topK: numberOption(values, "top-k", isNonNegativeInteger, "an integer >= 0"),
     topP: numberOption(values, "top-p", (n) => n > 0 && n <= 1, "a number in (0, 1]"),
     seed: numberOption(values, "seed", Number.isInteger, "an integer"),
+    minP: numberOption(values, "min-p", (n) => n >= 0 && n < 1, "a number in [0, 1)"),
+    repetitionPenalty: numberOption(values, "repeat-penalty", (n) => n > 0, "a number > 0"),
+    frequencyPenalty: numberOption(values, "frequency-penalty", Number.isFinite, "a number"),
+    presencePenalty: numberOption(values, "presence-penalty", Number.isFinite, "a number"),
+    penaltyLastN: numberOption(values, "penalty-last-n", isNonNegativeInteger, "an integer >= 0"),
+    stop: values.stop, contextShift: values["context-shift"] ? { keep } : undefined,
   };
+  const model = values.model;
+  if (model === undefined) {
+    throw new BitNetError(
+      `generate needs --model F: a model file or Hugging Face folder.\n` +
+        `  bitnet-wasm generate --model path/to/model.bin [--tokenizer path/to/tokenizer.bin] --prompt "Once upon a time"\n` +
+        `(llama2.c: stories15M.bin + tokenizer.bin from karpathy/llama2.c; bitllama: bit_model.bin from HKUSTGZ-MICS-LYU/bitllama2.c)`,
+    );
+  }
   const loadStart = performance.now();
-  const m = await loadBitNet(model, await modelOptions(values, model));
+  using m = await loadBitNet(model, await modelOptions(values, model)); // disposed at the end: the process then exits
   const load = { seconds: (performance.now() - loadStart) / 1000, wasmBytes: m.memoryBytes, peakRssBytes: peakRss() };
   if (!values.json) console.error(`loaded ${model} in ${load.seconds.toFixed(2)} s: WebAssembly memory ${mib(load.wasmBytes)}, peak RSS ${mib(load.peakRssBytes)}`);
   const prompt = values.prompt ?? "";
-  let text = "", tokens = 0, firstAt = 0;
-  const started = performance.now();
-  if (!values.json) process.stdout.write(prompt);
-  for await (const piece of m.generate(prompt, options)) {
-    if (tokens === 0) firstAt = performance.now();
-    if (piece.token >= 0) tokens++;
-    text += piece.text;
-    if (!values.json) process.stdout.write(piece.text);
-  }
-  const ended = performance.now();
+  if (!values.json) out(prompt);
+  const generation = m.generate(prompt, options);
+  let step;
+  while (!(step = await generation.next()).done) if (!values.json) out(step.value.text);
+  if (!values.json) out("\n");
   // The first token costs the prompt's prefill; decode speed counts the tokens after it.
-  const tokensPerSecond = tokens > 1 ? ((tokens - 1) * 1000) / (ended - firstAt) : 0;
-  const summary = { text, tokens, tokensPerSecond, timeToFirstTokenMs: firstAt ? firstAt - started : 0, simd: m.simd, threads: m.threads, model, load };
+  const { text, tokens, finishReason, usage, timings } = step.value;
+  const summary = {
+    text, tokens: tokens.length, tokensPerSecond: timings.tokensPerSecond, timeToFirstTokenMs: timings.prefillMs, finishReason, usage,
+    simd: m.simd, threads: m.threads, model, load,
+  };
   if (values.json) console.log(JSON.stringify(summary));
-  else console.error(`\n\n${tokens} tokens, ${tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${m.threads} thread${m.threads > 1 ? "s" : ""}, ${model})`);
+  else console.error(`\n${tokens.length} tokens (${finishReason}), ${timings.tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${m.threads} thread${m.threads > 1 ? "s" : ""}, ${model})`);
 }
 
 /** A JSON array of token ids (to compare perplexities with other tools on identical tokens). */
@@ -129,13 +260,13 @@ async function readTokenFile(path: string): Promise<number[]> {
 }
 
 async function ppl(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, strict: true, options: { ...common, text: { type: "string" }, tokens: { type: "string" }, ctx: { type: "string" } } });
-  if (values.help) return console.log(USAGE);
+  const values = parseFlags("ppl", args, { ...common, text: { type: "string" }, tokens: { type: "string" }, ctx: { type: "string" } });
+  if (!values) return;
   if (!values.model) throw new BitNetError("ppl needs --model F");
   if (!values.text === !values.tokens) throw new BitNetError("ppl needs one of --text F or --tokens F");
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0");
   const options = await modelOptions(values, values.model);
-  const m = await loadBitNet(values.model, values.tokens ? { ...options, tokenizer: undefined } : options);
+  using m = await loadBitNet(values.model, values.tokens ? { ...options, tokenizer: "none" } : options);
   const text = values.tokens ? await readTokenFile(values.tokens) : new TextDecoder().decode(await readBytes(values.text!));
   const tty = process.stderr.isTTY;
   let lastReport = 0;
@@ -153,8 +284,9 @@ async function ppl(args: string[]): Promise<void> {
   else console.log(`tokens ${result.tokens}  loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(4)}  ${result.tokensPerSecond.toFixed(0)} tok/s`);
 }
 
-/** Writes a checkpoint in a target format: a GGUF file, or a Hugging Face folder. */
-async function writeTarget(ckpt: Checkpoint, tokenizer: GgufVocabularySource | null, to: string, out: string, simd: LoadOptions["simd"]): Promise<void> {
+/** Writes a checkpoint in a target format, with its tokenizer: a GGUF file (vocabulary and chat
+ *  template in the metadata), or a Hugging Face folder (tokenizer.json + tokenizer_config.json, or tokenizer.bin). */
+async function writeTarget(ckpt: Checkpoint, resolved: ResolvedTokenizer | null, to: string, out: string, simd: LoadOptions["simd"]): Promise<void> {
   const kernels = await loadKernels({ simd });
   let sink: ByteSink;
   if ((HF_TARGETS as readonly string[]).includes(to)) {
@@ -163,47 +295,40 @@ async function writeTarget(ckpt: Checkpoint, tokenizer: GgufVocabularySource | n
     sink = await fileSink(`${out}/model.safetensors`);
     const config = await writeCheckpointHf(kernels, ckpt, to as HfTarget, sink).finally(() => sink.close());
     await fs.writeFile(`${out}/config.json`, config);
+    for (const [name, bytes] of hfTokenizerFiles(resolved)) await fs.writeFile(`${out}/${name}`, bytes);
   } else {
     if (!(GGUF_TARGETS as readonly string[]).includes(to)) throw new OptionError("--to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(to)}`);
     sink = await fileSink(out);
-    await writeCheckpointGguf(kernels, ckpt, tokenizer, to as GgufTarget, sink).finally(() => sink.close());
+    await writeCheckpointGguf(kernels, ckpt, ggufVocabularySource(resolved?.tokenizer ?? null), to as GgufTarget, sink).finally(() => sink.close());
   }
+  if (!resolved?.tokenizer) console.error(`note: ${out} carries no tokenizer (load it with one, or with tokenizer "none")`);
   console.error(`wrote ${out} (${to}, ${ckpt.config.arch} architecture, ${ckpt.config.nLayers} layers, from ${ckpt.file}); peak RSS ${mib(peakRss())}`);
 }
 
 async function convert(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, strict: true, options: { ...common, to: { type: "string" }, out: { type: "string" } } });
-  if (values.help) return console.log(USAGE);
+  const values = parseFlags("convert", args, {
+    model: common.model, to: { type: "string" }, out: { type: "string" }, tokenizer: common.tokenizer, simd: common.simd, "bit-order": common["bit-order"], help: common.help,
+  });
+  if (!values) return;
   if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
   const options = await modelOptions(values, values.model);
   const folder = await isDirectory(values.model);
   const ckpt = folder ? await readHfFolder(values.model) : await readCheckpoint(await openFile(values.model), options);
   try {
-    // The vocabulary to carry over: the file's own, the folder's tokenizer.json, or --tokenizer.
-    const v = ckpt.vocabulary, given = options.tokenizer as string | undefined;
-    let tokenizer: GgufVocabularySource | null = null;
-    if (v) tokenizer = v.kind === "spm" ? Llama2cTokenizer.fromGguf(v.tokens, v.scores) : BpeTokenizer.fromGguf(v, values.model);
-    else if (given) tokenizer = Llama2cTokenizer.fromBin(await readBytes(given), ckpt.config.vocabSize, given);
-    else if (folder) tokenizer = (await readHfFolderTokenizer(values.model)) as BpeTokenizer | null;
-    else if (ckpt.config.vocabSize === 512 && (await fileExists(SHARED_TOKENIZER))) {
-      tokenizer = Llama2cTokenizer.fromBin(await readBytes(SHARED_TOKENIZER), ckpt.config.vocabSize, SHARED_TOKENIZER);
-    }
-    await writeTarget(ckpt, tokenizer, values.to, values.out, options.simd);
+    // The vocabulary to carry over, found as loadBitNet finds it (--tokenizer, the file's own, beside the model).
+    await writeTarget(ckpt, await resolveTokenizer(values.model, ckpt, options.tokenizer), values.to, values.out, options.simd);
   } finally {
     await ckpt.source.close();
   }
 }
 
 async function synth(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args, strict: true,
-    options: {
-      ...common, to: { type: "string" }, out: { type: "string" }, layers: { type: "string" }, dim: { type: "string" },
-      hidden: { type: "string" }, heads: { type: "string" }, "kv-heads": { type: "string" }, vocab: { type: "string" },
-      embedding: { type: "string" }, seed: { type: "string" }, arch: { type: "string" },
-    },
+  const values = parseFlags("synth", args, {
+    to: { type: "string" }, out: { type: "string" }, layers: { type: "string" }, dim: { type: "string" },
+    hidden: { type: "string" }, heads: { type: "string" }, "kv-heads": { type: "string" }, vocab: { type: "string" }, context: common.context,
+    embedding: { type: "string" }, seed: { type: "string" }, arch: { type: "string" }, tokenizer: common.tokenizer, simd: common.simd, help: common.help,
   });
-  if (values.help) return console.log(USAGE);
+  if (!values) return;
   if (!values.to || !values.out) throw new BitNetError("synth needs --to FORMAT --out F");
   const int = (name: string) => numberOption(values, name, isPositiveInteger, "an integer > 0");
   const d = BITNET_2B4T_SHAPE;
@@ -216,16 +341,16 @@ async function synth(args: string[]): Promise<void> {
     arch: values.arch as SynthArch | undefined,
   });
   // A vocabulary to carry into the file (other engines need one), e.g. Llama 3's tokenizer.json for the 2B4T shape.
-  const tokenizer = values.tokenizer ? tokenizerFromBytes(await readBytes(values.tokenizer), shape.vocabSize, values.tokenizer) : null;
-  await writeTarget(checkpoint, tokenizer as GgufVocabularySource | null, values.to, values.out, values.simd as LoadOptions["simd"]);
+  const tokenizer = values.tokenizer ? await resolveTokenizer(null, checkpoint, values.tokenizer) : null;
+  await writeTarget(checkpoint, tokenizer, values.to, values.out, values.simd as LoadOptions["simd"]);
 }
 
 async function sweep(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args, strict: true,
-    options: { ...common, text: { type: "string" }, variants: { type: "string" }, grid: { type: "string" }, ctx: { type: "string" }, out: { type: "string" }, "decode-tokens": { type: "string" } },
+  const values = parseFlags("sweep", args, {
+    model: common.model, text: { type: "string" }, variants: { type: "string" }, grid: { type: "string" }, ctx: { type: "string" }, out: { type: "string" },
+    "decode-tokens": { type: "string" }, tokenizer: common.tokenizer, simd: common.simd, "lm-head": common["lm-head"], help: common.help,
   });
-  if (values.help) return console.log(USAGE);
+  if (!values) return;
   // A grid file may give the model, text, ctx and variants; flags fill in the rest.
   let grid: { model?: string; text?: string; ctx?: number; variants?: string[] } = {};
   if (values.grid) {
@@ -268,13 +393,26 @@ async function sweep(args: string[]): Promise<void> {
   console.error(`wrote ${jsonl}, ${prefix}.md, ${prefix}.svg`);
 }
 
+// A reader that goes away (`| head`) ends the run quietly, whichever stream it was on.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: { code?: string }) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(0);
+  });
+}
+
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth, sweep };
 try {
   if (!command || command === "--help" || command === "-h") console.log(USAGE);
-  else if (!commands[command]) throw new BitNetError(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
-  else await commands[command](rest);
+  else if (command === "--version" || command === "-v") console.log(VERSION);
+  else if (!Object.hasOwn(commands, command)) {
+    const near = nearestName(command, Object.keys(commands));
+    const what = command.startsWith("-") ? `unknown option ${command}` : `unknown command ${JSON.stringify(command)}${near ? ` (did you mean ${near}?)` : ""}`;
+    throw new BitNetError(`${what}\n\n${USAGE}`);
+  } else await commands[command](rest);
 } catch (e) {
+  if (e instanceof StdoutClosed) process.exit(0);
   const known = e instanceof BitNetError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
   console.error(known ? `bitnet-wasm: ${(e as Error).message}` : e);
   process.exitCode = known ? 2 : 1;

@@ -24,7 +24,7 @@ const PROMPT = 64, DECODE = Number(values.decode ?? 32), THREADS = (values.threa
 async function child(spec: string): Promise<void> {
   const [file, simd, lmHead, threads] = spec.split(",");
   const t0 = performance.now();
-  const model = await loadBitNet(file, { simd: simd as SimdLevel, lmHead: lmHead as "stored" | "int8", threads: Number(threads) });
+  const model = await loadBitNet(file, { tokenizer: "none", simd: simd as SimdLevel, lmHead: lmHead as "stored" | "int8", threads: Number(threads) });
   const loadSeconds = (performance.now() - t0) / 1000;
   const prompt = Array.from({ length: PROMPT }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
   let t = performance.now();

@@ -19,7 +19,7 @@ const lmHead = (values["lm-head"] ?? "int8") as "stored" | "int8";
 const ROUNDS = Number(values.rounds ?? 5), TOKENS = Number(values.tokens ?? 8), PROMPT = 16;
 
 const models: BitNetModel[] = [];
-for (const threads of counts) models.push(await loadBitNet(file, { lmHead, threads }));
+for (const threads of counts) models.push(await loadBitNet(file, { tokenizer: "none", lmHead, threads }));
 const prompt = Array.from({ length: PROMPT }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
 const last = models.map((m) => m.step(prompt, 0));
 for (let i = 1; i < last.length; i++) {

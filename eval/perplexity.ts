@@ -6,8 +6,11 @@
 //   but the first is predicted exactly once.
 // - loss = mean negative log-likelihood; perplexity = exp(loss).
 import { OptionError } from "../model/errors.ts";
+import type { KVCache } from "../model/kv-cache.ts";
+import { checkOptions } from "../model/options.ts";
+import { yieldToEventLoop } from "../runtime/yield.ts";
 import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
-import type { Transformer } from "../model/transformer.ts";
+import { MAX_BLOCK, type Transformer } from "../model/transformer.ts";
 
 /** Separates documents in a text file (TinyStories' convention). */
 export const DOCUMENT_SEPARATOR = "<|endoftext|>";
@@ -40,7 +43,9 @@ export function evaluationTokens(text: string, tokenizer: Tokenizer): number[] {
   return documents.map((d) => d.trim()).filter((d) => d.length > 0).flatMap((d) => tokenizer.encode(d, { bos: true }));
 }
 
-export async function perplexityOfTokens(transformer: Transformer, tokens: ArrayLike<number>, options: PerplexityOptions = {}): Promise<PerplexityResult> {
+/** Perplexity of checked token ids, window by window in `cache`. */
+export async function perplexityOfTokens(transformer: Transformer, cache: KVCache, tokens: ArrayLike<number>, options: PerplexityOptions = {}): Promise<PerplexityResult> {
+  checkOptions(options, { ctx: "number", onProgress: "function", signal: "object" }, "perplexity");
   const { ctx = transformer.config.seqLen, onProgress, signal } = options;
   if (!Number.isInteger(ctx) || ctx < 1 || ctx > transformer.config.seqLen) {
     throw new OptionError("ctx", `expected an integer in 1..${transformer.config.seqLen}, got ${ctx}`);
@@ -52,12 +57,16 @@ export async function perplexityOfTokens(transformer: Transformer, tokens: Array
   for (let start = 0; start < total; start += ctx) {
     signal?.throwIfAborted();
     const window = Array.prototype.slice.call(tokens, start, Math.min(start + ctx, total)) as number[];
-    transformer.forward(window, 0, (logits, i) => {
-      nll += transformer.negLogLikelihood(logits, tokens[start + i + 1]);
-    });
+    // Block by block, giving abort signals, timers and progress output a turn in between.
+    for (let b = 0; b < window.length; b += MAX_BLOCK) {
+      transformer.forward(cache, window.slice(b, b + MAX_BLOCK), b, (logits, i) => {
+        nll += transformer.negLogLikelihood(logits, tokens[start + b + i + 1]);
+      });
+      await yieldToEventLoop();
+      signal?.throwIfAborted();
+    }
     done += window.length;
     onProgress?.({ done, total });
-    await new Promise((resolve) => setTimeout(resolve, 0)); // let abort signals and progress output through
   }
   const seconds = (performance.now() - started) / 1000;
   const loss = nll / total;

@@ -11,7 +11,8 @@ import { GgmlType, type GgufEntry, GgufType } from "./formats/gguf.ts";
 import { type GgufTensorSource, writeGgufTo } from "./formats/gguf-writer.ts";
 import { type SafetensorsSource, writeSafetensorsTo } from "./formats/safetensors.ts";
 import { BpeTokenizer } from "./tokenizer/bpe.ts";
-import type { Llama2cTokenizer } from "./tokenizer/llama2c.ts";
+import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
+import type { ResolvedTokenizer } from "./tokenizer/resolve.ts";
 import { decodeTernary, readSpan, widen } from "./weights.ts";
 
 /** GGUF forms the converter writes. */
@@ -64,6 +65,40 @@ function ggufArch(ckpt: Checkpoint, target: GgufTarget): string {
 
 /** The tokenizers whose vocabulary GGUF can carry: SentencePiece ("llama") and byte-level BPE ("gpt2"). */
 export type GgufVocabularySource = Llama2cTokenizer | BpeTokenizer;
+
+/** A tokenizer as one GGUF can carry (null stays null); other Tokenizer implementations are refused. */
+export function ggufVocabularySource(tokenizer: Tokenizer | null): GgufVocabularySource | null {
+  if (tokenizer === null || tokenizer instanceof BpeTokenizer || tokenizer instanceof Llama2cTokenizer) return tokenizer;
+  throw new OptionError("tokenizer", "only a byte-level BPE (tokenizer.json) or SentencePiece (llama2.c tokenizer.bin) vocabulary can be written into a model file");
+}
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+
+/**
+ * The tokenizer files of a Hugging Face folder, by name. Byte-level BPE: tokenizer.json (the bytes
+ * it was read from, else built from the vocabulary) and tokenizer_config.json (the one read with
+ * it, else BOS / EOS and the chat template when there is one). SentencePiece: llama2.c's
+ * tokenizer.bin (the resolver finds it in the folder; Hugging Face has no tokenizer.json form of it here).
+ */
+export function hfTokenizerFiles(source: ResolvedTokenizer | Tokenizer | null): Map<string, Uint8Array> {
+  const resolved: ResolvedTokenizer | null = source === null ? null : "encode" in source ? { tokenizer: source, from: "the tokenizer option" } : source;
+  const files = new Map<string, Uint8Array>();
+  const t = ggufVocabularySource(resolved?.tokenizer ?? null);
+  if (!t) return files;
+  if (t instanceof Llama2cTokenizer) {
+    files.set("tokenizer.bin", resolved!.bin ?? t.toBin());
+    return files;
+  }
+  files.set("tokenizer.json", resolved!.json ?? utf8(t.toJson()));
+  if (resolved!.config) {
+    files.set("tokenizer_config.json", resolved!.config);
+  } else {
+    const text = (id: number) => (id >= 0 ? t.tokenText(id) : undefined);
+    const config = { bos_token: text(t.bos), eos_token: text(t.eos), ...(t.chatTemplate !== undefined ? { chat_template: t.chatTemplate } : {}) };
+    files.set("tokenizer_config.json", utf8(JSON.stringify(config, null, 2)));
+  }
+  return files;
+}
 
 /** Writes the checkpoint as a GGUF file of the given target encoding. */
 export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, tokenizer: GgufVocabularySource | null, target: GgufTarget, sink: ByteSink): Promise<void> {

@@ -1,29 +1,46 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
 import { type ByteSource, fileExists, isDirectory, openFile, type RandomAccessFile, type ReadOptions, readBytes, sourceName } from "../runtime/files.ts";
+import { resolveTokenizer, type TokenizerOption } from "./tokenizer/resolve.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
+import { checkOptions, type OptionRules } from "./options.ts";
 import { BITLLAMA_MAGIC, readBitllama } from "./formats/bitllama.ts";
 import { GGUF_MAGIC } from "./formats/gguf.ts";
 import { readGgufCheckpoint } from "./formats/gguf-model.ts";
 import { readHfBitNet } from "./formats/huggingface.ts";
 import { readLlama2c } from "./formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
-import { BpeTokenizer } from "./tokenizer/bpe.ts";
-import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
 import { readSafetensorsIndex } from "./formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
 
 /** Options of loadBitNet: kernels (simd, threads), reading (progress, abort), tokenizer, LM head, context, variant. */
 export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant"> {
-  /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes), or a ready Tokenizer.
-   *  Default: the vocabulary stored in a GGUF file; for a path, tok512.bin or tokenizer.bin
-   *  beside the model, if present. */
-  tokenizer?: ByteSource | Tokenizer;
+  /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes; told by content; a
+   *  tokenizer.json path or URL also reads the tokenizer_config.json beside it), or a ready Tokenizer; "none" for
+   *  token ids only (generate and chat then fail; logits, step and perplexity of ids work).
+   *  Default: the vocabulary stored in a GGUF file, else tokenizer.json (+ tokenizer_config.json), tok512.bin or
+   *  tokenizer.bin beside the model (path, folder or URL); none found is a FormatError listing where it looked. */
+  tokenizer?: TokenizerOption;
   /** bitllama files: first 2-bit code of a byte in bits 7-6 ("msb", default) or 1-0 ("lsb"). */
   bitOrder?: "msb" | "lsb";
 }
+
+const isBytes = (v: unknown) => v instanceof Uint8Array || v instanceof ArrayBuffer || (typeof ReadableStream === "function" && v instanceof ReadableStream);
+
+/** The keys loadBitNet's options may have, and what each accepts. */
+export const LOAD_OPTIONS: OptionRules = {
+  simd: { test: (v) => v === "auto" || v === "strict" || v === "relaxed", expected: `"auto", "relaxed" or "strict"` },
+  threads: "number", wasmModule: { test: (v) => v instanceof WebAssembly.Module, expected: "a WebAssembly.Module" },
+  wasmUrl: { test: (v) => typeof v === "string" || v instanceof URL, expected: "a string or URL" },
+  onProgress: "function", signal: "object", bitOrder: { test: (v) => v === "msb" || v === "lsb", expected: `"msb" or "lsb"` },
+  lmHead: { test: (v) => v === "stored" || v === "int8", expected: `"stored" or "int8"` }, contextLength: "number", variant: "string",
+  tokenizer: {
+    test: (v) => typeof v === "string" || v instanceof URL || isBytes(v) || (typeof v === "object" && v !== null && typeof (v as { encode?: unknown }).encode === "function"),
+    expected: `"none", a path or URL, bytes, or a Tokenizer`,
+  },
+};
 
 /** Parses a checkpoint of any supported single-file format (told by its first bytes). */
 export async function readCheckpoint(source: RandomAccessFile, options: Pick<LoadOptions, "bitOrder"> = {}): Promise<Checkpoint> {
@@ -45,13 +62,6 @@ export async function readCheckpoint(source: RandomAccessFile, options: Pick<Loa
     }
     throw e;
   }
-}
-
-async function defaultTokenizerBeside(source: ByteSource): Promise<string | undefined> {
-  if (typeof source !== "string" || /^[a-z]+:/i.test(source)) return undefined;
-  const dir = source.includes("/") ? source.slice(0, source.lastIndexOf("/") + 1) : "";
-  for (const name of ["tok512.bin", "tokenizer.bin"]) if (await fileExists(dir + name)) return dir + name;
-  return undefined;
 }
 
 const folderFile = (dir: string, name: string) => `${dir.replace(/\/+$/, "")}/${name}`;
@@ -83,53 +93,26 @@ async function closingOnError<T>(files: RandomAccessFile[], read: (files: Random
   }
 }
 
-/** The folder's tokenizer.json (with tokenizer_config.json), if it has one. */
-export async function readHfFolderTokenizer(dir: string): Promise<Tokenizer | null> {
-  const json = folderFile(dir, "tokenizer.json"), config = folderFile(dir, "tokenizer_config.json");
-  if (!(await fileExists(json))) return null;
-  const text = (path: string) => readBytes(path).then((b) => new TextDecoder().decode(b));
-  return BpeTokenizer.fromJson(await text(json), (await fileExists(config)) ? await text(config) : undefined, json);
-}
-
-/** A tokenizer file, told by content: a tokenizer.json (Hugging Face) or a llama2.c tokenizer.bin. */
-export function tokenizerFromBytes(bytes: Uint8Array, vocabSize: number, name: string): Tokenizer {
-  const first = bytes.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
-  if (first === 0x7b) return BpeTokenizer.fromJson(new TextDecoder().decode(bytes), undefined, name);
-  return Llama2cTokenizer.fromBin(bytes, vocabSize, name);
-}
+export { resolveTokenizer, tokenizerFromBytes } from "./tokenizer/resolve.ts";
 
 /**
  * Loads a model with its tokenizer: llama2.c v0 (fp32), bitllama (ternary), GGUF of either,
  * or a Hugging Face BitNet b1.58 folder (packed weights, tokenizer.json).
  */
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
+  checkOptions(options, LOAD_OPTIONS, "loadBitNet");
   const file = sourceName(source);
   const folder = (await isDirectory(source)) ? (source as string) : null;
   const ckpt = folder ? await readHfFolder(folder, options) : await closingOnError([await openFile(source, options)], ([f]) => readCheckpoint(f, options));
   try {
-    return await modelOf(ckpt, source, folder, file, options);
+    return await modelOf(ckpt, source, file, options);
   } finally {
     await ckpt.source.close();
   }
 }
 
-async function modelOf(ckpt: Checkpoint, source: ByteSource, folder: string | null, file: string, options: LoadOptions): Promise<BitNetModel> {
-  let tokenizer: Tokenizer | null;
-  const v = ckpt.vocabulary;
-  if (options.tokenizer !== undefined) {
-    const tok = options.tokenizer;
-    tokenizer = typeof tok === "object" && "encode" in tok ? tok : tokenizerFromBytes(await readBytes(tok), ckpt.config.vocabSize, sourceName(tok));
-  } else if (folder) {
-    tokenizer = await readHfFolderTokenizer(folder);
-  } else if (v) {
-    tokenizer = v.kind === "spm" ? Llama2cTokenizer.fromGguf(v.tokens, v.scores) : BpeTokenizer.fromGguf(v, file);
-  } else {
-    const beside = await defaultTokenizerBeside(source);
-    tokenizer = beside ? Llama2cTokenizer.fromBin(await readBytes(beside), ckpt.config.vocabSize, beside) : null;
-  }
-  if (tokenizer && tokenizer.vocabSize !== ckpt.config.vocabSize) {
-    throw new FormatError(file, `tokenizer has ${tokenizer.vocabSize} tokens, the model ${ckpt.config.vocabSize}`);
-  }
+async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, options: LoadOptions): Promise<BitNetModel> {
+  const { tokenizer } = await resolveTokenizer(source, ckpt, options.tokenizer, { signal: options.signal });
   options.signal?.throwIfAborted();
   const kernels = await loadKernels(options);
   const layers = ckpt.config.nLayers;

@@ -1,29 +1,37 @@
 // A loaded model: the forward pass plus its tokenizer, with the user-facing operations.
+// Every generation runs in a session (its own KV cache): generate(), chat() and complete()
+// are one-shot sessions, so calls running at the same time never share a cache.
 import { evaluationTokens, perplexityOfTokens, type PerplexityOptions, type PerplexityResult } from "../eval/perplexity.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { ModelConfig } from "./config.ts";
 import { BitNetError } from "./errors.ts";
-import { type GenerateOptions, type GeneratedToken, generateTokens } from "./generate.ts";
+import { checkGenerateOptions, drain, type GeneratedToken, type GenerateOptions, type GenerationResult } from "./generate.ts";
+import type { KVCache } from "./kv-cache.ts";
 import { type ChatMessage, renderChat } from "./chat.ts";
+import { checkTokenIds, type ModelCore, Session, type SessionOptions } from "./session.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
 
-/** A loaded model with its tokenizer: generation, chat, logits, perplexity. */
+/** A loaded model with its tokenizer: sessions, generation, chat, logits, perplexity. */
 export class BitNetModel {
   #transformer: Transformer | null;
   #kernels: Kernels | null;
+  /** The cache behind logits() and step() (allocated on first use). */
+  #stepCache: KVCache | null = null;
+  readonly #core: ModelCore;
 
   /** Which kernel build runs this model. */
   readonly simd: "relaxed" | "strict";
   /** Threads the matrix products run on (1 where the runtime has no shared-memory workers). */
   readonly threads: number;
 
-  /** Made by loadBitNet. */
+  /** Made by loadBitNet; `tokenizer` is null for a model loaded with `tokenizer: "none"` (token ids only). */
   constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string) {
     this.#kernels = kernels;
     this.#transformer = transformer;
     this.simd = kernels.level;
     this.threads = kernels.threads;
+    this.#core = { transformer: () => this.#live(), tokenizer, source };
   }
 
   /** Architecture and sizes. */
@@ -36,7 +44,7 @@ export class BitNetModel {
     return this.#live().projectionWeights;
   }
 
-  /** Bytes of WebAssembly memory this model holds (weights, KV cache, buffers). */
+  /** Bytes of WebAssembly memory this model holds (weights, buffers, the KV caches of its sessions). */
   get memoryBytes(): number {
     return this.#kernels?.arena.bytesUsed ?? 0;
   }
@@ -47,54 +55,98 @@ export class BitNetModel {
   }
 
   #tokenizer(): Tokenizer {
-    if (!this.tokenizer) throw new BitNetError(`${this.source}: no tokenizer was loaded; pass options.tokenizer`);
+    if (!this.tokenizer) throw new BitNetError(`${this.source}: no tokenizer was loaded (tokenizer: "none"); pass token ids`);
     return this.tokenizer;
   }
 
-  /** Streams generated tokens and their text; the prompt is not repeated. */
-  generate(prompt = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
-    const tokenizer = this.#tokenizer();
-    return generateTokens(this.#live(), tokenizer, tokenizer.encode(prompt, { bos: true }), options);
+  /**
+   * A session with its own KV cache (allocated now, `contextLength` positions, freed by
+   * dispose()): text continued by session.generate / prompt, or a conversation by
+   * session.chat, each turn computing only its new tokens.
+   */
+  createSession(options: SessionOptions = {}): Session {
+    return new Session(this.#core, options);
+  }
+
+  /** Streams generated tokens and their text (the prompt, text or token ids, is not repeated); returns the GenerationResult. */
+  generate(prompt: string | ArrayLike<number> = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
+    checkGenerateOptions(options);
+    if (typeof prompt === "string") this.#tokenizer();
+    return this.#oneShot((s) => s.generate(prompt, options));
   }
 
   /**
    * Answers a conversation: renders it with the checkpoint's own chat template (Jinja, via
    * @huggingface/jinja) and streams the reply, which ends at the end-of-turn token.
    */
-  chat(messages: ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken> {
-    const tokenizer = this.#tokenizer();
-    const prompt = renderChat(tokenizer, messages, this.source);
-    return generateTokens(this.#live(), tokenizer, tokenizer.encode(prompt, { bos: false }), options);
+  chat(messages: ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
+    checkGenerateOptions(options);
+    renderChat(this.#tokenizer(), messages, this.source); // the template and the messages are checked now
+    return this.#oneShot((s) => s.chatStream(messages, options));
   }
 
-  /** Logits [tokens.length, vocab] for a token sequence from position 0. */
+  /** The whole generation in one call: a prompt (text or token ids) or a conversation (chat messages). */
+  complete(input: string | ArrayLike<number> | ChatMessage[], options: GenerateOptions = {}): Promise<GenerationResult> {
+    const chat = Array.isArray(input) && input.length > 0 && typeof input[0] === "object";
+    return drain(chat ? this.chat(input as ChatMessage[], options) : this.generate(input as string | ArrayLike<number>, options));
+  }
+
+  async *#oneShot(run: (s: Session) => AsyncGenerator<GeneratedToken, GenerationResult>): AsyncGenerator<GeneratedToken, GenerationResult> {
+    const session = this.createSession();
+    try {
+      return yield* run(session);
+    } finally {
+      session.dispose();
+    }
+  }
+
+  #ownCache(): KVCache {
+    return (this.#stepCache ??= this.#live().newCache());
+  }
+
+  /** Logits [tokens.length, vocab] for a token sequence from position 0 (in the cache step() continues). */
   logits(tokens: ArrayLike<number>): Float32Array[] {
     const t = this.#live();
+    checkTokenIds(tokens, t.config.vocabSize);
     const out: Float32Array[] = [];
-    t.forward(tokens, 0, (ptr) => out.push(t.logitsAt(ptr)));
+    t.forward(this.#ownCache(), tokens, 0, (ptr) => out.push(t.logitsAt(ptr)));
     return out;
   }
 
   /**
    * Feeds a token (or a block of tokens, as a prompt's prefill) at position `pos` onwards
-   * (positions before `pos` must be in the KV cache) and returns the last token's logits:
-   * a decoding step for custom sampling loops.
+   * (positions before `pos` must be in the model's own cache, filled by logits() or earlier
+   * steps) and returns the last token's logits: a decoding step for custom sampling loops.
    */
   step(tokens: number | ArrayLike<number>, pos: number): Float32Array {
+    const t = this.#live(), ids = typeof tokens === "number" ? [tokens] : tokens;
+    checkTokenIds(ids, t.config.vocabSize);
+    return t.logitsAt(t.forward(this.#ownCache(), ids, pos));
+  }
+
+  /** Perplexity of a text (see the README's protocol) or of a token sequence, in a cache of its own. */
+  async perplexity(input: string | ArrayLike<number>, options?: PerplexityOptions): Promise<PerplexityResult> {
     const t = this.#live();
-    return t.logitsAt(t.forward(typeof tokens === "number" ? [tokens] : tokens, pos));
-  }
-
-  /** Perplexity of a text (see the README's protocol) or of a token sequence. */
-  perplexity(input: string | ArrayLike<number>, options?: PerplexityOptions): Promise<PerplexityResult> {
     const tokens = typeof input === "string" ? evaluationTokens(input, this.#tokenizer()) : input;
-    return perplexityOfTokens(this.#live(), tokens, options);
+    checkTokenIds(tokens, t.config.vocabSize);
+    const cache = t.newCache();
+    try {
+      return await perplexityOfTokens(t, cache, tokens, options);
+    } finally {
+      cache.dispose();
+    }
   }
 
-  /** Stops its worker threads and frees the model's WebAssembly memory (the instance becomes unreachable). */
+  /** `using model = await loadBitNet(...)` disposes it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Stops its worker threads and frees the model's WebAssembly memory (its sessions become unusable). */
   dispose(): void {
     this.#kernels?.dispose();
     this.#transformer = null;
     this.#kernels = null;
+    this.#stepCache = null;
   }
 }

@@ -1,7 +1,9 @@
-// Choosing the next token from logits: greedy, temperature, top-k, top-p (nucleus),
-// following llama2.c's sampler, with its xorshift64* generator so a seed gives the same
-// stream in every runtime (BigInt arithmetic is exact everywhere).
+// Choosing the next token from logits: repetition / frequency / presence penalties over
+// the last tokens (as llama.cpp applies them), then greedy, or top-k, temperature, min-p
+// and top-p (nucleus) following llama2.c's sampler, with its xorshift64* generator so a
+// seed gives the same stream in every runtime (BigInt arithmetic is exact everywhere).
 import { OptionError } from "./errors.ts";
+import { describe } from "./options.ts";
 
 /** How the next token is picked. */
 export interface SamplingOptions {
@@ -13,6 +15,16 @@ export interface SamplingOptions {
   topP?: number;
   /** Seed of the random stream (default: the clock). */
   seed?: number;
+  /** Drop tokens whose probability is below minP times the most likely one's (after temperature; 0 = off, the default). */
+  minP?: number;
+  /** Divides positive logits (multiplies negative ones) of tokens seen in the last penaltyLastN tokens; 1 = off (default). */
+  repetitionPenalty?: number;
+  /** Subtracted from a logit once per occurrence in the last penaltyLastN tokens; 0 = off (default). */
+  frequencyPenalty?: number;
+  /** Subtracted from the logit of any token present in the last penaltyLastN tokens; 0 = off (default). */
+  presencePenalty?: number;
+  /** How many of the latest tokens (prompt included) the penalties look at; default 64, 0 = none. */
+  penaltyLastN?: number;
 }
 
 const MASK64 = (1n << 64n) - 1n;
@@ -39,15 +51,36 @@ export class Xorshift64Star {
   }
 }
 
+/** Checks each sampling option's range and fills in the defaults. */
 export function checkSamplingOptions(o: SamplingOptions): Required<SamplingOptions> {
-  const { temperature = 1, topK = 0, topP = 0.9, seed = Date.now() } = o;
-  if (typeof temperature !== "number" || !(temperature >= 0) || !Number.isFinite(temperature)) {
-    throw new OptionError("temperature", `expected a finite number >= 0, got ${temperature}`);
+  const {
+    temperature = 1, topK = 0, topP = 0.9, seed = Date.now(), minP = 0, repetitionPenalty = 1, frequencyPenalty = 0, presencePenalty = 0, penaltyLastN = 64,
+  } = o;
+  const check = (name: string, value: unknown, ok: (v: number) => boolean, expected: string) => {
+    if (typeof value !== "number" || !ok(value)) throw new OptionError(name, `expected ${expected}, got ${describe(value)}`);
+  };
+  check("temperature", temperature, (v) => v >= 0 && Number.isFinite(v), "a finite number >= 0");
+  check("topK", topK, (v) => Number.isInteger(v) && v >= 0, "an integer >= 0");
+  check("topP", topP, (v) => v > 0 && v <= 1, "a number in (0, 1]");
+  check("seed", seed, Number.isFinite, "a finite number");
+  check("minP", minP, (v) => v >= 0 && v < 1, "a number in [0, 1)");
+  check("repetitionPenalty", repetitionPenalty, (v) => v > 0 && Number.isFinite(v), "a finite number > 0");
+  check("frequencyPenalty", frequencyPenalty, Number.isFinite, "a finite number");
+  check("presencePenalty", presencePenalty, Number.isFinite, "a finite number");
+  check("penaltyLastN", penaltyLastN, (v) => Number.isInteger(v) && v >= 0, "an integer >= 0");
+  return { temperature, topK, topP, seed, minP, repetitionPenalty, frequencyPenalty, presencePenalty, penaltyLastN };
+}
+
+/** The penalties' effect on logits, in place: each token seen in `recent` is penalised once, by its count. */
+export function applyPenalties(logits: Float32Array, recent: ArrayLike<number>, o: Pick<Required<SamplingOptions>, "repetitionPenalty" | "frequencyPenalty" | "presencePenalty">): void {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < recent.length; i++) counts.set(recent[i], (counts.get(recent[i]) ?? 0) + 1);
+  for (const [id, count] of counts) {
+    if (id < 0 || id >= logits.length) continue;
+    let l = logits[id];
+    l = l > 0 ? l / o.repetitionPenalty : l * o.repetitionPenalty;
+    logits[id] = l - count * o.frequencyPenalty - o.presencePenalty;
   }
-  if (!Number.isInteger(topK) || topK < 0) throw new OptionError("topK", `expected an integer >= 0, got ${topK}`);
-  if (typeof topP !== "number" || !(topP > 0 && topP <= 1)) throw new OptionError("topP", `expected a number in (0, 1], got ${topP}`);
-  if (!Number.isFinite(seed)) throw new OptionError("seed", `expected a finite number, got ${seed}`);
-  return { temperature, topK, topP, seed };
 }
 
 /** Picks tokens from logits as llama2.c does: greedy, temperature, top-k, top-p. */
@@ -61,16 +94,31 @@ export class Sampler {
     this.#rng = new Xorshift64Star(this.#o.seed);
   }
 
-  /** The next token for these logits (not modified). */
-  sample(logits: Float32Array): number {
-    const { temperature, topK, topP } = this.#o;
+  /** The penalties' window: how many of the latest tokens `sample` should be given. */
+  get penaltyWindow(): number {
+    const { repetitionPenalty, frequencyPenalty, presencePenalty, penaltyLastN } = this.#o;
+    return repetitionPenalty === 1 && frequencyPenalty === 0 && presencePenalty === 0 ? 0 : penaltyLastN;
+  }
+
+  /** The next token for these logits (not modified); `recent` are the latest tokens, for the penalties. */
+  sample(logits: Float32Array, recent: ArrayLike<number> = []): number {
+    const { temperature, topK, topP, minP } = this.#o;
+    if (this.penaltyWindow > 0 && recent.length > 0) {
+      logits = logits.slice();
+      applyPenalties(logits, Array.prototype.slice.call(recent, -this.penaltyWindow), this.#o);
+    }
     if (temperature === 0) return argmax(logits);
     // Candidates (top-k or all), probabilities by softmax of logits / temperature.
     let ids = Array.from(logits.keys());
     if (topK > 0 && topK < logits.length) ids = ids.sort((a, b) => logits[b] - logits[a] || a - b).slice(0, topK);
     let max = -Infinity;
     for (const i of ids) max = Math.max(max, logits[i]);
-    const probs = ids.map((i) => Math.exp((logits[i] - max) / temperature));
+    let probs = ids.map((i) => Math.exp((logits[i] - max) / temperature));
+    if (minP > 0) {
+      // The most likely token has weight exp(0) = 1, so minP is the weight to keep.
+      ids = ids.filter((_, j) => probs[j] >= minP);
+      probs = probs.filter((p) => p >= minP);
+    }
     const total = probs.reduce((a, b) => a + b, 0);
     for (let j = 0; j < probs.length; j++) probs[j] /= total;
     const coin = this.#rng.nextF32();

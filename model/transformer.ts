@@ -13,6 +13,7 @@ import type { ModelConfig } from "./config.ts";
 import { FormatError, OptionError, ShapeError } from "./errors.ts";
 import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "./weights.ts";
 import { type KVBits, KVCache } from "./kv-cache.ts";
+import { yieldToEventLoop } from "../runtime/yield.ts";
 
 interface Layer {
   /** RMSNorm weights before attention / FFN (llama, 2B4T); absent in bitllama, whose BitLinears normalise. */
@@ -48,10 +49,10 @@ interface Table {
 
 /** The forward pass over weights in kernel memory (one instance per model). */
 export class Transformer {
-  /** Architecture and sizes (with the context the KV cache was sized for). */
+  /** Architecture and sizes (seqLen: the longest context a KV cache may have). */
   readonly config: ModelConfig;
-  /** The KV cache. */
-  readonly cache: KVCache;
+  /** Precision of the KV caches this model's sessions get (32: f32; 8, 4, 3: quantized codes). */
+  readonly kvBits: KVBits;
   readonly #k: Kernels;
   readonly #embedding: Table;
   readonly #finalNorm: number;
@@ -75,11 +76,11 @@ export class Transformer {
     this.#classifier = weights.classifier;
     this.#layers = weights.layers;
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
-    this.cache = new KVCache(kernels, c, kvBits);
+    this.kvBits = kvBits;
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);
     // A quantized cache takes each block's keys and values from f32 staging rows.
-    this.#kStage = this.cache.quantized ? block(c.kvDim) : 0;
-    this.#vStage = this.cache.quantized ? block(c.kvDim) : 0;
+    this.#kStage = kvBits !== 32 ? block(c.kvDim) : 0;
+    this.#vStage = kvBits !== 32 ? block(c.kvDim) : 0;
     this.#x = block(c.dim);
     this.#xn = block(c.dim);
     this.#q = block(c.dim);
@@ -132,30 +133,36 @@ export class Transformer {
         gate: await linear(l.gate, "gateUp"), up: await linear(l.up, "gateUp"), down: await linear(l.down, "down"),
       });
       options.onLayer?.(layers.length);
+      await yieldToEventLoop(); // a page stays responsive while a large model loads
     }
     return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, plan.kvBits ?? 32);
   }
 
+  /** A KV cache for `length` positions (default: the whole context), in this model's precision. */
+  newCache(length = this.config.seqLen): KVCache {
+    return new KVCache(this.#k, this.config, this.kvBits, length);
+  }
+
   /**
-   * Runs `tokens` at positions pos, pos+1, ... through the model, filling the KV cache.
+   * Runs `tokens` at positions pos, pos+1, ... through the model, filling `cache`.
    * Returns the logits of the last token (f32 [vocab], valid until the next call); with
-   * `onLogits`, also hands over every token's logits (block by block).
+   * `onLogits`, also hands over every token's logits (block by block). Blocks share
+   * nothing but the cache, so callers may yield between blocks of MAX_BLOCK tokens.
    */
-  forward(tokens: ArrayLike<number>, pos: number, onLogits?: (logits: number, index: number) => void): number {
-    const c = this.config;
+  forward(cache: KVCache, tokens: ArrayLike<number>, pos: number, onLogits?: (logits: number, index: number) => void): number {
     if (tokens.length === 0) throw new ShapeError("forward: no tokens");
-    if (pos < 0 || pos + tokens.length > c.seqLen) {
-      throw new ShapeError(`forward: positions ${pos}..${pos + tokens.length - 1} exceed the context of ${c.seqLen} tokens`);
+    if (pos < 0 || pos + tokens.length > cache.length) {
+      throw new ShapeError(`forward: positions ${pos}..${pos + tokens.length - 1} exceed the context of ${cache.length} tokens`);
     }
     let last = 0;
     for (let start = 0; start < tokens.length; start += MAX_BLOCK) {
       const block = Array.prototype.slice.call(tokens, start, start + MAX_BLOCK) as number[];
-      last = this.#forwardBlock(block, pos + start, onLogits ? (p, i) => onLogits(p, start + i) : undefined);
+      last = this.#forwardBlock(cache, block, pos + start, onLogits ? (p, i) => onLogits(p, start + i) : undefined);
     }
     return last;
   }
 
-  #forwardBlock(tokens: number[], pos: number, onLogits?: (logits: number, index: number) => void): number {
+  #forwardBlock(cache: KVCache, tokens: number[], pos: number, onLogits?: (logits: number, index: number) => void): number {
     const k = this.#k.k, c = this.config, T = tokens.length;
     const { dim, kvDim, hiddenDim, headSize, nHeads, nKvHeads, normEps, vocabSize } = c;
     const neox = c.rope === "neox";
@@ -170,7 +177,7 @@ export class Transformer {
     });
 
     this.#layers.forEach((layer, l) => {
-      const cache = this.cache, kCache = cache.keys(l), vCache = cache.values(l);
+      const kCache = cache.keys(l), vCache = cache.values(l);
       // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> (sub-norm) -> o -> residual.
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
@@ -308,7 +315,7 @@ function checkFits(kernels: Kernels, ckpt: Checkpoint, c: ModelConfig, lmHead: "
   const table = (s: Span) => s.length;
   weights += table(ckpt.embedding) + (ckpt.classifier ? table(ckpt.classifier) : 0) + c.dim * 4;
   if (lmHead === "int8") weights += c.vocabSize * (c.dim + 4) + (1 << 22);
-  const kv = 2 * c.nLayers * c.seqLen * c.kvDim * 4;
+  const kv = KVCache.bytes(c, 32); // the first session's (f32: the most a variant takes)
   const activations = MAX_BLOCK * 4 * (5 * c.dim + 2 * c.hiddenDim + c.vocabSize) + c.seqLen * (c.headSize * 4 + 4) + 2 * MAX_BLOCK * Math.max(c.dim, c.hiddenDim) * 5;
   const need = kernels.arena.bytesUsed + weights + kv + activations + largest;
   if (need > WASM_LIMIT) {

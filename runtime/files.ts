@@ -134,6 +134,36 @@ export async function fileExists(path: string): Promise<boolean> {
   }
 }
 
+/** HTTP statuses that mean "no such file" for a sibling lookup: 404 / 410, and 401 / 403, which
+ *  Hugging Face (gated or missing entries) and S3 (missing keys without list rights) send. */
+const ABSENT_STATUSES = new Set([401, 403, 404, 410]);
+
+/**
+ * The bytes of a file that may not exist: a path or file: URL (absent: not a regular file) or an
+ * http(s) URL (absent: HTTP 404, 410, 401 or 403, with `status` telling which). Other failures
+ * (a 500, a dropped connection, a file that exists but cannot be read) are errors.
+ */
+export async function readIfPresent(location: string | URL, options: ReadOptions = {}): Promise<{ bytes: Uint8Array } | { bytes: null; status?: number }> {
+  const url = location instanceof URL ? location : isUrlString(location) ? new URL(location) : null;
+  if (url && (url.protocol === "http:" || url.protocol === "https:")) {
+    const response = await fetchOrFail(url, { signal: options.signal });
+    if (ABSENT_STATUSES.has(response.status)) {
+      await response.body?.cancel();
+      return { bytes: null, status: response.status };
+    }
+    if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
+    return { bytes: await readResponse(response, url.href, options) };
+  }
+  if (url && url.protocol !== "file:") return { bytes: null };
+  try {
+    const fs = await import("node:fs/promises");
+    if (!(await fs.stat(url ?? (location as string))).isFile()) return { bytes: null };
+  } catch {
+    return { bytes: null };
+  }
+  return { bytes: await readBytes(url ?? location, options) };
+}
+
 /** A file read piece by piece. */
 export interface RandomAccessFile {
   /** Its name in messages (path or URL). */

@@ -7,7 +7,7 @@ import { BitNetError, OptionError } from "../model/errors.ts";
 import { Arena } from "./arena.ts";
 import { hasRelaxedSimd, relaxedSimdPays } from "./features.ts";
 import { readBytes } from "./files.ts";
-import { spawnThread, threadsAvailable } from "./spawn-thread.ts";
+import { coreCount, spawnThread, threadsAvailable } from "./spawn-thread.ts";
 import { JOB_BYTES, PARALLEL_KERNELS, ThreadPool } from "./threads.ts";
 
 /** Kernel build: relaxed SIMD (Node 22+, Deno, Bun, Chromium) or strict SIMD (everywhere). */
@@ -25,6 +25,8 @@ export interface KernelOptions {
    * Threads for the matrix products (default 1). More than one needs shared memory and
    * workers (Node, Deno, Bun, cross-origin-isolated pages); elsewhere (Cloudflare Workers,
    * pages without COOP/COEP) the kernels run on one thread and `Kernels.threads` says so.
+   * More threads than the machine has cores print a warning (console.warn) at load. Idle
+   * worker threads never keep the process alive (dispose() stops them sooner).
    */
   threads?: number;
 }
@@ -297,7 +299,12 @@ export async function loadKernels(options: KernelOptions = {}): Promise<Kernels>
   const level = resolveSimdLevel(options.simd);
   const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new OptionError("threads", `expected an integer from 1 to 64, got ${threads}`);
-  if (threads > 1 && !options.wasmModule && threadsAvailable()) return loadThreaded(level, threads, options.wasmUrl);
+  if (threads > 1 && !options.wasmModule && threadsAvailable()) {
+    // More threads than cores run slower, not faster (they take turns, and a spinning one holds a core): say so.
+    const cores = await coreCount();
+    if (cores !== undefined && threads > cores) console.warn(`bitnet-wasm: threads: ${threads} is more than the ${cores} cores of this machine; the threads will compete for cores and the products run slower`);
+    return loadThreaded(level, threads, options.wasmUrl);
+  }
   const module = options.wasmModule ?? (await compileKernels(level, options.wasmUrl));
   const { exports } = await instantiate<Record<string, unknown>>(module, {});
   return new Kernels(exports as unknown as KernelExports, level);

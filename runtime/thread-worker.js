@@ -52,7 +52,9 @@ async function start(init, reply) {
   }
 }
 
-// The one runtime quirk: Node's worker_threads talk through parentPort, the others are Web Workers.
+// The one runtime quirk: node:worker_threads workers (Node's, and Deno's: spawn-thread.ts says
+// why) talk through parentPort, Web Workers through their global scope. Bun's Web Workers have
+// no WorkerGlobalScope but do have parentPort.
 const scope = /** @type {any} */ (globalThis);
 if (scope.WorkerGlobalScope !== undefined) {
   scope.onmessage = (/** @type {MessageEvent} */ e) => void start(e.data, (m) => scope.postMessage(m));

@@ -2,8 +2,11 @@
 // published prompt format; replies stop at end-of-turn or end-of-text.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { renderChat } from "../model/chat.ts";
+import { checkpointToGguf, checkpointToHf, hfTokenizerFiles } from "../model/convert.ts";
 import { BitNetError, OptionError } from "../model/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { synthesizeBitNet } from "../model/synth.ts";
@@ -36,6 +39,33 @@ test("chat() encodes the rendered prompt (special tokens as their ids) and strea
   for await (const piece of model.chat(MESSAGES, { temperature: 0, maxTokens: 6 })) reply.push(piece.token);
   assert.ok(reply.length > 0 && reply.length <= 6);
   assert.ok(reply.every((t) => !llama3.stopTokens.has(t)));
+});
+
+test("the vocabulary and chat template travel into a Hugging Face folder and a GGUF; both load without a tokenizer option and chat", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const { checkpoint } = await synthesizeBitNet({ dim: 128, hiddenDim: 128, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize: 128256, seqLen: 64 }, { seed: 2 });
+  const json = readFileSync(new URL("tokenizer.json", MODELS)), config = readFileSync(new URL("tokenizer_config.json", MODELS));
+  const resolved = { tokenizer: llama3, from: "test", json: new Uint8Array(json), config: new Uint8Array(config) };
+  const dir = mkdtempSync(`${tmpdir()}/bitnet-chat-hf-`);
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint);
+  writeFileSync(`${dir}/config.json`, configJson);
+  writeFileSync(`${dir}/model.safetensors`, weights);
+  const files = hfTokenizerFiles(resolved);
+  assert.equal([...files.keys()].sort(), ["tokenizer.json", "tokenizer_config.json"]);
+  assert.ok(Buffer.from(files.get("tokenizer.json")!).equals(json), "tokenizer.json: the original bytes");
+  for (const [name, bytes] of files) writeFileSync(`${dir}/${name}`, bytes);
+  // A tokenizer known only from its vocabulary (a GGUF's) gets a generated tokenizer_config.json.
+  const rebuilt = hfTokenizerFiles(BpeTokenizer.fromGguf(llama3.ggufVocabulary(), "v"));
+  const generated = JSON.parse(new TextDecoder().decode(rebuilt.get("tokenizer_config.json")!));
+  assert.equal([generated.bos_token, generated.eos_token, generated.chat_template], ["<|begin_of_text|>", "<|end_of_text|>", llama3.chatTemplate]);
+  const fromJson = BpeTokenizer.fromJson(new TextDecoder().decode(rebuilt.get("tokenizer.json")!), new TextDecoder().decode(rebuilt.get("tokenizer_config.json")!));
+  assert.equal(fromJson.encode("Hello, world! 123"), llama3.encode("Hello, world! 123"));
+  for (const model of [await loadBitNet(dir, { simd: "strict" }), await loadBitNet(await checkpointToGguf(kx, checkpoint, llama3, "gguf-i2s"), { simd: "strict" })]) {
+    assert.is(model.tokenizer!.chatTemplate, llama3.chatTemplate);
+    const reply = [];
+    for await (const piece of model.chat(MESSAGES, { temperature: 0, maxTokens: 3 })) reply.push(piece.token);
+    assert.ok(reply.length > 0 && reply.length <= 3);
+  }
 });
 
 withData(test, "no template or malformed messages: typed errors", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {

@@ -63,26 +63,80 @@ withData(test, "a seed gives the same sampled text in every runtime and kernel b
   assert.is(await text({ seed: 77, temperature: 1.2, topK: 40, topP: 0.95 }), "Once upon a time, in a big field, there was a beautiful little bird. The bear wanted to help his friends");
 });
 
-withData(test, "an AbortSignal stops generation with its reason", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
+withData(test, "an AbortSignal ends generation with finishReason abort, keeping the text so far", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
   const model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
   const controller = new AbortController();
-  let count = 0;
-  try {
-    for await (const _ of model.generate("", { temperature: 0, signal: controller.signal })) {
-      if (++count === 3) controller.abort(new Error("enough"));
+  const generation = model.generate("", { temperature: 0, signal: controller.signal });
+  let count = 0, text = "";
+  for (;;) {
+    const step = await generation.next();
+    if (step.done) {
+      assert.equal([step.value.finishReason, step.value.tokens.length, step.value.text], ["abort", 3, text]);
+      break;
     }
-    assert.unreachable("generation should have been aborted");
-  } catch (e) {
-    assert.is((e as Error).message, "enough");
+    text += step.value.text;
+    if (++count === 3) controller.abort(new Error("enough"));
   }
   assert.is(count, 3);
-  const already = AbortSignal.abort();
-  try {
-    await model.generate("", { signal: already }).next();
-    assert.unreachable("a pre-aborted signal must stop at once");
-  } catch (e) {
-    assert.is((e as Error).name, "AbortError");
+});
+
+/** An independent reference: the full distribution the options leave, built one rule at a time. */
+function referenceDistribution(logits: number[], recent: number[], o: { temperature: number; topK: number; topP: number; minP: number; repetitionPenalty: number; frequencyPenalty: number; presencePenalty: number }) {
+  const l = logits.slice();
+  for (const id of new Set(recent)) {
+    const count = recent.filter((t) => t === id).length;
+    l[id] = (l[id] > 0 ? l[id] / o.repetitionPenalty : l[id] * o.repetitionPenalty) - count * o.frequencyPenalty - o.presencePenalty;
   }
+  const byLogit = l.map((_, i) => i).sort((a, b) => l[b] - l[a] || a - b);
+  let keep = new Set(o.topK > 0 ? byLogit.slice(0, o.topK) : byLogit);
+  const p = l.map((v, i) => (keep.has(i) ? Math.exp(v / o.temperature) : 0));
+  const pmax = Math.max(...p);
+  keep = new Set([...keep].filter((i) => p[i] >= o.minP * pmax));
+  const sum = [...keep].reduce((a, i) => a + p[i], 0);
+  const q = l.map((_, i) => (keep.has(i) ? p[i] / sum : 0));
+  if (o.topP < 1) {
+    const ordered = [...keep].sort((a, b) => q[b] - q[a] || a - b);
+    let cumulative = 0;
+    const nucleus = new Set<number>();
+    for (const i of ordered) {
+      nucleus.add(i);
+      cumulative += q[i];
+      if (cumulative > o.topP) break;
+    }
+    const nsum = [...nucleus].reduce((a, i) => a + q[i], 0);
+    return q.map((v, i) => (nucleus.has(i) ? v / nsum : 0));
+  }
+  return q;
+}
+
+test("penalties and min-p: greedy picks the penalised argmax; sampling matches a naive reference distribution", () => {
+  const logits = [2.0, 1.9, -0.5, 1.2, 0.3, -1.5, 1.0, 0.8];
+  const recent = [0, 0, 0, 3, 6, 6, 2];
+  const base = { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0 };
+  const cases = [
+    { ...base, repetitionPenalty: 1.5 },
+    { ...base, frequencyPenalty: 0.4 },
+    { ...base, presencePenalty: 0.7, minP: 0.2 },
+    { ...base, repetitionPenalty: 1.3, frequencyPenalty: 0.1, presencePenalty: 0.2, minP: 0.1, topK: 6, topP: 0.9, temperature: 0.8 },
+    { ...base, minP: 0.5 },
+  ];
+  for (const o of cases) {
+    const want = referenceDistribution(logits, recent, o);
+    const greedy = new Sampler({ ...o, temperature: 0 }).sample(Float32Array.from(logits), recent);
+    const penalised = referenceDistribution(logits, recent, { ...o, topK: 0, topP: 1, minP: 0, temperature: 1 });
+    assert.is(greedy, penalised.indexOf(Math.max(...penalised)), `greedy, ${JSON.stringify(o)}`);
+    const sampler = new Sampler({ ...o, seed: 3 });
+    const counts = new Array(logits.length).fill(0), n = 20000;
+    for (let i = 0; i < n; i++) counts[sampler.sample(Float32Array.from(logits), recent)]++;
+    counts.forEach((c, i) => {
+      if (want[i] === 0) assert.is(c, 0, `token ${i} must never come out, ${JSON.stringify(o)}`);
+      else assert.ok(Math.abs(c / n - want[i]) < 0.015, `token ${i}: ${c / n} vs ${want[i]}, ${JSON.stringify(o)}`);
+    });
+  }
+  // penaltyLastN bounds the window: with 2, only the last two tokens (6, 2) are penalised.
+  const windowed = new Sampler({ temperature: 0, repetitionPenalty: 100, penaltyLastN: 2 });
+  assert.is(windowed.sample(Float32Array.from(logits), recent), 0, "token 0 is outside the window");
+  assert.is(new Sampler({ temperature: 0, repetitionPenalty: 100, penaltyLastN: 7 }).sample(Float32Array.from(logits), recent), 1);
 });
 
 test.run();

@@ -4,15 +4,16 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { checkpointToHf } from "../model/convert.ts";
+import { checkpointToHf, hfTokenizerFiles } from "../model/convert.ts";
 import { FormatError } from "../model/errors.ts";
 import { readHfBitNet } from "../model/formats/huggingface.ts";
 import { readSafetensors, writeSafetensors } from "../model/formats/safetensors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { synthesizeBitNet } from "../model/synth.ts";
+import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
 import { memoryFile } from "../runtime/files.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { maxRelativeError, modelOf, rng } from "./helpers.ts";
+import { maxRelativeError, modelOf, rng, withData } from "./helpers.ts";
 
 const test = suite("huggingface");
 const kx = await loadKernels({ simd: "strict" });
@@ -47,7 +48,7 @@ test("a synthetic 2B4T model in the packed Hugging Face layout loads to the same
   const q = st.tensors.get("model.layers.0.self_attn.q_proj.weight")!;
   assert.equal([q.dtype, q.shape], ["U8", [64, 256]]);
   assert.is(st.tensors.get("model.embed_tokens.weight")!.dtype, "BF16");
-  const model = await loadBitNet(folder(configJson, weights), { simd: "strict" });
+  const model = await loadBitNet(folder(configJson, weights), { simd: "strict", tokenizer: "none" });
   assert.is(model.config.arch, "bitnet-b1.58");
   assert.is(model.tokenizer, null);
   // weight_scale stores 1 / scale in f32, so scales may differ in the last bit.
@@ -70,11 +71,30 @@ test("bf16 master weights are ternarized at load with absmean, giving back the p
   const st = readSafetensors(weights, "w");
   const q = st.tensors.get("model.layers.0.self_attn.q_proj.weight")!;
   assert.equal([q.dtype, q.shape], ["BF16", [256, 256]]);
-  const model = await loadBitNet(folder(configJson, weights), { simd: "strict" });
+  const model = await loadBitNet(folder(configJson, weights), { simd: "strict", tokenizer: "none" });
   const got = model.logits(TOKENS);
   assert.not.equal(got, want, "the scales pass through bf16");
   // Each of the 14 scales moves by up to 2^-9 (bf16): a few percent through two layers.
   got.forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) < 5e-2, `position ${i}: ${maxRelativeError(row, want[i])}`));
+});
+
+test("Microsoft's bf16 master-weight folder (quant_method bitnet, autobitlinear, online) loads as master weights ternarized at load", async () => {
+  const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 8, embedding: "bf16" });
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint, "hf-bf16");
+  const plain = (await loadBitNet(folder(configJson, weights), { simd: "strict", tokenizer: "none" })).logits(TOKENS);
+  // config.json of microsoft/bitnet-b1.58-2B-4T-bf16: the quantizer's "online" mode over float masters.
+  const online = { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "online" };
+  for (const quantization_config of [online, { ...online, quantization_mode: "Online" }, { ...online, quantization_mode: " ONLINE " }, { quant_method: "bitnet", quantization_mode: "online" }]) {
+    const dir = folder(JSON.stringify({ ...JSON.parse(configJson), quantization_config }), weights);
+    const model = await loadBitNet(dir, { simd: "strict", tokenizer: "none" });
+    assert.equal(model.logits(TOKENS), plain, JSON.stringify(quantization_config));
+  }
+  // Config and tensors that disagree are refused, saying how.
+  for (const quantization_config of [{ quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" }, { quant_method: "bitnet" }]) {
+    const dir = folder(JSON.stringify({ ...JSON.parse(configJson), quantization_config }), weights);
+    const e = await loadBitNet(dir, { simd: "strict", tokenizer: "none" }).then(() => null, (e) => e);
+    assert.ok(e instanceof FormatError && /config\.json: quantization_config .* means packed U8 weights, but tensor model\.layers\.0\.self_attn\.q_proj\.weight is BF16 \[256, 256\]: master weights \(set quantization_mode "online"/.test(e.message), String(e));
+  }
 });
 
 test("codes written as bf16 masters (codes * scale / p) ternarize back to the same codes and scale", () => {
@@ -126,11 +146,11 @@ test("sharded checkpoints load through model.safetensors.index.json; a wrong ind
   }
   const index = { metadata: {}, weight_map: Object.fromEntries(all.map((t) => [t.name, shardOf(t.name)])) };
   writeFileSync(`${dir}/model.safetensors.index.json`, JSON.stringify(index));
-  const model = await loadBitNet(dir, { simd: "strict" });
+  const model = await loadBitNet(dir, { simd: "strict", tokenizer: "none" });
   model.logits(TOKENS).forEach((row, i) => assert.ok(maxRelativeError(row, want[i]) < 1e-5, `position ${i}`));
   index.weight_map["model.norm.weight"] = "model-00002-of-00002.safetensors";
   writeFileSync(`${dir}/model.safetensors.index.json`, JSON.stringify(index));
-  const e = await loadBitNet(dir, { simd: "strict" }).then(() => null, (e) => e);
+  const e = await loadBitNet(dir, { simd: "strict", tokenizer: "none" }).then(() => null, (e) => e);
   assert.ok(e instanceof FormatError && /the index puts model\.norm\.weight in model-00002-of-00002\.safetensors, it is in model-00001-of-00002\.safetensors/.test(e.message), String(e));
 });
 
@@ -150,6 +170,25 @@ test("the folder's tokenizer.json is read (and must match the model's vocabulary
   }
 });
 
+withData(test, "a SentencePiece vocabulary goes into a folder as llama2.c's tokenizer.bin, which the folder lookup finds", ["models/tok512.bin"], async (tok) => {
+  const { checkpoint } = await synthesizeBitNet({ ...SHAPE, vocabSize: 512 }, { seed: 6 });
+  const { configJson, weights } = await checkpointToHf(kx, checkpoint);
+  const spm = Llama2cTokenizer.fromBin(tok, 512);
+  const rebuilt = spm.toBin();
+  assert.equal(Llama2cTokenizer.fromBin(rebuilt, 512).pieces, spm.pieces);
+  assert.equal(Array.from(Llama2cTokenizer.fromBin(rebuilt, 512).scores), Array.from(spm.scores));
+  assert.is(Llama2cTokenizer.countTokens(rebuilt), 512);
+  assert.is(Llama2cTokenizer.countTokens(rebuilt.subarray(0, rebuilt.length - 1)), null);
+  const files = hfTokenizerFiles({ tokenizer: spm, from: "tok512.bin", bin: tok });
+  assert.equal([...files.keys()], ["tokenizer.bin"]);
+  assert.is(files.get("tokenizer.bin"), tok, "the bytes it was read from");
+  const dir = folder(configJson, weights);
+  writeFileSync(`${dir}/tokenizer.bin`, hfTokenizerFiles(spm).get("tokenizer.bin")!);
+  const model = await loadBitNet(dir, { simd: "strict" });
+  assert.ok(model.tokenizer instanceof Llama2cTokenizer);
+  assert.equal(model.tokenizer!.encode("Once upon a time"), spm.encode("Once upon a time"));
+});
+
 test("malformed Hugging Face checkpoints are refused naming the file and tensor", async () => {
   const { checkpoint } = await synthesizeBitNet(SHAPE, { seed: 5 });
   const { configJson, weights } = await checkpointToHf(kx, checkpoint);
@@ -166,7 +205,8 @@ test("malformed Hugging Face checkpoints are refused naming the file and tensor"
   const cfg = JSON.parse(configJson);
   await fails(JSON.stringify({ ...cfg, architectures: ["LlamaForCausalLM"] }), weights, /^m\/config\.json: architectures \["LlamaForCausalLM"\], expected \["BitNetForCausalLM"\]/);
   await fails(JSON.stringify({ ...cfg, quantization_config: { quant_method: "gptq" } }), weights, /quant_method "gptq", expected "bitnet" \(packed\) or none \(master weights\)/);
-  await fails(JSON.stringify({ ...cfg, quantization_config: undefined }), weights, /tensor model\.layers\.0\.self_attn\.q_proj\.weight has shape \[64, 256\], the config implies \[256, 256\]/);
+  await fails(JSON.stringify({ ...cfg, quantization_config: undefined }), weights, /^m\/config\.json: no quantization_config means float master weights, but tensor model\.layers\.0\.self_attn\.q_proj\.weight is U8 \[64, 256\]: packed weights/);
+  await fails(JSON.stringify({ ...cfg, quantization_config: { ...cfg.quantization_config, quantization_mode: "online" } }), weights, /quantization_mode":"online"\} means float master weights, but tensor model\.layers\.0\.self_attn\.q_proj\.weight is U8/);
   await fails(JSON.stringify({ ...cfg, hidden_act: "silu" }), weights, /hidden_act "silu", expected "relu2"/);
   await fails("{", weights, /^m\/config\.json: not valid JSON/);
   await fails(configJson, rebuilt((ts) => ts.splice(ts.findIndex((t) => t.name === "model.norm.weight"), 1)), /^m\/model\.safetensors: tensor model\.norm\.weight is missing/);

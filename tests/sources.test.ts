@@ -3,7 +3,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { BitNetError } from "../model/errors.ts";
+import { BitNetError, FormatError } from "../model/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { dataPath, withData } from "./helpers.ts";
@@ -20,14 +20,23 @@ withData(test, "a path, a Uint8Array, an ArrayBuffer and an http URL on 127.0.0.
   const want = await greedy(await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") }));
   assert.is(await greedy(await loadBitNet(model, { tokenizer: tok })), want);
   assert.is(await greedy(await loadBitNet(model.slice().buffer, { tokenizer: tok.slice().buffer })), want);
+  const requests: string[] = [];
   const server = createServer((req, res) => {
-    const body = req.url === "/model.bin" ? model : req.url === "/tok512.bin" ? tok : null;
+    requests.push(req.url!);
+    const body = req.url === "/model.bin" || req.url === "/bare/model.bin" ? model : req.url === "/tok512.bin" ? tok : null;
     res.writeHead(body ? 200 : 404).end(body ?? "not found");
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
     assert.is(await greedy(await loadBitNet(`${base}/model.bin`, { tokenizer: new URL(`${base}/tok512.bin`) })), want);
+    // Without the option, the tokenizer is looked for beside the model's URL: tokenizer.json (404), then tok512.bin.
+    requests.length = 0;
+    assert.is(await greedy(await loadBitNet(`${base}/model.bin`)), want);
+    assert.equal(requests.filter((r) => r !== "/model.bin"), ["/tokenizer.json", "/tok512.bin"]);
+    const bare = await loadBitNet(`${base}/bare/model.bin`).then(() => null, (e) => e);
+    assert.ok(bare instanceof FormatError, String(bare));
+    for (const name of ["tokenizer.json", "tok512.bin", "tokenizer.bin"]) assert.ok(bare.message.includes(`${base}/bare/${name} (HTTP 404)`), bare.message);
     try {
       await loadBitNet(`${base}/missing.bin`);
       assert.unreachable("a 404 must fail");

@@ -3,8 +3,12 @@
 // - packed ("microsoft/bitnet-b1.58-2B-4T", quantization_config.quant_method "bitnet"):
 //   linear weights are uint8 [out / 4, in] (see assembly/formats/hf-packed.ts) with a
 //   `weight_scale` that divides the output: y = (W x_q) / (weight_scale * x_scale);
-// - master weights ("-bf16", no quantization_config): float [out, in], ternarized at load
-//   tensor by tensor with absmean, as the model was trained (assembly/ternarize.ts).
+// - master weights ("microsoft/bitnet-b1.58-2B-4T-bf16": quant_method "bitnet" with
+//   linear_class "autobitlinear" and quantization_mode "online", or no quantization_config):
+//   float [out, in], ternarized at load tensor by tensor with absmean, as the model was
+//   trained (assembly/ternarize.ts).
+// Which one is told by the tensors (U8 [out / 4, in] packed; F32 / F16 / BF16 [out, in]
+// masters); config.json must agree, else a FormatError says how they differ.
 import { concatFiles, type RandomAccessFile } from "../../runtime/files.ts";
 import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../checkpoint.ts";
 import { makeConfig } from "../config.ts";
@@ -13,7 +17,7 @@ import { readSafetensorsFile, type SafetensorsTensor } from "./safetensors.ts";
 
 interface HfConfig {
   architectures?: string[];
-  quantization_config?: { quant_method?: string };
+  quantization_config?: { quant_method?: string; linear_class?: string; quantization_mode?: string };
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -42,9 +46,13 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
   }
   const cfgFail = (detail: string) => new FormatError(`${file}/config.json`, detail);
   if (!hf.architectures?.includes("BitNetForCausalLM")) throw cfgFail(`architectures ${JSON.stringify(hf.architectures)}, expected ["BitNetForCausalLM"]`);
-  const method = hf.quantization_config?.quant_method;
+  const quant = hf.quantization_config, method = quant?.quant_method;
   if (method !== undefined && method !== "bitnet") throw cfgFail(`quantization_config.quant_method "${method}", expected "bitnet" (packed) or none (master weights)`);
-  const packed = method === "bitnet";
+  // transformers' BitNet quantizer: quantization_mode "online" (AutoBitLinear) quantizes float
+  // master weights on the fly; "offline" (the default) reads packed weights.
+  const mode = typeof quant?.quantization_mode === "string" ? quant.quantization_mode.trim().toLowerCase() : undefined;
+  const configPacked = method === "bitnet" && mode !== "online";
+  const configSays = quant === undefined || method === undefined ? "no quantization_config" : `quantization_config ${JSON.stringify({ quant_method: method, linear_class: quant.linear_class, quantization_mode: quant.quantization_mode })}`;
   if ((hf.hidden_act ?? "relu2") !== "relu2") throw cfgFail(`hidden_act "${hf.hidden_act}", expected "relu2"`);
   const config = makeConfig(file, {
     arch: "bitnet-b1.58", dim: hf.hidden_size, hiddenDim: hf.intermediate_size, nLayers: hf.num_hidden_layers,
@@ -69,6 +77,18 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
     const t = all.get(name);
     if (t && t.shard !== shard) throw fail(`the index puts ${name} in ${shard}, it is in ${t.shard}`);
     if (!t) throw fail(`the index puts ${name} in ${shard}, which does not hold it`);
+  }
+  // Packed or master weights, as the first projection's dtype says; config.json must say the same.
+  const first = all.get("model.layers.0.self_attn.q_proj.weight");
+  const packed = first ? first.dtype === "U8" : configPacked;
+  if (first && first.dtype !== "U8" && !(first.dtype in FLOAT_DTYPES)) {
+    throw fail(`tensor ${first.name} is ${first.dtype}, expected packed U8 or F32, F16 or BF16 master weights`);
+  }
+  if (first && packed !== configPacked) {
+    const is = `tensor ${first.name} is ${first.dtype} [${first.shape.join(", ")}]`;
+    throw cfgFail(packed
+      ? `${configSays} means float master weights, but ${is}: packed weights (add "quantization_config": { "quant_method": "bitnet", "quantization_mode": "offline" })`
+      : `${configSays} means packed U8 weights, but ${is}: master weights (set quantization_mode "online", as Microsoft's -bf16 folder does)`);
   }
   const tensor = (name: string, shape: number[]): SafetensorsTensor => {
     const t = all.get(name);

@@ -52,12 +52,14 @@ export class BpeTokenizer implements Tokenizer {
   readonly #tokens: string[];
   readonly #special: Set<number>;
   readonly #merges: string[];
+  readonly #json: object;
   readonly stopTokens: ReadonlySet<number>;
 
   private constructor(
     json: { model: { vocab: Record<string, number>; merges?: (string | string[])[] }; added_tokens?: { id: number; content: string; special?: boolean }[] },
     readonly bos: number, readonly eos: number, file: string, readonly chatTemplate?: string,
   ) {
+    this.#json = json;
     try {
       this.#hf = new HfTokenizer(json, {});
     } catch (e) {
@@ -92,7 +94,9 @@ export class BpeTokenizer implements Tokenizer {
       const added = (json.added_tokens ?? []).find((t: { content: string }) => t.content === text);
       return added?.id ?? json.model.vocab[text] ?? -1;
     };
-    const template = typeof config.chat_template === "string" ? config.chat_template : undefined;
+    // chat_template is one template, or (newer files) a list of named ones whose "default" applies.
+    const named = Array.isArray(config.chat_template) ? config.chat_template.find((t: { name?: string }) => t?.name === "default")?.template : undefined;
+    const template = typeof config.chat_template === "string" ? config.chat_template : typeof named === "string" ? named : undefined;
     return new BpeTokenizer(json, idOf(config.bos_token, "<|begin_of_text|>"), idOf(config.eos_token, "<|end_of_text|>"), file, template);
   }
 
@@ -121,6 +125,11 @@ export class BpeTokenizer implements Tokenizer {
       tokens: this.#tokens, merges: this.#merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)),
       bos: this.bos, eos: this.eos, pre: "llama-bpe", chatTemplate: this.chatTemplate,
     };
+  }
+
+  /** The tokenizer as tokenizer.json text (what it was read from, or built from GGUF metadata). */
+  toJson(): string {
+    return JSON.stringify(this.#json);
   }
 
   /** Tokens in the vocabulary. */

@@ -89,6 +89,34 @@ export class Llama2cTokenizer implements Tokenizer {
     return new Llama2cTokenizer(pieces, scores);
   }
 
+  /** How many tokens a llama2.c tokenizer.bin holds, or null when its records do not end exactly at its end. */
+  static countTokens(bytes: Uint8Array): number | null {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = 4, count = 0;
+    while (at + 8 <= bytes.length) {
+      const len = view.getInt32(at + 4, true);
+      if (len < 0 || at + 8 + len > bytes.length) return null;
+      at += 8 + len;
+      count++;
+    }
+    return bytes.length >= 4 && at === bytes.length ? count : null;
+  }
+
+  /** The vocabulary as llama2.c's tokenizer.bin (inverse of fromBin). */
+  toBin(): Uint8Array {
+    const size = 4 + this.pieces.reduce((n, p) => n + 8 + p.length, 0);
+    const out = new Uint8Array(size), view = new DataView(out.buffer);
+    view.setInt32(0, this.pieces.reduce((m, p) => Math.max(m, p.length), 0), true);
+    let at = 4;
+    this.pieces.forEach((piece, i) => {
+      view.setFloat32(at, this.scores[i], true);
+      view.setInt32(at + 4, piece.length, true);
+      out.set(bytesOf(piece), at + 8);
+      at += 8 + piece.length;
+    });
+    return out;
+  }
+
   /** From GGUF metadata of a SentencePiece ("llama") vocabulary: token texts and scores. */
   static fromGguf(tokens: string[], scores: number[]): Llama2cTokenizer {
     return new Llama2cTokenizer(tokens.map((t) => binaryString(utf8.encode(t.replace(SPIECE_SPACE, " ")))), Float32Array.from(scores));
