@@ -32,7 +32,7 @@ const COMMANDS_HELP: Record<string, { summary: string; usage: string; note?: str
   generate: {
     summary: "continue a prompt, streaming the text to stdout (stderr: load and speed)",
     usage: "bitnet-wasm generate --model F [--prompt S] [options]",
-    note: "--json prints { text, tokens, tokensPerSecond, timeToFirstTokenMs, simd, threads, model, load } at the end.",
+    note: "--json prints { text, tokens, tokensPerSecond, timeToFirstTokenMs, finishReason, usage, simd, threads, model, load } at the end.",
   },
   ppl: { summary: "perplexity of a text, or of token ids, under a model", usage: "bitnet-wasm ppl --model F (--text F | --tokens F) [options]" },
   convert: {

@@ -72,6 +72,20 @@ withData(test, "ppl --tokens takes a JSON array of ids and gives the same result
   const bad = cli(["ppl", "--model", dataPath("models/bitllama-1M.bin"), "--tokens", `${dir}/bad.json`]);
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /bad\.json: expected a JSON array of token ids/);
+  writeFileSync(`${dir}/outside.json`, "[1, 600, 3]");
+  const outside = cli(["ppl", "--model", dataPath("models/bitllama-1M.bin"), "--tokens", `${dir}/outside.json`, "--json"]);
+  assert.equal([outside.code, outside.stdout], [2, ""], "an id outside the 512-token vocabulary is refused, not scored");
+  assert.match(outside.stderr, /token id 600 at index 1 is not an integer within the vocabulary 0\.\.511/);
+});
+
+withData(test, "generate --stop ends at the stop string (not printed), and the JSON says why it ended", ["models/bitllama-1M.bin", "models/tok512.bin"], () => {
+  const r = cli(["generate", "--model", dataPath("models/bitllama-1M.bin"), "--temperature", "0", "--stop", "Lily", "--stop", "zzz", "--json"]);
+  assert.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal([out.text, out.finishReason], ["Once upon a time, there was a little girl named ", "stop"]);
+  assert.is(out.usage.completionTokens, out.tokens);
+  const bad = cli(["generate", "--model", dataPath("models/bitllama-1M.bin"), "--keep", "3"]);
+  assert.equal([bad.code, /--keep: goes with --context-shift/.test(bad.stderr)], [2, true], bad.stderr);
 });
 
 test("synth writes a 2B4T-architecture model; convert rewrites it as a Hugging Face folder; both load to the same perplexity", () => {
