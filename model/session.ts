@@ -176,7 +176,7 @@ export class Session {
   /** Generates after the token sequence `target()` (the session's tokens become it). */
   async *#run(target: (() => number[]) | number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationResult> {
     const started = performance.now();
-    const cache = this.#live(), t = this.#model.transformer(), tokenizer = this.#model.tokenizer;
+    const cache = this.#live(), tokenizer = this.#model.tokenizer;
     let tokens = typeof target === "function" ? target() : target;
     const { maxTokens = Infinity, signal, cooperative = true } = options;
     const keep = shiftKeep(options.contextShift);
@@ -194,14 +194,15 @@ export class Session {
     this.#cached = cached;
 
     const generated: number[] = [], stops = new StopMatcher(options.stop), decoder = new TextDecoder();
-    let text = "", finishReason: FinishReason | undefined, prefillMs = 0, prev = tokens[tokens.length - 1];
+    let text = "", finishReason: FinishReason | undefined, prefillMs = 0, firstAt = 0, prev = tokens[tokens.length - 1];
     const finish = (reason: FinishReason): GenerationResult => {
-      const decodeMs = performance.now() - started - prefillMs;
+      const now = performance.now(), decodeMs = now - started - prefillMs;
       return {
         text, tokens: generated, finishReason: reason, usage: { promptTokens, completionTokens: generated.length, cachedTokens: cached },
         timings: {
           prefillMs, decodeMs, promptTokensPerSecond: prefillMs > 0 ? ((promptTokens - cached) * 1000) / prefillMs : 0,
-          tokensPerSecond: decodeMs > 0 && generated.length > 1 ? ((generated.length - 1) * 1000) / decodeMs : 0,
+          // The first token comes with the prefill; the decode speed counts the ones after it.
+          tokensPerSecond: generated.length > 1 ? ((generated.length - 1) * 1000) / (now - firstAt) : 0,
         },
       };
     };
@@ -220,7 +221,7 @@ export class Session {
         finishReason = "stop";
         break;
       }
-      generated.push(token);
+      if (generated.push(token) === 1) firstAt = performance.now();
       this.#tokens.push(token);
       const piece = stops.push(tokenizer ? decoder.decode(tokenizer.decodeBytes(prev, token), { stream: true }) : "");
       prev = token;
