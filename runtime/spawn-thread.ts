@@ -41,6 +41,18 @@ export async function coreCount(): Promise<number | undefined> {
   return typeof n === "number" && n > 0 ? n : undefined;
 }
 
+let dataUrl: Promise<URL> | undefined;
+/** node:worker_threads starts file: and data: URLs only: a remote module (Deno importing the package by URL, as from JSR) hands it the worker's source. */
+function workerDataUrl(url: URL): Promise<URL> {
+  return (dataUrl ??= fetch(url).then(async (response) => {
+    if (!response.ok) throw new Error(`cannot fetch ${url.href}: HTTP ${response.status}`);
+    return new URL(`data:text/javascript,${encodeURIComponent(await response.text())}`);
+  }).catch((e) => {
+    dataUrl = undefined; // a later load may try again
+    throw e;
+  }));
+}
+
 /** Starts a worker on `init` (see thread-worker.js); resolves once its kernels are instantiated. */
 export async function spawnThread(init: unknown): Promise<ThreadHandle> {
   const url = new URL("./thread-worker.js", import.meta.url); // plain JavaScript, from source and built alike
@@ -55,7 +67,7 @@ export async function spawnThread(init: unknown): Promise<ThreadHandle> {
     return worker;
   }
   const { Worker: NodeWorker } = await import("node:worker_threads");
-  const worker = new NodeWorker(url);
+  const worker = new NodeWorker(url.protocol === "file:" ? url : await workerDataUrl(url));
   await new Promise<void>((resolve, reject) => {
     worker.once("message", () => resolve());
     worker.once("error", reject);

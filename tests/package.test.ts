@@ -133,15 +133,15 @@ withDeno("the published files, imported by URL in a Deno allowed only 127.0.0.1,
     const script = `
       import { loadBitNet } from "${base}mod.ts";
       const bytes = async (path) => new Uint8Array(await (await fetch("${base}" + path)).arrayBuffer());
-      const model = await loadBitNet(await bytes("__test__/model.bin"), { tokenizer: await bytes("__test__/tokenizer.bin") });
+      const model = await loadBitNet(await bytes("__test__/model.bin"), { tokenizer: await bytes("__test__/tokenizer.bin"), threads: 2 });
       const tokens = [];
       let text = "";
       for await (const piece of model.generate(${JSON.stringify(PROMPT)}, { maxTokens: 20, temperature: 0 })) {
         if (piece.token >= 0) tokens.push(piece.token);
         text += piece.text;
       }
+      console.log(JSON.stringify({ tokens, text, threads: model.threads }));
       model.dispose();
-      console.log(JSON.stringify({ tokens, text }));
     `;
     // --no-config: none of this project's deno.json (imports, workspace) applies, only the
     // import map. npm: specifiers resolve from the project's node_modules (--node-modules-dir=manual,
@@ -166,6 +166,7 @@ withDeno("the published files, imported by URL in a Deno allowed only 127.0.0.1,
     m.dispose();
     assert.is(want.length, 20);
     assert.equal(got.tokens, want);
+    assert.is(got.threads, 2, "the kernel worker threads start from the remote module too");
     assert.is(got.text, text);
     // The CLI export, run by URL as `deno run jsr:@bitnet/wasm/cli` would run it.
     const cli = await runDeno(deno, [...flags, `${base}cli/bitnet-wasm.ts`, "--version"], "", { DENO_DIR: denoDir });
