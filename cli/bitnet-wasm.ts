@@ -177,8 +177,8 @@ const common = {
   context: { type: "string" }, variant: { type: "string" }, "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
 } as const;
 
-async function modelOptions(values: Record<string, unknown>, model: string): Promise<LoadOptions> {
-  // The tokenizer is looked up by the library (model/tokenizer/resolve.ts), as for every caller.
+/** The loading flags as loadBitNet options (the library checks them; it also looks up the tokenizer). */
+function modelOptions(values: Record<string, unknown>): LoadOptions {
   return {
     tokenizer: values.tokenizer as string | undefined, simd: values.simd as LoadOptions["simd"], threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"), bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
     lmHead: values["lm-head"] as LoadOptions["lmHead"], variant: values.variant as string | undefined, contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
@@ -228,7 +228,7 @@ async function generate(args: string[]): Promise<void> {
     );
   }
   const loadStart = performance.now();
-  using m = await loadBitNet(model, await modelOptions(values, model)); // disposed at the end: the process then exits
+  using m = await loadBitNet(model, modelOptions(values)); // disposed at the end: the process then exits
   const load = { seconds: (performance.now() - loadStart) / 1000, wasmBytes: m.memoryBytes, peakRssBytes: peakRss() };
   if (!values.json) console.error(`loaded ${model} in ${load.seconds.toFixed(2)} s: WebAssembly memory ${mib(load.wasmBytes)}, peak RSS ${mib(load.peakRssBytes)}`);
   const prompt = values.prompt ?? "";
@@ -265,7 +265,7 @@ async function ppl(args: string[]): Promise<void> {
   if (!values.model) throw new BitNetError("ppl needs --model F");
   if (!values.text === !values.tokens) throw new BitNetError("ppl needs one of --text F or --tokens F");
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0");
-  const options = await modelOptions(values, values.model);
+  const options = modelOptions(values);
   using m = await loadBitNet(values.model, values.tokens ? { ...options, tokenizer: "none" } : options);
   const text = values.tokens ? await readTokenFile(values.tokens) : new TextDecoder().decode(await readBytes(values.text!));
   const tty = process.stderr.isTTY;
@@ -311,7 +311,7 @@ async function convert(args: string[]): Promise<void> {
   });
   if (!values) return;
   if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
-  const options = await modelOptions(values, values.model);
+  const options = modelOptions(values);
   const folder = await isDirectory(values.model);
   const ckpt = folder ? await readHfFolder(values.model) : await readCheckpoint(await openFile(values.model), options);
   try {
@@ -368,7 +368,7 @@ async function sweep(args: string[]): Promise<void> {
   for (const v of variants) if (v !== "stored") parseVariant(v); // every name checked before the first run
   const prefix = values.out ?? "sweep", jsonl = `${prefix}.jsonl`;
   const done = (await fileExists(jsonl)) ? new TextDecoder().decode(await readBytes(jsonl)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l)) : [];
-  const options = await modelOptions(values, model);
+  const options = modelOptions(values);
   const tty = process.stderr.isTTY;
   let last = 0;
   const results = await runSweep({

@@ -8,7 +8,7 @@ import process from "node:process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { writeCheckpointGguf } from "../model/convert.ts";
-import type { GenerationResult } from "../model/generate.ts";
+import { drain } from "../model/generate.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
@@ -41,13 +41,6 @@ async function secondTurn(model: BitNetModel, first: number[], more: number[], r
   session.dispose();
   if (fresh.tokens[0] !== two.tokens[0]) throw new Error("the session's second turn and the fresh run disagree");
   return { two, fresh };
-}
-
-async function drain(gen: AsyncGenerator<unknown, GenerationResult>): Promise<GenerationResult> {
-  for (;;) {
-    const step = await gen.next();
-    if (step.done) return step.value;
-  }
 }
 
 const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : (globalThis as { Bun?: unknown }).Bun ? "bun" : `node ${process.version}`;

@@ -7,7 +7,7 @@
 // - loss = mean negative log-likelihood; perplexity = exp(loss).
 import { OptionError } from "../model/errors.ts";
 import type { KVCache } from "../model/kv-cache.ts";
-import { checkOptions } from "../model/options.ts";
+import { ABORT_SIGNAL, checkOptions } from "../model/options.ts";
 import { yieldToEventLoop } from "../runtime/yield.ts";
 import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
 import { MAX_BLOCK, type Transformer } from "../model/transformer.ts";
@@ -45,7 +45,7 @@ export function evaluationTokens(text: string, tokenizer: Tokenizer): number[] {
 
 /** Perplexity of checked token ids, window by window in `cache`. */
 export async function perplexityOfTokens(transformer: Transformer, cache: KVCache, tokens: ArrayLike<number>, options: PerplexityOptions = {}): Promise<PerplexityResult> {
-  checkOptions(options, { ctx: "number", onProgress: "function", signal: "object" }, "perplexity");
+  checkOptions(options, { ctx: "number", onProgress: "function", signal: ABORT_SIGNAL }, "perplexity");
   const { ctx = transformer.config.seqLen, onProgress, signal } = options;
   if (!Number.isInteger(ctx) || ctx < 1 || ctx > transformer.config.seqLen) {
     throw new OptionError("ctx", `expected an integer in 1..${transformer.config.seqLen}, got ${ctx}`);

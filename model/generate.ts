@@ -2,7 +2,7 @@
 // stop strings, abort, context shift), the streamed pieces, the final result, and the
 // stop-string matcher that holds back text which may yet become a stop string.
 import { OptionError } from "./errors.ts";
-import { checkOptions, describe, type OptionRules } from "./options.ts";
+import { ABORT_SIGNAL, checkOptions, describe, type OptionRules } from "./options.ts";
 import { checkSamplingOptions, type SamplingOptions } from "./sampler.ts";
 
 /** Options of generate, chat and complete: sampling, length, stop strings, abort, context shift. */
@@ -55,7 +55,7 @@ const isNonNegativeInteger = (v: unknown) => Number.isInteger(v) && (v as number
 export const GENERATE_OPTIONS: OptionRules = {
   maxTokens: "number", temperature: "number", topK: "number", topP: "number", seed: "number", minP: "number",
   repetitionPenalty: "number", frequencyPenalty: "number", presencePenalty: "number", penaltyLastN: "number", cooperative: "boolean",
-  signal: { test: (v) => typeof (v as AbortSignal)?.aborted === "boolean" && typeof (v as AbortSignal).addEventListener === "function", expected: "an AbortSignal" },
+  signal: ABORT_SIGNAL,
   stop: { test: (v) => typeof v === "string" || (Array.isArray(v) && v.every((s) => typeof s === "string")), expected: "a string or an array of strings" },
   contextShift: {
     test: (v) => typeof v === "boolean" || (typeof v === "object" && v !== null && Object.keys(v).every((k) => k === "keep") && ((v as { keep?: unknown }).keep === undefined || isNonNegativeInteger((v as { keep: unknown }).keep))),

@@ -5,7 +5,7 @@ import { resolveTokenizer, type TokenizerOption } from "./tokenizer/resolve.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { FormatError } from "./errors.ts";
-import { checkOptions, type OptionRules } from "./options.ts";
+import { ABORT_SIGNAL, checkOptions, type OptionRules } from "./options.ts";
 import { BITLLAMA_MAGIC, readBitllama } from "./formats/bitllama.ts";
 import { GGUF_MAGIC } from "./formats/gguf.ts";
 import { readGgufCheckpoint } from "./formats/gguf-model.ts";
@@ -34,7 +34,7 @@ export const LOAD_OPTIONS: OptionRules = {
   simd: { test: (v) => v === "auto" || v === "strict" || v === "relaxed", expected: `"auto", "relaxed" or "strict"` },
   threads: "number", wasmModule: { test: (v) => v instanceof WebAssembly.Module, expected: "a WebAssembly.Module" },
   wasmUrl: { test: (v) => typeof v === "string" || v instanceof URL, expected: "a string or URL" },
-  onProgress: "function", signal: "object", bitOrder: { test: (v) => v === "msb" || v === "lsb", expected: `"msb" or "lsb"` },
+  onProgress: "function", signal: ABORT_SIGNAL, bitOrder: { test: (v) => v === "msb" || v === "lsb", expected: `"msb" or "lsb"` },
   lmHead: { test: (v) => v === "stored" || v === "int8", expected: `"stored" or "int8"` }, contextLength: "number", variant: "string",
   tokenizer: {
     test: (v) => typeof v === "string" || v instanceof URL || isBytes(v) || (typeof v === "object" && v !== null && typeof (v as { encode?: unknown }).encode === "function"),

@@ -9,6 +9,12 @@ export type OptionRule = "number" | "string" | "boolean" | "function" | "object"
 /** The known keys of an options object and what each accepts. */
 export type OptionRules = Record<string, OptionRule>;
 
+/** The rule of every `signal` option. */
+export const ABORT_SIGNAL: OptionRule = {
+  test: (v) => typeof (v as AbortSignal)?.aborted === "boolean" && typeof (v as AbortSignal).addEventListener === "function",
+  expected: "an AbortSignal",
+};
+
 /** The known key closest to `name` (edit distance, ignoring case and separators), if one is close enough to suggest. */
 export function nearestName(name: string, known: Iterable<string>): string | undefined {
   let best: string | undefined, bestDistance = Infinity;

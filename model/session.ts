@@ -93,7 +93,7 @@ export class Session {
   generate(input: string | ArrayLike<number> = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
     checkGenerateOptions(options);
     this.#live();
-    return this.#inTurn(() => this.#run(this.#append(input), options));
+    return this.#inTurn(() => this.#run(this.#appended(input), options)); // the session's tokens as they are when its turn comes
   }
 
   /** Continues the session's text by `input` and returns the generated text (remembered). */
@@ -144,12 +144,10 @@ export class Session {
   }
 
   /** The session's tokens followed by `input`: text (BOS first when the session is empty) or ids. */
-  #append(input: string | ArrayLike<number>): () => number[] {
-    return () => {
-      const ids = typeof input === "string" ? (input === "" && this.#tokens.length > 0 ? [] : this.#tokenizer().encode(input, { bos: this.#tokens.length === 0 })) : Array.from(input);
-      if (typeof input !== "string") checkTokenIds(ids, this.#model.transformer().config.vocabSize, "prompt");
-      return [...this.#tokens, ...ids];
-    };
+  #appended(input: string | ArrayLike<number>): number[] {
+    const ids = typeof input === "string" ? (input === "" && this.#tokens.length > 0 ? [] : this.#tokenizer().encode(input, { bos: this.#tokens.length === 0 })) : Array.from(input);
+    if (typeof input !== "string") checkTokenIds(ids, this.#model.transformer().config.vocabSize, "prompt");
+    return [...this.#tokens, ...ids];
   }
 
   async *#chatTurn(added: ChatMessage[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationResult> {
@@ -173,11 +171,11 @@ export class Session {
     }
   }
 
-  /** Generates after the token sequence `target()` (the session's tokens become it). */
-  async *#run(target: (() => number[]) | number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationResult> {
+  /** Generates after the token sequence `target` (the session's tokens become it). */
+  async *#run(target: number[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationResult> {
     const started = performance.now();
     const cache = this.#live(), tokenizer = this.#model.tokenizer;
-    let tokens = typeof target === "function" ? target() : target;
+    let tokens = target;
     const { maxTokens = Infinity, signal, cooperative = true } = options;
     const keep = shiftKeep(options.contextShift);
     if (tokens.length === 0) throw new OptionError("prompt", "encodes to no tokens: nothing to continue");

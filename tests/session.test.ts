@@ -234,6 +234,12 @@ withData(test, "strict options: unknown keys name the nearest known one, wrong t
   fails(() => model.generate("Hi", { temperature: "0" } as never), /option temperature: expected a number, got the string "0"/);
   fails(() => model.generate("Hi", { minP: 1 }), /option minP: expected a number in \[0, 1\)/);
   fails(() => model.generate("Hi", { contextShift: { kep: 3 } } as never), /option contextShift/);
+  fails(() => model.generate("Hi", { signal: {} } as never), /option signal: expected an AbortSignal, got an object/);
+  fails(() => model.generate("Hi", { stop: "" }), /option stop: an empty stop string/);
+  fails(() => model.createSession({ contextLength: 1 }), /option contextLength: expected an integer in 2\.\.512/);
+  fails(() => model.createSession({ contextLength: 513 }), /option contextLength/);
+  await model.complete("Hi", { contextShift: { keep: 511 } }).then(() => assert.unreachable("keep past the context"), (e) => assert.match(String(e), /option contextShift: keep 511 leaves nothing to drop in a 512-token context/));
+  await model.perplexity([1, 2, 3], { signal: "no" } as never).then(() => assert.unreachable("a string signal"), (e) => assert.match(String(e), /option signal: expected an AbortSignal/));
   await loadBitNet(dataPath(FILES[0]), { threads: "2" } as never).then(() => assert.unreachable("threads as a string"), (e) => assert.match(String(e), /option threads: expected a number, got the string "2"/));
   await loadBitNet(dataPath(FILES[0]), { cotextLength: 10 } as never).then(() => assert.unreachable("a misspelt option"), (e) => assert.match(String(e), /did you mean contextLength\?/));
 });
