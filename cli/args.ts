@@ -1,6 +1,6 @@
 // Command-line options: parsed with node:util's parseArgs (Node, Deno and Bun all have it),
 // then converted and range-checked into typed values with errors that name the option.
-import { OptionError } from "../model/errors.ts";
+import { OptionError } from "../core/errors.ts";
 
 export function numberOption(values: Record<string, unknown>, name: string, check: (n: number) => boolean, expected: string): number | undefined {
   const raw = values[name];

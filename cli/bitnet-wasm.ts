@@ -3,19 +3,19 @@
 // Results go to stdout; progress and diagnostics to stderr.
 import process from "node:process";
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import type { Checkpoint } from "../model/checkpoint.ts";
-import { GGUF_TARGETS, type GgufTarget, ggufVocabularySource, HF_TARGETS, type HfTarget, hfTokenizerFiles, writeCheckpointGguf, writeCheckpointHf } from "../model/convert.ts";
-import type { GenerateOptions } from "../model/generate.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import { GGUF_TARGETS, type GgufTarget, ggufVocabularySource, HF_TARGETS, type HfTarget, hfTokenizerFiles, writeCheckpointGguf, writeCheckpointHf } from "../tools/convert.ts";
+import type { GenerateOptions } from "../text/generate.ts";
 import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder } from "../model/load.ts";
-import { BITNET_2B4T_SHAPE, type SynthArch, synthesizeBitNet } from "../model/synth.ts";
-import { type ResolvedTokenizer, resolveTokenizer } from "../model/tokenizer/resolve.ts";
+import { BITNET_2B4T_SHAPE, type SynthArch, synthesizeBitNet } from "../tools/synth.ts";
+import { type ResolvedTokenizer, resolveTokenizer } from "../text/tokenizer/resolve.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { BitNetError, OptionError } from "../model/errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import { appendText, type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
 import { runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
 import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
-import { nearestName } from "../model/options.ts";
+import { nearestName } from "../core/options.ts";
 import { VERSION } from "./version.ts";
 
 const FORMATS = [...GGUF_TARGETS, ...HF_TARGETS].join(" | ");

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { loadBitNet } from "../model/load.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
-import { argmax } from "../model/sampler.ts";
+import { argmax } from "../text/sampler.ts";
 import type { SimdLevel } from "../runtime/kernels.ts";
 
 const DATA = new URL("../../shared/data/models/", import.meta.url);

@@ -7,11 +7,11 @@
 import process from "node:process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { writeCheckpointGguf } from "../model/convert.ts";
-import { drain } from "../model/generate.ts";
+import { writeCheckpointGguf } from "../tools/convert.ts";
+import { drain } from "../text/generate.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
-import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../model/synth.ts";
+import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
 import { fileSink } from "../runtime/files.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 

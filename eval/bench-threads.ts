@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
-import { argmax } from "../model/sampler.ts";
+import { argmax } from "../text/sampler.ts";
 
 const { values } = parseArgs({
   options: { file: { type: "string" }, threads: { type: "string" }, "lm-head": { type: "string" }, rounds: { type: "string" }, tokens: { type: "string" } },

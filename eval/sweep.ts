@@ -6,7 +6,7 @@
 import { type ByteSource, sourceName } from "../runtime/files.ts";
 import type { LoadOptions } from "../model/load.ts";
 import { loadBitNet } from "../model/load.ts";
-import { argmax } from "../model/sampler.ts";
+import { argmax } from "../text/sampler.ts";
 import { type ActivationSpec } from "../quant/activations.ts";
 import { parseVariant, SITES, type Site } from "../quant/variants.ts";
 import type { BitNetModel } from "../model/model.ts";

@@ -4,9 +4,9 @@
 // from position 0 again: positions past the current one are never read (attention is
 // causal), so there is nothing to clear. Each session owns one; dispose() returns its
 // memory to the arena for the next.
-import { BitNetError, NonFiniteError } from "./errors.ts";
+import { BitNetError, NonFiniteError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { ModelConfig } from "./config.ts";
+import type { ModelConfig } from "../formats/config.ts";
 
 /** Precision of cached keys and values: f32, or 8-, 4- or 3-bit codes. */
 export type KVBits = 32 | 8 | 4 | 3;

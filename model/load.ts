@@ -1,18 +1,18 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
 import { type ByteSource, fileExists, isDirectory, openFile, type RandomAccessFile, type ReadOptions, readBytes, sourceName } from "../runtime/files.ts";
-import { resolveTokenizer, type TokenizerOption } from "./tokenizer/resolve.ts";
+import { resolveTokenizer, type TokenizerOption } from "../text/tokenizer/resolve.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
-import type { Checkpoint } from "./checkpoint.ts";
-import { FormatError } from "./errors.ts";
-import { ABORT_SIGNAL, checkOptions, type OptionRules } from "./options.ts";
-import { BITLLAMA_MAGIC, readBitllama } from "./formats/bitllama.ts";
-import { GGUF_MAGIC } from "./formats/gguf.ts";
-import { readGgufCheckpoint } from "./formats/gguf-model.ts";
-import { readHfBitNet } from "./formats/huggingface.ts";
-import { readLlama2c } from "./formats/llama2c.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import { FormatError } from "../core/errors.ts";
+import { ABORT_SIGNAL, checkOptions, type OptionRules } from "../core/options.ts";
+import { BITLLAMA_MAGIC, readBitllama } from "../formats/bitllama.ts";
+import { GGUF_MAGIC } from "../formats/gguf.ts";
+import { readGgufCheckpoint } from "../formats/gguf-model.ts";
+import { readHfBitNet } from "../formats/huggingface.ts";
+import { readLlama2c } from "../formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
-import { readSafetensorsIndex } from "./formats/safetensors.ts";
+import { readSafetensorsIndex } from "../formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
 
 /** Options of loadBitNet: kernels (simd, threads), reading (progress, abort), tokenizer, LM head, context, variant. */
@@ -93,7 +93,7 @@ async function closingOnError<T>(files: RandomAccessFile[], read: (files: Random
   }
 }
 
-export { resolveTokenizer, tokenizerFromBytes } from "./tokenizer/resolve.ts";
+export { resolveTokenizer, tokenizerFromBytes } from "../text/tokenizer/resolve.ts";
 
 /**
  * Loads a model with its tokenizer: llama2.c v0 (fp32), bitllama (ternary), GGUF of either,

@@ -1,15 +1,15 @@
 // A loaded model: the forward pass plus its tokenizer, with the user-facing operations.
 // Every generation runs in a session (its own KV cache): generate(), chat() and complete()
 // are one-shot sessions, so calls running at the same time never share a cache.
-import { evaluationTokens, perplexityOfTokens, type PerplexityOptions, type PerplexityResult } from "../eval/perplexity.ts";
+import { evaluationTokens, perplexityOfTokens, type PerplexityOptions, type PerplexityResult } from "./perplexity.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { ModelConfig } from "./config.ts";
-import { BitNetError } from "./errors.ts";
-import { checkGenerateOptions, drain, type GeneratedToken, type GenerateOptions, type GenerationResult } from "./generate.ts";
+import type { ModelConfig } from "../formats/config.ts";
+import { BitNetError } from "../core/errors.ts";
+import { checkGenerateOptions, drain, type GeneratedToken, type GenerateOptions, type GenerationResult } from "../text/generate.ts";
 import type { KVCache } from "./kv-cache.ts";
-import { type ChatMessage, renderChat } from "./chat.ts";
+import { type ChatMessage, renderChat } from "../text/chat.ts";
 import { checkTokenIds, type ModelCore, Session, type SessionOptions } from "./session.ts";
-import type { Tokenizer } from "./tokenizer/llama2c.ts";
+import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
 
 /** A loaded model with its tokenizer: sessions, generation, chat, logits, perplexity. */

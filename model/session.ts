@@ -5,15 +5,15 @@
 // exactly as it would run alone, since a forward step is synchronous and reads nothing
 // of another session's but the shared weights.
 import { yieldToEventLoop } from "../runtime/yield.ts";
-import { type ChatMessage, renderChat } from "./chat.ts";
-import { BitNetError, OptionError } from "./errors.ts";
+import { type ChatMessage, renderChat } from "../text/chat.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import {
   checkGenerateOptions, drain, type FinishReason, type GeneratedToken, type GenerateOptions, type GenerationResult, shiftKeep, StopMatcher,
-} from "./generate.ts";
+} from "../text/generate.ts";
 import type { KVCache } from "./kv-cache.ts";
-import { checkOptions, describe } from "./options.ts";
-import { Sampler } from "./sampler.ts";
-import type { Tokenizer } from "./tokenizer/llama2c.ts";
+import { checkOptions, describe } from "../core/options.ts";
+import { Sampler } from "../text/sampler.ts";
+import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
 import { MAX_BLOCK, type Transformer } from "./transformer.ts";
 
 /** Options of createSession. */

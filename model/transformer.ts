@@ -8,10 +8,10 @@ import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
 import { BitLinear, type GroupScales } from "../quant/bitlinear.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
-import type { ModelConfig } from "./config.ts";
-import { FormatError, OptionError, ShapeError } from "./errors.ts";
-import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "./weights.ts";
+import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "../formats/checkpoint.ts";
+import type { ModelConfig } from "../formats/config.ts";
+import { FormatError, OptionError, ShapeError } from "../core/errors.ts";
+import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
 import { type KVBits, KVCache } from "./kv-cache.ts";
 import { yieldToEventLoop } from "../runtime/yield.ts";
 

@@ -5,7 +5,7 @@
 // in WASM (assembly/quantize.ts, assembly/hadamard.ts, assembly/sparsify.ts). One
 // buffer set per quantizer serves every BitLinear that uses it: inputs are prepared and
 // consumed in turn, never two at once.
-import { NonFiniteError, OptionError } from "../model/errors.ts";
+import { NonFiniteError, OptionError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { PreparedInput } from "./linear.ts";
 

@@ -2,7 +2,7 @@
 // vocabulary entry), multiplied with int8 absmax activations. Half the bytes of an f16
 // head, the largest single read of a decoded token; its cost in perplexity is measured
 // in docs/benchmarks.md.
-import { NonFiniteError } from "../model/errors.ts";
+import { NonFiniteError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";

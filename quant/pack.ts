@@ -1,6 +1,6 @@
 // The load step every BitLinear shares: decode a matrix as int8 into scratch, pack it into
 // its kernel layout in new kernel memory, free the scratch.
-import { FormatError, ShapeError } from "../model/errors.ts";
+import { FormatError, ShapeError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 
 export interface Packing {

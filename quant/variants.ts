@@ -3,7 +3,7 @@
 // and down. Presets follow the papers; a full spec names each part:
 // "weights=median:group:128,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
 // site; a preset name may come first, e.g. "a4.8,kv=3"; later entries override earlier ones).
-import { OptionError } from "../model/errors.ts";
+import { OptionError } from "../core/errors.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
 
 /** Where activation variants apply: the inputs of q/k/v, o, gate/up and down. */

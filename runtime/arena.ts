@@ -3,7 +3,7 @@
 // discipline, mark / release, serves load-time scratch). Sessions come and go: their KV
 // caches are freed one by one into a free list that later allocations reuse first
 // (they are all of a few sizes, so first fit wastes little).
-import { BitNetError } from "../model/errors.ts";
+import { BitNetError } from "../core/errors.ts";
 
 const PAGE = 65536;
 const MAX_BYTES = 4 * 1024 * 1024 * 1024; // wasm32 address space

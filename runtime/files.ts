@@ -4,7 +4,7 @@
 // Models are opened as random-access files: the loader reads the header, then each tensor
 // straight into WebAssembly memory, so a file is never held whole in the JS heap when its
 // source allows piecewise reads (paths; URLs whose server honours Range requests).
-import { BitNetError } from "../model/errors.ts";
+import { BitNetError } from "../core/errors.ts";
 
 /** A file path, a file: / http(s): URL, a stream of bytes, or bytes already in memory. */
 export type ByteSource = string | URL | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;

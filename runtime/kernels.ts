@@ -3,7 +3,7 @@
 // Chromium); "auto" takes relaxed where the runtime has it and runs it faster. A precompiled WebAssembly.Module may be
 // passed instead (Cloudflare Workers only accept WASM imported as a module).
 import { instantiate } from "@assemblyscript/loader";
-import { BitNetError, OptionError } from "../model/errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import { Arena } from "./arena.ts";
 import { hasRelaxedSimd, relaxedSimdPays } from "./features.ts";
 import { readBytes } from "./files.ts";

@@ -8,7 +8,7 @@
 // messages: a decoded token makes a few hundred products, too many for a message round trip
 // each. Independent products (q, k and v of one input; gate and up) can share one job
 // (`together`), which halves the hand-offs and lets the small ones fill the big one's tail.
-import { BitNetError } from "../model/errors.ts";
+import { BitNetError } from "../core/errors.ts";
 import type { KernelExports } from "./kernels.ts";
 
 // The job block (read by thread-worker.js): i32 [seq, claim, stop, chunks, completed, failed],

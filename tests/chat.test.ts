@@ -5,12 +5,12 @@ import * as assert from "uvu/assert";
 import { Buffer } from "node:buffer";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { renderChat } from "../model/chat.ts";
-import { checkpointToGguf, checkpointToHf, hfTokenizerFiles } from "../model/convert.ts";
-import { BitNetError, OptionError } from "../model/errors.ts";
+import { renderChat } from "../text/chat.ts";
+import { checkpointToGguf, checkpointToHf, hfTokenizerFiles } from "../tools/convert.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
-import { synthesizeBitNet } from "../model/synth.ts";
-import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
+import { synthesizeBitNet } from "../tools/synth.ts";
+import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { dataPath, modelOf, withData } from "./helpers.ts";
 

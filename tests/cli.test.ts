@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFi
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { readGguf } from "../model/formats/gguf.ts";
+import { readGguf } from "../formats/gguf.ts";
 import { dataPath, withData } from "./helpers.ts";
 
 const test = suite("cli");

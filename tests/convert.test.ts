@@ -2,13 +2,13 @@
 // logits (equal up to the storage precision of the format's scales).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { checkpointToGguf, type GgufTarget } from "../model/convert.ts";
-import { FormatError, OptionError, ShapeError } from "../model/errors.ts";
-import { GgmlType, GgufType, readGguf } from "../model/formats/gguf.ts";
-import { writeGguf } from "../model/formats/gguf-writer.ts";
+import { checkpointToGguf, type GgufTarget } from "../tools/convert.ts";
+import { FormatError, OptionError, ShapeError } from "../core/errors.ts";
+import { GgmlType, GgufType, readGguf } from "../formats/gguf.ts";
+import { writeGguf } from "../formats/gguf-writer.ts";
 import { loadBitNet } from "../model/load.ts";
-import { synthesizeBitNet } from "../model/synth.ts";
-import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
+import { synthesizeBitNet } from "../tools/synth.ts";
+import { Llama2cTokenizer } from "../text/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { checkpointOf, maxRelativeError, modelOf, withData } from "./helpers.ts";
 

@@ -1,7 +1,7 @@
 // Bad input gets a typed error that names the file or option and what was expected.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "../model/errors.ts";
+import { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { BitLinear } from "../quant/bitlinear.ts";

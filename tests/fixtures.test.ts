@@ -2,7 +2,7 @@
 // (bitllama-3M layer 0 wq) decoded from the model file, through BitLinear and f32 GEMV.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { readBitllama } from "../model/formats/bitllama.ts";
+import { readBitllama } from "../formats/bitllama.ts";
 import { memoryFile } from "../runtime/files.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { F32Linear } from "../quant/linear.ts";

@@ -3,7 +3,7 @@
 // (ggml, bitnet.cpp, transformers), and decode(encode(w)) = w on random matrices.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { readBitllama } from "../model/formats/bitllama.ts";
+import { readBitllama } from "../formats/bitllama.ts";
 import { memoryFile } from "../runtime/files.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import { kernels, randomTernary, rng, withData } from "./helpers.ts";

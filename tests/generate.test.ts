@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
-import { Sampler, Xorshift64Star } from "../model/sampler.ts";
+import { Sampler, Xorshift64Star } from "../text/sampler.ts";
 import { dataPath, withData } from "./helpers.ts";
 
 const test = suite("generate");

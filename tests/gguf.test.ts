@@ -5,10 +5,10 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { gguf as hfGguf } from "@huggingface/gguf";
-import { FormatError } from "../model/errors.ts";
-import { type GgufEntry, GgmlType, GgufType, readGguf, readGgufFile } from "../model/formats/gguf.ts";
+import { FormatError } from "../core/errors.ts";
+import { type GgufEntry, GgmlType, GgufType, readGguf, readGgufFile } from "../formats/gguf.ts";
 import { openFile } from "../runtime/files.ts";
-import { writeGguf } from "../model/formats/gguf-writer.ts";
+import { writeGguf } from "../formats/gguf-writer.ts";
 
 const test = suite("gguf");
 

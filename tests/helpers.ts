@@ -5,10 +5,10 @@ import { fileURLToPath } from "node:url";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { type Kernels, loadKernels, type SimdLevel } from "../runtime/kernels.ts";
 import { memoryFile } from "../runtime/files.ts";
-import type { Checkpoint } from "../model/checkpoint.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
 import { readCheckpoint } from "../model/load.ts";
 import { BitNetModel } from "../model/model.ts";
-import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
+import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
 import { Transformer, type TransformerOptions } from "../model/transformer.ts";
 
 export const CI = process.env.CI === "true";

@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { checkpointToGguf } from "../model/convert.ts";
+import { checkpointToGguf } from "../tools/convert.ts";
 import { loadBitNet } from "../model/load.ts";
-import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
+import { Llama2cTokenizer } from "../text/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { CI, checkpointOf, sharedData, withData } from "./helpers.ts";
 

@@ -117,7 +117,7 @@ withDeno("deno publish carries the four kernel builds, thread-worker.js, the CLI
     assert.ok(files.includes(f), `${f} is not in the JSR package: ${files.join(", ")}`);
   }
   assert.equal(files.filter((f) => /^eval\/(bench-|chromium)/.test(f)), [], "benchmark scripts in the JSR package");
-  assert.ok(files.includes("eval/sweep.ts") && files.includes("eval/perplexity.ts"), "mod.ts imports eval/sweep.ts and eval/perplexity.ts");
+  assert.ok(files.includes("eval/sweep.ts") && files.includes("model/perplexity.ts"), "mod.ts imports eval/sweep.ts and model/perplexity.ts");
   assert.equal(json("deno.json").exports, { ".": "./mod.ts", "./cli": "./cli/bitnet-wasm.ts" });
 });
 

@@ -1,4 +1,4 @@
-// The tokenizer resolver (model/tokenizer/resolve.ts), shared by loadBitNet and the CLI: the
+// The tokenizer resolver (text/tokenizer/resolve.ts), shared by loadBitNet and the CLI: the
 // option, else the file's vocabulary, else tokenizer.json / tok512.bin / tokenizer.bin beside
 // the model; nothing found is an error at load time, unless tokenizer is "none".
 import { suite } from "uvu";
@@ -6,13 +6,13 @@ import * as assert from "uvu/assert";
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { pathToFileURL } from "node:url";
-import type { Checkpoint } from "../model/checkpoint.ts";
-import { checkpointToGguf } from "../model/convert.ts";
-import { BitNetError, FormatError } from "../model/errors.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import { checkpointToGguf } from "../tools/convert.ts";
+import { BitNetError, FormatError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
-import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
-import { resolveTokenizer } from "../model/tokenizer/resolve.ts";
+import { Llama2cTokenizer } from "../text/tokenizer/llama2c.ts";
+import { resolveTokenizer } from "../text/tokenizer/resolve.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { checkpointOf, dataPath, withData } from "./helpers.ts";
 

@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { BitNetError, OptionError, ShapeError } from "../model/errors.ts";
+import { BitNetError, OptionError, ShapeError } from "../core/errors.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { BitLinear } from "../quant/bitlinear.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";

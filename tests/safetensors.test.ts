@@ -2,8 +2,8 @@
 // tensors; our writer round-trips; every malformed field is a FormatError naming it.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { FormatError } from "../model/errors.ts";
-import { readSafetensors, readSafetensorsIndex, writeSafetensors } from "../model/formats/safetensors.ts";
+import { FormatError } from "../core/errors.ts";
+import { readSafetensors, readSafetensorsIndex, writeSafetensors } from "../formats/safetensors.ts";
 
 const test = suite("safetensors");
 

@@ -5,13 +5,13 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { BitNetError, OptionError } from "../model/errors.ts";
-import type { GeneratedToken, GenerationResult } from "../model/generate.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
+import type { GeneratedToken, GenerationResult } from "../text/generate.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { shifted } from "../model/session.ts";
-import { synthesizeBitNet } from "../model/synth.ts";
-import { BpeTokenizer } from "../model/tokenizer/bpe.ts";
+import { synthesizeBitNet } from "../tools/synth.ts";
+import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { dataPath, modelOf, withData } from "./helpers.ts";
 
@@ -170,7 +170,7 @@ withData(test, "stop strings end generation across token boundaries and are not 
 });
 
 test("stop strings: the streamed output equals a naive cut of the whole text, for random splits", async () => {
-  const { StopMatcher } = await import("../model/generate.ts");
+  const { StopMatcher } = await import("../text/generate.ts");
   let seed = 7;
   const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
   for (let trial = 0; trial < 300; trial++) {

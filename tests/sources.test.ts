@@ -3,7 +3,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { BitNetError, FormatError } from "../model/errors.ts";
+import { BitNetError, FormatError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { dataPath, withData } from "./helpers.ts";

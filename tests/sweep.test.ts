@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runSweep, splitVariants, sweepChart, type SweepResult, sweepTable } from "../eval/sweep.ts";
-import { OptionError } from "../model/errors.ts";
+import { OptionError } from "../core/errors.ts";
 import { dataPath, withData } from "./helpers.ts";
 
 const test = suite("sweep");

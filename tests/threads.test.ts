@@ -3,7 +3,7 @@
 // count, a trap in a worker is raised instead of hanging, and bad thread counts are refused.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { BitNetError, OptionError } from "../model/errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { type KernelExports, type Kernels, loadKernels } from "../runtime/kernels.ts";
 import { PARALLEL_KERNELS } from "../runtime/threads.ts";

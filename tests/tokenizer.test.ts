@@ -2,8 +2,8 @@
 // (quadratic merge loop), against published Llama-2 ids, and by round trips.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { FormatError } from "../model/errors.ts";
-import { Llama2cTokenizer } from "../model/tokenizer/llama2c.ts";
+import { FormatError } from "../core/errors.ts";
+import { Llama2cTokenizer } from "../text/tokenizer/llama2c.ts";
 import { withData } from "./helpers.ts";
 
 const test = suite("tokenizer");

@@ -2,7 +2,7 @@
 // equal scalar references written here, the presets parse and run on a real ternary model.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { NonFiniteError, OptionError } from "../model/errors.ts";
+import { NonFiniteError, OptionError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";

@@ -2,7 +2,6 @@
 // where its bytes sit in the file. Nothing is read until the builder uploads it.
 import type { RandomAccessFile } from "../runtime/files.ts";
 import type { ModelConfig } from "./config.ts";
-import type { BpeVocabulary } from "./tokenizer/bpe.ts";
 
 /** A byte range of the source file; float tensors stored as f16 or bf16 say so (default f32). */
 export interface Span {
@@ -58,6 +57,24 @@ export interface LayerTensors {
   up: LinearTensor;
   /** Feed-forward down projection. */
   down: LinearTensor;
+}
+
+/** A byte-level BPE vocabulary as GGUF stores it. */
+export interface BpeVocabulary {
+  /** Token strings (byte-level encoded), by id. */
+  tokens: string[];
+  /** Jinja chat template, if any. */
+  chatTemplate?: string;
+  /** Merge rules, highest priority first. */
+  merges: string[];
+  /** GGUF token types: 1 normal, 3 control, 4 user defined. */
+  tokenTypes: number[];
+  /** Beginning-of-sequence id. */
+  bos: number;
+  /** End-of-sequence id. */
+  eos: number;
+  /** Pre-tokenizer name (llama-bpe for Llama 3). */
+  pre: string;
 }
 
 /** A parsed checkpoint: its config and where each tensor lies in its file (nothing loaded yet). */

@@ -2,10 +2,10 @@
 // a 256-byte header, fp32 final norm and embedding, then every layer's wq, then every
 // wk, ... w3; each matrix is an fp32 scale followed by 2-bit sign-magnitude codes.
 // The header does not record which end of a byte holds the first code: `msbFirst` says.
-import type { RandomAccessFile } from "../../runtime/files.ts";
-import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "../checkpoint.ts";
-import { makeConfig } from "../config.ts";
-import { FormatError } from "../errors.ts";
+import type { RandomAccessFile } from "../runtime/files.ts";
+import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "./checkpoint.ts";
+import { makeConfig } from "./config.ts";
+import { FormatError } from "../core/errors.ts";
 
 export const BITLLAMA_MAGIC = 0x616b3432; // "ak42"
 const HEADER_BYTES = 256;

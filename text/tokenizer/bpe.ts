@@ -3,8 +3,10 @@
 // tokenizer.json or from GGUF metadata (tokenizer.ggml.*, pre-tokenizer "llama-bpe"),
 // which is turned into the equivalent tokenizer.json.
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
-import { FormatError } from "../errors.ts";
+import { FormatError } from "../../core/errors.ts";
 import type { Tokenizer } from "./llama2c.ts";
+import type { BpeVocabulary } from "../../formats/checkpoint.ts";
+export type { BpeVocabulary };
 
 // Llama 3's pre-tokenizer, as its tokenizer.json and llama.cpp's "llama-bpe" define it.
 const LLAMA3_SPLIT =
@@ -26,24 +28,6 @@ const BYTE_OF_CHAR = new Map<number, number>();
     const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
     BYTE_OF_CHAR.set(printable ? b : extra++, b);
   }
-}
-
-/** A byte-level BPE vocabulary as GGUF stores it. */
-export interface BpeVocabulary {
-  /** Token strings (byte-level encoded), by id. */
-  tokens: string[];
-  /** Jinja chat template, if any. */
-  chatTemplate?: string;
-  /** Merge rules, highest priority first. */
-  merges: string[];
-  /** GGUF token types: 1 normal, 3 control, 4 user defined. */
-  tokenTypes: number[];
-  /** Beginning-of-sequence id. */
-  bos: number;
-  /** End-of-sequence id. */
-  eos: number;
-  /** Pre-tokenizer name (llama-bpe for Llama 3). */
-  pre: string;
 }
 
 /** Byte-level BPE (Llama 3, BitNet 2B4T) on @huggingface/tokenizers. */

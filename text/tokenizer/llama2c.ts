@@ -3,7 +3,7 @@
 // a dummy leading space, one token per UTF-8 character (or <0xXX> byte tokens when the
 // character is not in the vocabulary), then greedy merges of the best-scoring adjacent pair.
 // Pieces are kept as "binary strings" (one char per byte) so merges work on raw bytes.
-import { FormatError } from "../errors.ts";
+import { FormatError } from "../../core/errors.ts";
 
 /** Beginning-of-sequence token id of llama2.c vocabularies. */
 export const BOS = 1;

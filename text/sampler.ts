@@ -2,8 +2,8 @@
 // the last tokens (as llama.cpp applies them), then greedy, or top-k, temperature, min-p
 // and top-p (nucleus) following llama2.c's sampler, with its xorshift64* generator so a
 // seed gives the same stream in every runtime (BigInt arithmetic is exact everywhere).
-import { OptionError } from "./errors.ts";
-import { describe } from "./options.ts";
+import { OptionError } from "../core/errors.ts";
+import { describe } from "../core/options.ts";
 
 /** How the next token is picked. */
 export interface SamplingOptions {

@@ -5,12 +5,12 @@
 //   KV cache (position 0) and predicts the next token at every position, so every token
 //   but the first is predicted exactly once.
 // - loss = mean negative log-likelihood; perplexity = exp(loss).
-import { OptionError } from "../model/errors.ts";
-import type { KVCache } from "../model/kv-cache.ts";
-import { ABORT_SIGNAL, checkOptions } from "../model/options.ts";
+import { OptionError } from "../core/errors.ts";
+import type { KVCache } from "./kv-cache.ts";
+import { ABORT_SIGNAL, checkOptions } from "../core/options.ts";
 import { yieldToEventLoop } from "../runtime/yield.ts";
-import type { Tokenizer } from "../model/tokenizer/llama2c.ts";
-import { MAX_BLOCK, type Transformer } from "../model/transformer.ts";
+import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
+import { MAX_BLOCK, type Transformer } from "./transformer.ts";
 
 /** Separates documents in a text file (TinyStories' convention). */
 export const DOCUMENT_SEPARATOR = "<|endoftext|>";

@@ -1,8 +1,8 @@
 // What a generation is asked for and what it gives back: the options (sampling, length,
 // stop strings, abort, context shift), the streamed pieces, the final result, and the
 // stop-string matcher that holds back text which may yet become a stop string.
-import { OptionError } from "./errors.ts";
-import { ABORT_SIGNAL, checkOptions, describe, type OptionRules } from "./options.ts";
+import { OptionError } from "../core/errors.ts";
+import { ABORT_SIGNAL, checkOptions, describe, type OptionRules } from "../core/options.ts";
 import { checkSamplingOptions, type SamplingOptions } from "./sampler.ts";
 
 /** Options of generate, chat and complete: sampling, length, stop strings, abort, context shift. */

@@ -5,15 +5,15 @@
 // one at a time, so a model larger than the JS heap converts through a file sink.
 import { type ByteSink, memorySink } from "../runtime/files.ts";
 import type { Kernels } from "../runtime/kernels.ts";
-import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
-import { OptionError, ShapeError } from "./errors.ts";
-import { GgmlType, type GgufEntry, GgufType } from "./formats/gguf.ts";
-import { type GgufTensorSource, writeGgufTo } from "./formats/gguf-writer.ts";
-import { type SafetensorsSource, writeSafetensorsTo } from "./formats/safetensors.ts";
-import { BpeTokenizer } from "./tokenizer/bpe.ts";
-import { Llama2cTokenizer, type Tokenizer } from "./tokenizer/llama2c.ts";
-import type { ResolvedTokenizer } from "./tokenizer/resolve.ts";
-import { decodeTernary, readSpan, widen } from "./weights.ts";
+import type { Checkpoint, LinearTensor, Span } from "../formats/checkpoint.ts";
+import { OptionError, ShapeError } from "../core/errors.ts";
+import { GgmlType, type GgufEntry, GgufType } from "../formats/gguf.ts";
+import { type GgufTensorSource, writeGgufTo } from "../formats/gguf-writer.ts";
+import { type SafetensorsSource, writeSafetensorsTo } from "../formats/safetensors.ts";
+import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
+import { Llama2cTokenizer, type Tokenizer } from "../text/tokenizer/llama2c.ts";
+import type { ResolvedTokenizer } from "../text/tokenizer/resolve.ts";
+import { decodeTernary, readSpan, widen } from "../quant/weights.ts";
 
 /** GGUF forms the converter writes. */
 export const GGUF_TARGETS = ["gguf-f32", "gguf-i2s", "gguf-tq1", "gguf-tq2"] as const;

@@ -4,10 +4,10 @@
 // Every decoder counts invalid codes; the kernels take one scale per tensor, so block
 // formats must carry the same scale in every block (all-zero blocks may carry 0).
 import type { Kernels } from "../runtime/kernels.ts";
-import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "./checkpoint.ts";
-import { FormatError } from "./errors.ts";
-import type { GroupScales } from "../quant/bitlinear.ts";
-import { WEIGHT_TERNARIZERS, type WeightTernarizer } from "../quant/variants.ts";
+import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "../formats/checkpoint.ts";
+import { FormatError } from "../core/errors.ts";
+import type { GroupScales } from "./bitlinear.ts";
+import { WEIGHT_TERNARIZERS, type WeightTernarizer } from "./variants.ts";
 
 /** Bytes per value of a float span. */
 export const floatBytes = (span: Span) => (span.dtype ? 2 : 4);

@@ -11,8 +11,8 @@
 //    whose vocabulary is not the model's size is passed over for the next.
 // Nothing found is an error naming the model and every place looked in.
 import { type ByteSource, isDirectory, readBytes, readIfPresent, sourceName } from "../../runtime/files.ts";
-import type { Checkpoint } from "../checkpoint.ts";
-import { FormatError } from "../errors.ts";
+import type { Checkpoint } from "../../formats/checkpoint.ts";
+import { FormatError } from "../../core/errors.ts";
 import { BpeTokenizer } from "./bpe.ts";
 import { Llama2cTokenizer, type Tokenizer } from "./llama2c.ts";
 

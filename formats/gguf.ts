@@ -2,8 +2,8 @@
 // aligned data section. We parse it ourselves from the file's first bytes so that every
 // length and offset is checked against the file before anything is allocated, with errors
 // that name the file and the field (the tests cross-check the parse against @huggingface/gguf).
-import type { RandomAccessFile } from "../../runtime/files.ts";
-import { FormatError } from "../errors.ts";
+import type { RandomAccessFile } from "../runtime/files.ts";
+import { FormatError } from "../core/errors.ts";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF"
 

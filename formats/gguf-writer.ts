@@ -1,6 +1,6 @@
 // Writes GGUF version 3 files: the inverse of readGguf, used by `bitnet-wasm convert`.
-import type { ByteSink } from "../../runtime/files.ts";
-import { ShapeError } from "../errors.ts";
+import type { ByteSink } from "../runtime/files.ts";
+import { ShapeError } from "../core/errors.ts";
 import { type GgufEntry, GgufType, type GgufValue, ggmlTensorBytes, GGML_TYPES } from "./gguf.ts";
 
 /** A tensor to write into a GGUF file. */

@@ -1,10 +1,10 @@
 // llama2.c "legacy v0" checkpoints (karpathy/llama2.c export.py, version 0):
 // 7 int32 header fields, then fp32 tensors in a fixed order; vocab_size < 0 means
 // an unshared classifier follows the (skipped) legacy RoPE tables.
-import type { RandomAccessFile } from "../../runtime/files.ts";
-import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "../checkpoint.ts";
-import { makeConfig } from "../config.ts";
-import { FormatError } from "../errors.ts";
+import type { RandomAccessFile } from "../runtime/files.ts";
+import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "./checkpoint.ts";
+import { makeConfig } from "./config.ts";
+import { FormatError } from "../core/errors.ts";
 
 const HEADER_BYTES = 28;
 

@@ -1,7 +1,7 @@
 // Chat prompts: the checkpoint's own Jinja chat template (tokenizer_config.json's
 // chat_template or GGUF's tokenizer.chat_template), rendered by @huggingface/jinja.
 import { Template } from "@huggingface/jinja";
-import { BitNetError, OptionError } from "./errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 
 /** One chat turn. */

@@ -3,8 +3,8 @@
 // the data. Read here directly (the safetensors-js package is not published); every field
 // is checked against the file before use: header length bounded, offsets inside the data
 // and non-overlapping, sizes equal to product(shape) x dtype size.
-import type { ByteSink, RandomAccessFile } from "../../runtime/files.ts";
-import { FormatError, ShapeError } from "../errors.ts";
+import type { ByteSink, RandomAccessFile } from "../runtime/files.ts";
+import { FormatError, ShapeError } from "../core/errors.ts";
 
 export const SAFETENSORS_DTYPES = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1 } as const;
 /** safetensors element types this library reads. */

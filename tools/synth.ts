@@ -11,9 +11,9 @@
 // in any of them.
 import type { RandomAccessFile } from "../runtime/files.ts";
 import { type Kernels, loadKernels } from "../runtime/kernels.ts";
-import type { Checkpoint, LayerTensors, LinearTensor, Span } from "./checkpoint.ts";
-import { makeConfig, type ModelConfig } from "./config.ts";
-import { BitNetError, OptionError } from "./errors.ts";
+import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../formats/checkpoint.ts";
+import { makeConfig, type ModelConfig } from "../formats/config.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 
 /** BitNet b1.58 2B4T's hyperparameters (Hugging Face config.json of microsoft/bitnet-b1.58-2B-4T). */
 export const BITNET_2B4T_SHAPE = {

@@ -12,11 +12,10 @@
 // Ternary weights come as I2_S, TQ1_0 or TQ2_0. The vocabulary, when present, is a
 // SentencePiece "llama" vocabulary (tokenizer.ggml.tokens / scores) or a byte-level BPE
 // "gpt2" one (tokens / merges / token_type, pre-tokenizer "llama-bpe").
-import type { RandomAccessFile } from "../../runtime/files.ts";
-import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../checkpoint.ts";
-import { type Activation, makeConfig } from "../config.ts";
-import { FormatError } from "../errors.ts";
-import type { BpeVocabulary } from "../tokenizer/bpe.ts";
+import type { RandomAccessFile } from "../runtime/files.ts";
+import type { BpeVocabulary, Checkpoint, LayerTensors, LinearTensor, Span } from "./checkpoint.ts";
+import { type Activation, makeConfig } from "./config.ts";
+import { FormatError } from "../core/errors.ts";
 import { GGML_TYPES, GgmlType, type GgufFile, GgufType, ggufValue, readGgufFile } from "./gguf.ts";
 
 export const GGUF_ARCHITECTURES = ["llama", "bitllama", "bitnet-b1.58", "bitnet"] as const;

@@ -9,10 +9,10 @@
 //   trained (assembly/ternarize.ts).
 // Which one is told by the tensors (U8 [out / 4, in] packed; F32 / F16 / BF16 [out, in]
 // masters); config.json must agree, else a FormatError says how they differ.
-import { concatFiles, type RandomAccessFile } from "../../runtime/files.ts";
-import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../checkpoint.ts";
-import { makeConfig } from "../config.ts";
-import { FormatError } from "../errors.ts";
+import { concatFiles, type RandomAccessFile } from "../runtime/files.ts";
+import type { Checkpoint, LayerTensors, LinearTensor, Span } from "./checkpoint.ts";
+import { makeConfig } from "./config.ts";
+import { FormatError } from "../core/errors.ts";
 import { readSafetensorsFile, type SafetensorsTensor } from "./safetensors.ts";
 
 interface HfConfig {
