@@ -5,7 +5,7 @@ import { f32At } from "./memory";
 export function swiglu(gate: usize, up: usize, n: i32): void {
   for (let k = 0; k < n; k++) {
     const g = load<f32>(f32At(gate, k));
-    store<f32>(f32At(gate, k), g * (<f32>1 / (<f32>1 + Mathf.exp(-g))) * load<f32>(f32At(up, k)));
+    store<f32>(f32At(gate, k), g * (<f32> 1 / (<f32> 1 + Mathf.exp(-g))) * load<f32>(f32At(up, k)));
   }
 }
 
@@ -18,7 +18,7 @@ export function relu2glu(gate: usize, up: usize, n: i32): void {
     v128.store(f32At(gate, k), f32x4.mul(f32x4.mul(r, r), v128.load(f32At(up, k))));
   }
   for (; k < n; k++) {
-    const r = max(load<f32>(f32At(gate, k)), <f32>0);
+    const r = max(load<f32>(f32At(gate, k)), <f32> 0);
     store<f32>(f32At(gate, k), r * r * load<f32>(f32At(up, k)));
   }
 }

@@ -15,12 +15,21 @@ export function softmax(x: usize, n: i32): void {
   for (let k = 0; k < n; k++) store<f32>(f32At(x, k), load<f32>(f32At(x, k)) / sum);
 }
 
-@inline function attentionImpl(
-  out: usize, q: usize, kCache: usize, vCache: usize, scores: usize,
-  heads: i32, kvHeads: i32, headSize: i32, tokens: i32, pos: i32, simd: bool,
+function attentionImpl(
+  out: usize,
+  q: usize,
+  kCache: usize,
+  vCache: usize,
+  scores: usize,
+  heads: i32,
+  kvHeads: i32,
+  headSize: i32,
+  tokens: i32,
+  pos: i32,
+  simd: bool,
 ): void {
   const dim = heads * headSize, kvDim = kvHeads * headSize, group = heads / kvHeads;
-  const invSqrt = <f32>1 / Mathf.sqrt(<f32>headSize);
+  const invSqrt = <f32> 1 / Mathf.sqrt(<f32> headSize);
   for (let t = 0; t < tokens; t++) {
     const len = pos + t + 1; // token t sees positions 0..pos+t
     for (let h = 0; h < heads; h++) {
@@ -30,7 +39,7 @@ export function softmax(x: usize, n: i32): void {
       }
       softmax(scores, len);
       const oh = f32At(out, t * dim + h * headSize);
-      memory.fill(oh, 0, <usize>headSize << 2);
+      memory.fill(oh, 0, <usize> headSize << 2);
       for (let p = 0; p < len; p++) axpy(oh, load<f32>(f32At(scores, p)), f32At(vCache, p * kvDim + kvOffset), headSize, simd);
     }
   }
@@ -44,6 +53,7 @@ export function softmax(x: usize, n: i32): void {
 export function attention(out: usize, q: usize, kCache: usize, vCache: usize, scores: usize, heads: i32, kvHeads: i32, headSize: i32, tokens: i32, pos: i32): void {
   attentionImpl(out, q, kCache, vCache, scores, heads, kvHeads, headSize, tokens, pos, true);
 }
+/** Scalar twin of attention. */
 export function attentionScalar(out: usize, q: usize, kCache: usize, vCache: usize, scores: usize, heads: i32, kvHeads: i32, headSize: i32, tokens: i32, pos: i32): void {
   attentionImpl(out, q, kCache, vCache, scores, heads, kvHeads, headSize, tokens, pos, false);
 }

@@ -3,7 +3,7 @@
 // scalar twin (simd = false) therefore round identically and agree bit for bit.
 import { f32At } from "./memory";
 
-@inline export function dot(a: usize, b: usize, n: i32, simd: bool): f32 {
+export function dot(a: usize, b: usize, n: i32, simd: bool): f32 {
   let k = 0;
   let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
   if (simd) {
@@ -29,7 +29,7 @@ import { f32At } from "./memory";
 }
 
 /** y[k] += a * x[k]. Element-wise, so SIMD and scalar give the same bits. */
-@inline export function axpy(y: usize, a: f32, x: usize, n: i32, simd: bool): void {
+export function axpy(y: usize, a: f32, x: usize, n: i32, simd: bool): void {
   let k = 0;
   if (simd) {
     const va = f32x4.splat(a);
@@ -42,7 +42,7 @@ import { f32At } from "./memory";
 
 // Y[t, r] = sum_k W[r, k] * X[t, k]; W is [rows, cols] row-major, X is [tokens, cols].
 // Rows outside, tokens inside: one weight row stays in cache while every token uses it.
-@inline function gemmF32Impl(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, simd: bool): void {
+function gemmF32Impl(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, simd: bool): void {
   for (let r = 0; r < rows; r++) {
     const wr = f32At(w, r * cols);
     for (let t = 0; t < tokens; t++) {
@@ -51,12 +51,15 @@ import { f32At } from "./memory";
   }
 }
 
+/** y = W x for f32 weights W [rows, cols] and one token x [cols]: y f32 [rows]. */
 export function gemvF32(w: usize, rows: i32, cols: i32, x: usize, y: usize): void {
   gemmF32Impl(w, rows, cols, x, 1, y, true);
 }
+/** Y = X W^T for f32 weights W [rows, cols] and `tokens` tokens X [tokens, cols]: Y f32 [tokens, rows]. */
 export function gemmF32(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize): void {
   gemmF32Impl(w, rows, cols, x, tokens, y, true);
 }
+/** Scalar twin of gemmF32 (the same summation order). */
 export function gemmF32Scalar(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize): void {
   gemmF32Impl(w, rows, cols, x, tokens, y, false);
 }

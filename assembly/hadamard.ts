@@ -4,7 +4,7 @@
 // are element-wise adds and subtracts, so the SIMD path and the scalar twin agree bit for bit.
 import { f32At } from "./memory";
 
-@inline function transformBlock(x: usize, b: i32, simd: bool): void {
+function transformBlock(x: usize, b: i32, simd: bool): void {
   for (let h = 1; h < b; h <<= 1) {
     for (let i = 0; i < b; i += h << 1) {
       let j = i;
@@ -22,13 +22,13 @@ import { f32At } from "./memory";
       }
     }
   }
-  const norm = <f32>1 / Mathf.sqrt(<f32>b);
+  const norm = <f32> 1 / Mathf.sqrt(<f32> b);
   let k = 0;
-  if (simd) for (; k + 4 <= b; k += 4) v128.store(f32At(x, k), f32x4.mul(v128.load(f32At(x, k)), f32x4.splat(norm)));
+  if (simd) { for (; k + 4 <= b; k += 4) v128.store(f32At(x, k), f32x4.mul(v128.load(f32At(x, k)), f32x4.splat(norm))); }
   for (; k < b; k++) store<f32>(f32At(x, k), load<f32>(f32At(x, k)) * norm);
 }
 
-@inline function hadamardImpl(x: usize, n: i32, rows: i32, block: i32, simd: bool): void {
+function hadamardImpl(x: usize, n: i32, rows: i32, block: i32, simd: bool): void {
   for (let r = 0; r < rows; r++) {
     for (let s = 0; s < n; s += block) transformBlock(f32At(x, r * n + s), block, simd);
   }
@@ -38,6 +38,7 @@ import { f32At } from "./memory";
 export function hadamardBlocks(x: usize, n: i32, rows: i32, block: i32): void {
   hadamardImpl(x, n, rows, block, true);
 }
+/** Scalar twin of hadamardBlocks. */
 export function hadamardBlocksScalar(x: usize, n: i32, rows: i32, block: i32): void {
   hadamardImpl(x, n, rows, block, false);
 }

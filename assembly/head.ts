@@ -23,7 +23,7 @@ const HIGH_HALF: i32 = 0xffff0000;
 export function prepareHalfInput(x: usize, cols: i32, tokens: i32, out: usize, bf16: bool): i32 {
   const n = tokens * cols;
   let large = false;
-  if (!bf16) for (let i = 0; i < n; i++) large = large || Mathf.abs(load<f32>(f32At(x, i))) >= 65536;
+  if (!bf16) { for (let i = 0; i < n; i++) large = large || Mathf.abs(load<f32>(f32At(x, i))) >= 65536; }
   const scale: f32 = bf16 || large ? 1 : TWO_POW_112;
   for (let t = 0; t < tokens; t++) {
     const src = f32At(x, t * cols), dst = f32At(out, t * cols);
@@ -37,28 +37,28 @@ export function prepareHalfInput(x: usize, cols: i32, tokens: i32, out: usize, b
 }
 
 // One weight as the SIMD lanes see it: bf16 exactly, f16 times 2^-112 (times 2^112 again when rescaled).
-@inline function halfAt(w: usize, k: i32, bf16: bool, rescale: bool): f32 {
-  const high = <i32>load<u16>(w + (<usize>k << 1)) << 16;
+function halfAt(w: usize, k: i32, bf16: bool, rescale: bool): f32 {
+  const high = <i32> load<u16>(w + (<usize> k << 1)) << 16;
   if (bf16) return reinterpret<f32>(high);
   const v = reinterpret<f32>((high >> 3) & F16_BITS);
   return rescale ? v * TWO_POW_112 : v;
 }
 
 // Where the j-th input of a regrouped block of 16 sits in the weights' own order.
-@inline function blockSource(j: i32): i32 {
+function blockSource(j: i32): i32 {
   return (j & 8) + ((j & 3) << 1) + ((j >> 2) & 1);
 }
 
 // Sixteen lanes per row: even / odd values of the first 8 of a block, then of the second 8;
 // the two halves are added lane by lane, then folded as (e0 + o0) + (e1 + o1) + ...
-@inline function dotHalf(w: usize, x: usize, n: i32, bf16: bool, rescale: bool, simd: bool): f32 {
+function dotHalf(w: usize, x: usize, n: i32, bf16: bool, rescale: bool, simd: bool): f32 {
   let k = 0;
   let even = f32x4.splat(0), odd = f32x4.splat(0);
   if (simd) {
     const bits = i32x4.splat(bf16 ? HIGH_HALF : F16_BITS), big = f32x4.splat(TWO_POW_112);
     let even2 = f32x4.splat(0), odd2 = f32x4.splat(0);
     for (; k + 16 <= n; k += 16) {
-      const v = v128.load(w + (<usize>k << 1)), v2 = v128.load(w + (<usize>k << 1), 16);
+      const v = v128.load(w + (<usize> k << 1)), v2 = v128.load(w + (<usize> k << 1), 16);
       let we = i32x4.shl(v, 16), wo = v, we2 = i32x4.shl(v2, 16), wo2 = v2;
       if (bf16) {
         wo = v128.and(v, bits);
@@ -94,37 +94,42 @@ export function prepareHalfInput(x: usize, cols: i32, tokens: i32, out: usize, b
     even = f32x4.add(v128.load(scratch), v128.load(scratch, 32));
     odd = f32x4.add(v128.load(scratch, 16), v128.load(scratch, 48));
   }
-  let s = (f32x4.extract_lane(even, 0) + f32x4.extract_lane(odd, 0)) + (f32x4.extract_lane(even, 1) + f32x4.extract_lane(odd, 1))
-    + (f32x4.extract_lane(even, 2) + f32x4.extract_lane(odd, 2)) + (f32x4.extract_lane(even, 3) + f32x4.extract_lane(odd, 3));
+  let s = (f32x4.extract_lane(even, 0) + f32x4.extract_lane(odd, 0)) + (f32x4.extract_lane(even, 1) + f32x4.extract_lane(odd, 1)) +
+    (f32x4.extract_lane(even, 2) + f32x4.extract_lane(odd, 2)) + (f32x4.extract_lane(even, 3) + f32x4.extract_lane(odd, 3));
   for (; k < n; k++) s += halfAt(w, k, bf16, rescale) * load<f32>(f32At(x, k));
   return s;
 }
 
 // Y[t, r] = sum_k W[r, k] X[t, k] with W [rows, cols] in f16 / bf16 and X as prepareHalfInput
 // wrote it (`rescale` is what it returned). Each row is read once for all tokens.
-@inline function gemmHalfImpl(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool, simd: bool): void {
+function gemmHalfImpl(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool, simd: bool): void {
   for (let r = 0; r < rows; r++) {
-    const wr = w + (<usize>r * <usize>cols << 1);
+    const wr = w + (<usize> r * <usize> cols << 1);
     for (let t = 0; t < tokens; t++) store<f32>(f32At(y, t * rows + r), dotHalf(wr, f32At(x, t * cols), cols, bf16, rescale, simd));
   }
 }
 
 // One loop per weight form (f16 / f16 rescaled / bf16), the form a constant in each: with the
 // flags as runtime arguments the f16 head took 47 ms instead of 31 (2B4T head, Node 20).
-@inline function gemmHalfForms(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool, simd: bool): void {
+function gemmHalfForms(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool, simd: bool): void {
   if (bf16) gemmHalfImpl(w, rows, cols, x, tokens, y, true, false, simd);
   else if (rescale) gemmHalfImpl(w, rows, cols, x, tokens, y, false, true, simd);
   else gemmHalfImpl(w, rows, cols, x, tokens, y, false, false, simd);
 }
 
+/**
+ * Y = X W^T for f16 or bf16 weights W [rows, cols] (an LM head in its stored precision):
+ * Y f32 [tokens, rows]; X [tokens, cols] as prepareHalfInput wrote it, `rescale` what it returned.
+ */
 export function gemmHalf(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool): void {
   gemmHalfForms(w, rows, cols, x, tokens, y, bf16, rescale, true);
 }
+/** Scalar twin of gemmHalf. */
 export function gemmHalfScalar(w: usize, rows: i32, cols: i32, x: usize, tokens: i32, y: usize, bf16: bool, rescale: bool): void {
   gemmHalfForms(w, rows, cols, x, tokens, y, bf16, rescale, false);
 }
 
-@inline function dotI8(w: usize, x: usize, n: i32, simd: bool): i32 {
+function dotI8(w: usize, x: usize, n: i32, simd: bool): i32 {
   let k = 0, s = 0;
   if (simd) {
     let acc = i32x4.splat(0);
@@ -135,26 +140,31 @@ export function gemmHalfScalar(w: usize, rows: i32, cols: i32, x: usize, tokens:
     }
     s = i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1) + i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3);
   }
-  for (; k < n; k++) s += <i32>load<i8>(w + k) * <i32>load<i8>(x + k);
+  for (; k < n; k++) s += <i32> load<i8>(w + k) * <i32> load<i8>(x + k);
   return s;
 }
 
 // Y[t, r] = wScale[r] * xScale[t] * sum_k Wq[r, k] Xq[t, k]; W is int8 [rows, cols], X is
 // int8 [tokens, xStride] (the activation quantizer's padded rows). Integer sums are exact,
 // so SIMD and scalar agree whatever the order.
-@inline function gemmI8Impl(w: usize, wScales: usize, rows: i32, cols: i32, x: usize, xStride: i32, xScales: usize, tokens: i32, y: usize, simd: bool): void {
+function gemmI8Impl(w: usize, wScales: usize, rows: i32, cols: i32, x: usize, xStride: i32, xScales: usize, tokens: i32, y: usize, simd: bool): void {
   for (let r = 0; r < rows; r++) {
-    const wr = w + <usize>r * <usize>cols, ws = load<f32>(f32At(wScales, r));
+    const wr = w + <usize> r * <usize> cols, ws = load<f32>(f32At(wScales, r));
     for (let t = 0; t < tokens; t++) {
-      const sum = dotI8(wr, x + <usize>t * <usize>xStride, cols, simd);
-      store<f32>(f32At(y, t * rows + r), <f32>sum * ws * load<f32>(f32At(xScales, t)));
+      const sum = dotI8(wr, x + <usize> t * <usize> xStride, cols, simd);
+      store<f32>(f32At(y, t * rows + r), <f32> sum * ws * load<f32>(f32At(xScales, t)));
     }
   }
 }
 
+/**
+ * Y = X W^T for int8 rows W [rows, cols] with f32 scales wScales [rows] against int8
+ * activations X [tokens, xStride] with scales xScales [tokens] (the int8 LM head): Y f32 [tokens, rows].
+ */
 export function gemmI8(w: usize, wScales: usize, rows: i32, cols: i32, x: usize, xStride: i32, xScales: usize, tokens: i32, y: usize): void {
   gemmI8Impl(w, wScales, rows, cols, x, xStride, xScales, tokens, y, true);
 }
+/** Scalar twin of gemmI8. */
 export function gemmI8Scalar(w: usize, wScales: usize, rows: i32, cols: i32, x: usize, xStride: i32, xScales: usize, tokens: i32, y: usize): void {
   gemmI8Impl(w, wScales, rows, cols, x, xStride, xScales, tokens, y, false);
 }
@@ -163,6 +173,6 @@ export function gemmI8Scalar(w: usize, wScales: usize, rows: i32, cols: i32, x: 
 export function countNonFiniteHalf(src: usize, n: i32, bf16: bool): i32 {
   const exp: u32 = bf16 ? 0x7f80 : 0x7c00;
   let bad = 0;
-  for (let i = 0; i < n; i++) if ((<u32>load<u16>(src + (<usize>i << 1)) & exp) == exp) bad++;
+  for (let i = 0; i < n; i++) if ((<u32> load<u16>(src + (<usize> i << 1)) & exp) == exp) bad++;
   return bad;
 }

@@ -1,25 +1,29 @@
-// Entry point of the kernel module: every export here is callable from the host.
-export { heapBase, setScratch, scratchBytes } from "./memory";
-export { gemvF32, gemmF32, gemmF32Scalar, addInPlace } from "./float";
-export { ternaryPackedBytes, ternaryMaxCols, packTernary, ternaryAt, ternaryGemm, ternaryGemmScalar, ternaryGemmGrouped, ternaryGemmGroupedScalar, sumGroups } from "./ternary";
-export { signPackedBytes, packSign, binarizeSign, signGemm, signGemmScalar, signGemmGrouped, signGemmGroupedScalar } from "./binary";
-// Stored formats of ternary matrices: one decode / encode pair each.
-export { decodeSignMagnitude2, encodeSignMagnitude2 } from "./formats/bitllama";
-export { i2sBytes, decodeI2S, encodeI2S } from "./formats/i2s";
+// Entry point of the kernel module: every export here is callable from the host (the
+// production builds). The scalar twins the tests compare the SIMD kernels with are in
+// testing.ts, the second entry of the test builds (asconfig.test.json) only.
+export { heapBase, scratchBytes, setScratch } from "./memory";
+export { addInPlace, gemmF32, gemvF32 } from "./float";
+export { packTernary, sumGroups, ternaryGemm, ternaryGemmGrouped, ternaryMaxCols, ternaryPackedBytes } from "./ternary";
+export { binarizeSign, packSign, signGemm, signGemmGrouped, signPackedBytes } from "./binary";
+// Stored formats of ternary matrices: one decode / encode pair each, all of one shape:
+// decodeX(src, count, codes, scales) and encodeX(codes, count, scales, dst), returning how
+// many codes or values were invalid (formats/tensor-types.ts says what each writes to `scales`).
+export { decodeSM2, decodeSM2Lsb, encodeSM2, encodeSM2Lsb } from "./formats/bitllama";
+export { decodeI2S, encodeI2S } from "./formats/i2s";
 export { decodeTQ1, encodeTQ1 } from "./formats/tq1";
 export { decodeTQ2, encodeTQ2 } from "./formats/tq2";
 export { decodeHfPacked, encodeHfPacked } from "./formats/hf-packed";
-export { f16ToF32, f32ToF16, convertF16ToF32, convertBF16ToF32 } from "./formats/fp16";
-export { prepareHalfInput, gemmHalf, gemmHalfScalar, gemmI8, gemmI8Scalar, countNonFiniteHalf } from "./head";
-export { quantizeAbsmaxI8, quantizeAbsmaxI8Scalar, quantizeAbsmeanI4, quantizeAbsmeanI4Scalar } from "./quantize";
+export { convertBF16ToF32, convertF16ToF32, f16ToF32, f32ToF16 } from "./formats/fp16";
+export { countNonFiniteHalf, gemmHalf, gemmI8, prepareHalfInput } from "./head";
+export { quantizeAbsmaxI8, quantizeAbsmeanI4 } from "./quantize";
 export { sparsifyTopK } from "./sparsify";
-export { ternaryColumnsBytes, packTernaryColumns, ternaryGemvSparse, ternaryGemvSparseScalar, nonZeroColumns } from "./sparse";
-export { hadamardBlocks, hadamardBlocksScalar } from "./hadamard";
-export { ternarizeAbsmean, ternarizeMedian, quantizeGroups, int8ToF32, int8ToBF16, countNonZeroI8 } from "./ternarize";
-export { rmsNorm, rmsNormScalar, l2Norm, l2NormScalar } from "./norm";
+export { nonZeroColumns, packTernaryColumns, ternaryColumnsBytes, ternaryGemvSparse } from "./sparse";
+export { hadamardBlocks } from "./hadamard";
+export { countNonZeroI8, int8ToBF16, int8ToF32, quantizeGroups, ternarizeAbsmean, ternarizeMedian } from "./ternarize";
+export { l2Norm, rmsNorm } from "./norm";
 export { rope } from "./rope";
-export { softmax, attention, attentionScalar } from "./attention";
-export { quantizeKV, attentionCodes, attentionCodesScalar } from "./kv-quant";
-export { swiglu, relu2glu } from "./activation";
+export { attention, softmax } from "./attention";
+export { attentionCodes, quantizeKV } from "./kv-quant";
+export { relu2glu, swiglu } from "./activation";
 export { negLogLikelihood } from "./loss";
 export { streamRead } from "./bandwidth";

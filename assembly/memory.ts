@@ -30,10 +30,40 @@ export const LOW2_MASK: usize = memory.data<u8>([3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3
 export const MID2_MASK: usize = memory.data<u8>([12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12], 16);
 // The low 2, 4, 6 and 8 bits of each i16 lane.
 export const I16_CUMULATIVE_MASKS: usize = memory.data<u16>([
-  3, 3, 3, 3, 3, 3, 3, 3, 15, 15, 15, 15, 15, 15, 15, 15,
-  63, 63, 63, 63, 63, 63, 63, 63, 255, 255, 255, 255, 255, 255, 255, 255,
+  3,
+  3,
+  3,
+  3,
+  3,
+  3,
+  3,
+  3,
+  15,
+  15,
+  15,
+  15,
+  15,
+  15,
+  15,
+  15,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  63,
+  255,
+  255,
+  255,
+  255,
+  255,
+  255,
+  255,
+  255,
 ], 16);
 
-@inline export function f32At(base: usize, index: i32): usize {
-  return base + (<usize>index << 2);
+export function f32At(base: usize, index: i32): usize {
+  return base + (<usize> index << 2);
 }

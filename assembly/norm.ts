@@ -3,14 +3,14 @@ import { dot } from "./float";
 import { f32At } from "./memory";
 
 // out = x * factor, element-wise.
-@inline function scaleRow(out: usize, x: usize, factor: f32, n: i32): void {
+function scaleRow(out: usize, x: usize, factor: f32, n: i32): void {
   for (let k = 0; k < n; k++) store<f32>(f32At(out, k), load<f32>(f32At(x, k)) * factor);
 }
 
-@inline function rmsNormImpl(out: usize, x: usize, weight: usize, n: i32, tokens: i32, eps: f32, simd: bool): void {
+function rmsNormImpl(out: usize, x: usize, weight: usize, n: i32, tokens: i32, eps: f32, simd: bool): void {
   for (let t = 0; t < tokens; t++) {
     const xt = f32At(x, t * n), ot = f32At(out, t * n);
-    const inv = <f32>1 / Mathf.sqrt(dot(xt, xt, n, simd) / <f32>n + eps);
+    const inv = <f32> 1 / Mathf.sqrt(dot(xt, xt, n, simd) / <f32> n + eps);
     // as llama2.c: weight * (inv * x)
     for (let k = 0; k < n; k++) store<f32>(f32At(ot, k), load<f32>(f32At(weight, k)) * (inv * load<f32>(f32At(xt, k))));
   }
@@ -20,15 +20,16 @@ import { f32At } from "./memory";
 export function rmsNorm(out: usize, x: usize, weight: usize, n: i32, tokens: i32, eps: f32): void {
   rmsNormImpl(out, x, weight, n, tokens, eps, true);
 }
+/** Scalar twin of rmsNorm. */
 export function rmsNormScalar(out: usize, x: usize, weight: usize, n: i32, tokens: i32, eps: f32): void {
   rmsNormImpl(out, x, weight, n, tokens, eps, false);
 }
 
-@inline function l2NormImpl(out: usize, x: usize, n: i32, tokens: i32, simd: bool): void {
+function l2NormImpl(out: usize, x: usize, n: i32, tokens: i32, simd: bool): void {
   for (let t = 0; t < tokens; t++) {
     const xt = f32At(x, t * n);
     const norm = Mathf.sqrt(dot(xt, xt, n, simd));
-    scaleRow(f32At(out, t * n), xt, norm > 0 ? <f32>1 / (norm * Mathf.sqrt(<f32>n)) : 0, n);
+    scaleRow(f32At(out, t * n), xt, norm > 0 ? <f32> 1 / (norm * Mathf.sqrt(<f32> n)) : 0, n);
   }
 }
 
@@ -40,6 +41,7 @@ export function rmsNormScalar(out: usize, x: usize, weight: usize, n: i32, token
 export function l2Norm(out: usize, x: usize, n: i32, tokens: i32): void {
   l2NormImpl(out, x, n, tokens, true);
 }
+/** Scalar twin of l2Norm. */
 export function l2NormScalar(out: usize, x: usize, n: i32, tokens: i32): void {
   l2NormImpl(out, x, n, tokens, false);
 }

@@ -5,7 +5,7 @@
 // Rounding is to nearest, ties to even (f32.nearest, like numpy and torch).
 import { f32At } from "./memory";
 
-@inline function absmax(x: usize, n: i32, simd: bool): f32 {
+function absmax(x: usize, n: i32, simd: bool): f32 {
   let k = 0;
   let m: f32 = 0;
   if (simd) {
@@ -17,21 +17,21 @@ import { f32At } from "./memory";
   return m; // NaN if any input is NaN (f32.max propagates it)
 }
 
-@inline function absmean(x: usize, n: i32): f32 {
+function absmean(x: usize, n: i32): f32 {
   let sum: f32 = 0;
   for (let k = 0; k < n; k++) sum += abs(load<f32>(f32At(x, k)));
-  return sum / <f32>n; // NaN if any input is NaN or infinite
+  return sum / <f32> n; // NaN if any input is NaN or infinite
 }
 
 const SQRT7: f32 = 2.6457513110645907;
 
-@inline function quantizeValue(v: f32, inv: f32, lo: i32, hi: i32): i32 {
+function quantizeValue(v: f32, inv: f32, lo: i32, hi: i32): i32 {
   const q = nearest(v * inv);
-  return q > <f32>hi ? hi : q < <f32>lo ? lo : <i32>q;
+  return q > <f32> hi ? hi : q < <f32> lo ? lo : <i32> q;
 }
 
 // Quantizes one row; returns sum(Q) and stores the multiplier at `scale`.
-@inline function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, int4: bool, simd: bool): i32 {
+function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, int4: bool, simd: bool): i32 {
   let inv: f32;
   if (int4) {
     const beta = absmean(x, n);
@@ -39,7 +39,7 @@ const SQRT7: f32 = 2.6457513110645907;
     store<f32>(scale, beta / SQRT7);
   } else {
     const m = absmax(x, n, simd);
-    inv = m > 0 ? <f32>127 / m : 0;
+    inv = m > 0 ? <f32> 127 / m : 0;
     store<f32>(scale, m / 127);
   }
   const lo = int4 ? -8 : -128, hi = int4 ? 7 : 127;
@@ -59,23 +59,23 @@ const SQRT7: f32 = 2.6457513110645907;
   }
   for (; k < n; k++) {
     const v = quantizeValue(load<f32>(f32At(x, k)), inv, lo, hi);
-    store<i8>(q + k, <i8>v);
+    store<i8>(q + k, <i8> v);
     sum += v;
   }
   memory.fill(q + n, 0, nPad - n);
   return sum;
 }
 
-@inline function clamp4(v: v128, lo: v128, hi: v128): v128 {
+function clamp4(v: v128, lo: v128, hi: v128): v128 {
   return i32x4.min_s(i32x4.max_s(v, lo), hi);
 }
 
-@inline function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, int4: bool, simd: bool): i32 {
+function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, int4: bool, simd: bool): i32 {
   let bad = 0;
   for (let t = 0; t < tokens; t++) {
     const scale = f32At(scales, t);
-    const sum = quantizeRow(f32At(x, t * n), n, q + <usize>t * nPad, nPad, scale, int4, simd);
-    store<i32>(sums + (<usize>t << 2), sum);
+    const sum = quantizeRow(f32At(x, t * n), n, q + <usize> t * nPad, nPad, scale, int4, simd);
+    store<i32>(sums + (<usize> t << 2), sum);
     const s = load<f32>(scale);
     if (s != s || s == Infinity) bad++;
   }
@@ -90,6 +90,7 @@ const SQRT7: f32 = 2.6457513110645907;
 export function quantizeAbsmaxI8(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
   return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, true);
 }
+/** Scalar twin of quantizeAbsmaxI8. */
 export function quantizeAbsmaxI8Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
   return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, false);
 }
@@ -98,6 +99,7 @@ export function quantizeAbsmaxI8Scalar(x: usize, n: i32, tokens: i32, q: usize, 
 export function quantizeAbsmeanI4(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
   return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, true);
 }
+/** Scalar twin of quantizeAbsmeanI4. */
 export function quantizeAbsmeanI4Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
   return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, false);
 }

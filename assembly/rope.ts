@@ -4,6 +4,10 @@
 // neox (Hugging Face rotate_half, bitnet.cpp): pairs (i, i + headSize / 2).
 import { f32At } from "./memory";
 
+/**
+ * Rotary position embedding in place: `heads` heads of headSize at the start of each row of
+ * v [tokens, rowStride], at positions pos..pos + tokens - 1; interleaved pairs, or halves with `neox`.
+ */
 export function rope(v: usize, heads: i32, headSize: i32, tokens: i32, rowStride: i32, pos: i32, cos: usize, sin: usize, neox: bool): void {
   const half = headSize >> 1;
   for (let t = 0; t < tokens; t++) {

@@ -3,7 +3,7 @@
 // histograms in scratch, O(n). Used by top-K sparsity and the median ternarizer.
 import { f32At, scratch } from "./memory";
 
-@inline export function magnitudeKey(x: usize, k: i32): u32 {
+export function magnitudeKey(x: usize, k: i32): u32 {
   return reinterpret<u32>(load<f32>(f32At(x, k))) & 0x7fffffff;
 }
 
@@ -28,7 +28,7 @@ export function selectMagnitude(x: usize, n: i32, rank: i32): u32 {
     }
     let b: u32 = 0;
     for (; b < 255; b++) {
-      const c = <i32>load<u32>(hist + b * 4);
+      const c = <i32> load<u32>(hist + b * 4);
       if (c >= remaining) break;
       remaining -= c;
     }

@@ -8,7 +8,7 @@ export function sparsifyTopK(x: usize, n: i32, tokens: i32, zeroCount: i32, out:
   for (let t = 0; t < tokens; t++) {
     const row = f32At(x, t * n), dst = f32At(out, t * n);
     if (zeroCount <= 0) {
-      memory.copy(dst, row, <usize>n << 2);
+      memory.copy(dst, row, <usize> n << 2);
       continue;
     }
     const threshold = selectMagnitude(row, n, min(zeroCount, n)), ties = selectedTies;

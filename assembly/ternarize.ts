@@ -10,37 +10,37 @@ import { selectMagnitude } from "./select";
 /** Ternarizes n f32 values at src into int8 -1/0/1 at dst with gamma = mean|W|; returns the scale (NaN if any input is not finite). */
 export function ternarizeAbsmean(src: usize, n: i32, dst: usize): f32 {
   let sum: f64 = 0;
-  for (let i = 0; i < n; i++) sum += <f64>abs(load<f32>(src + (<usize>i << 2)));
+  for (let i = 0; i < n; i++) sum += <f64> abs(load<f32>(src + (<usize> i << 2)));
   if (!isFinite(sum)) return NaN;
-  return ternarizeWith(src, n, dst, <f32>(sum / <f64>n));
+  return ternarizeWith(src, n, dst, <f32> (sum / <f64> n));
 }
 
 /** As ternarizeAbsmean with gamma = median|W|. */
 export function ternarizeMedian(src: usize, n: i32, dst: usize): f32 {
-  for (let i = 0; i < n; i++) if (!isFinite(load<f32>(src + (<usize>i << 2)))) return NaN;
+  for (let i = 0; i < n; i++) if (!isFinite(load<f32>(src + (<usize> i << 2)))) return NaN;
   return ternarizeWith(src, n, dst, reinterpret<f32>(selectMagnitude(src, n, (n + 1) >> 1)));
 }
 
-@inline function ternarizeWith(src: usize, n: i32, dst: usize, magnitude: f32): f32 {
-  const gamma = max(magnitude, <f32>1e-5);
-  const s: f32 = <f32>1 / gamma;
+function ternarizeWith(src: usize, n: i32, dst: usize, magnitude: f32): f32 {
+  const gamma = max(magnitude, <f32> 1e-5);
+  const s: f32 = <f32> 1 / gamma;
   for (let i = 0; i < n; i++) {
-    const q = nearest(load<f32>(src + (<usize>i << 2)) * s);
-    store<i8>(dst + i, <i8>(q > 1 ? 1 : q < -1 ? -1 : <i32>q));
+    const q = nearest(load<f32>(src + (<usize> i << 2)) * s);
+    store<i8>(dst + i, <i8> (q > 1 ? 1 : q < -1 ? -1 : <i32> q));
   }
-  return <f32>1 / s;
+  return <f32> 1 / s;
 }
 
 /** Writes int8 values times `scale` as f32: dequantized weights. */
 export function int8ToF32(src: usize, n: i32, scale: f32, dst: usize): void {
-  for (let i = 0; i < n; i++) store<f32>(dst + (<usize>i << 2), <f32>load<i8>(src + i) * scale);
+  for (let i = 0; i < n; i++) store<f32>(dst + (<usize> i << 2), <f32> load<i8>(src + i) * scale);
 }
 
 /** Writes int8 values times `scale` as bfloat16 (rounded to nearest even): dequantized master weights. */
 export function int8ToBF16(src: usize, n: i32, scale: f32, dst: usize): void {
   for (let i = 0; i < n; i++) {
-    const bits = reinterpret<u32>(<f32>load<i8>(src + i) * scale);
-    store<u16>(dst + (<usize>i << 1), <u16>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16));
+    const bits = reinterpret<u32>(<f32> load<i8>(src + i) * scale);
+    store<u16>(dst + (<usize> i << 1), <u16> ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16));
   }
 }
 
@@ -60,10 +60,10 @@ export function countNonZeroI8(src: usize, n: i32): i32 {
 export function quantizeGroups(src: usize, rows: i32, cols: i32, groupCols: i32, method: i32, dst: usize, scales: usize): i32 {
   let bad = 0;
   for (let i = 0; i < rows * (cols / groupCols); i++) {
-    const at = <usize>i * groupCols, from = src + (at << 2), out = dst + at;
+    const at = <usize> i * groupCols, from = src + (at << 2), out = dst + at;
     const scale = method == 0 ? ternarizeAbsmean(from, groupCols, out) : method == 1 ? ternarizeMedian(from, groupCols, out) : binarizeSign(from, groupCols, out);
     if (isNaN(scale)) bad++;
-    store<f32>(scales + (<usize>i << 2), scale);
+    store<f32>(scales + (<usize> i << 2), scale);
   }
   return bad;
 }

@@ -12,6 +12,7 @@ import { type ResolvedTokenizer, resolveTokenizer } from "../text/tokenizer/reso
 import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
 import { appendText, type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
+import "../runtime/node.ts"; // the Node / Deno / Bun adapter: paths through node:fs, threads through node:worker_threads
 import { runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
 import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
@@ -67,7 +68,11 @@ type FlagDoc = { arg?: string; text: string; default: string };
 
 const FLAG_DOCS: Record<string, FlagDoc> = {
   model: { arg: "F", text: "model file (llama2.c, bitllama, GGUF) or Hugging Face folder", default: "none; required" },
-  tokenizer: { arg: "F", text: "llama2.c tokenizer.bin or tokenizer.json, or none", default: "the model's own vocabulary, else tokenizer.json / tok512.bin / tokenizer.bin beside it" },
+  tokenizer: {
+    arg: "F",
+    text: "llama2.c tokenizer.bin or tokenizer.json, or none",
+    default: "the model's own vocabulary, else tokenizer.json / tok512.bin / tokenizer.bin beside it",
+  },
   simd: { arg: "auto|relaxed|strict", text: "kernel build", default: "auto: relaxed where this runtime runs it faster" },
   threads: { arg: "N", text: "threads for the matrix products", default: "1" },
   "lm-head": { arg: "stored|int8", text: "LM head on the embedding as stored, or on rows quantized to int8", default: "stored" },
@@ -173,15 +178,28 @@ function out(text: string): void {
 }
 
 const common = {
-  model: { type: "string" }, tokenizer: { type: "string" }, simd: { type: "string" }, threads: { type: "string" }, "lm-head": { type: "string" },
-  context: { type: "string" }, variant: { type: "string" }, "bit-order": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  model: { type: "string" },
+  tokenizer: { type: "string" },
+  simd: { type: "string" },
+  threads: { type: "string" },
+  "lm-head": { type: "string" },
+  context: { type: "string" },
+  variant: { type: "string" },
+  "bit-order": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
 } as const;
 
 /** The loading flags as loadBitNet options (the library checks them; it also looks up the tokenizer). */
 function modelOptions(values: Record<string, unknown>): LoadOptions {
   return {
-    tokenizer: values.tokenizer as string | undefined, simd: values.simd as LoadOptions["simd"], threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"), bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
-    lmHead: values["lm-head"] as LoadOptions["lmHead"], variant: values.variant as string | undefined, contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
+    tokenizer: values.tokenizer as string | undefined,
+    simd: values.simd as LoadOptions["simd"],
+    threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"),
+    bitOrder: values["bit-order"] as LoadOptions["bitOrder"],
+    lmHead: values["lm-head"] as LoadOptions["lmHead"],
+    variant: values.variant as string | undefined,
+    contextLength: numberOption(values, "context", isPositiveInteger, "an integer > 0"),
   };
 }
 
@@ -198,10 +216,21 @@ const mib = (bytes: number | undefined) => (bytes === undefined ? "n/a" : `${(by
 
 async function generate(args: string[]): Promise<void> {
   const values = parseFlags("generate", args, {
-    ...common, prompt: { type: "string" }, "max-tokens": { type: "string" }, temperature: { type: "string" },
-    "top-k": { type: "string" }, "top-p": { type: "string" }, seed: { type: "string" }, "min-p": { type: "string" }, stop: { type: "string", multiple: true },
-    "repeat-penalty": { type: "string" }, "frequency-penalty": { type: "string" }, "presence-penalty": { type: "string" }, "penalty-last-n": { type: "string" },
-    "context-shift": { type: "boolean" }, keep: { type: "string" },
+    ...common,
+    prompt: { type: "string" },
+    "max-tokens": { type: "string" },
+    temperature: { type: "string" },
+    "top-k": { type: "string" },
+    "top-p": { type: "string" },
+    seed: { type: "string" },
+    "min-p": { type: "string" },
+    stop: { type: "string", multiple: true },
+    "repeat-penalty": { type: "string" },
+    "frequency-penalty": { type: "string" },
+    "presence-penalty": { type: "string" },
+    "penalty-last-n": { type: "string" },
+    "context-shift": { type: "boolean" },
+    keep: { type: "string" },
   });
   if (!values) return;
   const keep = numberOption(values, "keep", isNonNegativeInteger, "an integer >= 0");
@@ -217,7 +246,8 @@ async function generate(args: string[]): Promise<void> {
     frequencyPenalty: numberOption(values, "frequency-penalty", Number.isFinite, "a number"),
     presencePenalty: numberOption(values, "presence-penalty", Number.isFinite, "a number"),
     penaltyLastN: numberOption(values, "penalty-last-n", isNonNegativeInteger, "an integer >= 0"),
-    stop: values.stop, contextShift: values["context-shift"] ? { keep } : undefined,
+    stop: values.stop,
+    contextShift: values["context-shift"] ? { keep } : undefined,
   };
   const model = values.model;
   if (model === undefined) {
@@ -240,11 +270,21 @@ async function generate(args: string[]): Promise<void> {
   // The first token costs the prompt's prefill; decode speed counts the tokens after it.
   const { text, tokens, finishReason, usage, timings } = step.value;
   const summary = {
-    text, tokens: tokens.length, tokensPerSecond: timings.tokensPerSecond, timeToFirstTokenMs: timings.prefillMs, finishReason, usage,
-    simd: m.simd, threads: m.threads, model, load,
+    text,
+    tokens: tokens.length,
+    tokensPerSecond: timings.tokensPerSecond,
+    timeToFirstTokenMs: timings.prefillMs,
+    finishReason,
+    usage,
+    simd: m.simd,
+    threads: m.threads,
+    model,
+    load,
   };
   if (values.json) console.log(JSON.stringify(summary));
-  else console.error(`\n${tokens.length} tokens (${finishReason}), ${timings.tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${m.threads} thread${m.threads > 1 ? "s" : ""}, ${model})`);
+  else {console.error(
+      `\n${tokens.length} tokens (${finishReason}), ${timings.tokensPerSecond.toFixed(1)} tok/s (${m.simd} SIMD, ${m.threads} thread${m.threads > 1 ? "s" : ""}, ${model})`,
+    );}
 }
 
 /** A JSON array of token ids (to compare perplexities with other tools on identical tokens). */
@@ -297,7 +337,9 @@ async function writeTarget(ckpt: Checkpoint, resolved: ResolvedTokenizer | null,
     await fs.writeFile(`${out}/config.json`, config);
     for (const [name, bytes] of hfTokenizerFiles(resolved)) await fs.writeFile(`${out}/${name}`, bytes);
   } else {
-    if (!(GGUF_TARGETS as readonly string[]).includes(to)) throw new OptionError("--to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(to)}`);
+    if (!(GGUF_TARGETS as readonly string[]).includes(to)) {
+      throw new OptionError("--to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(to)}`);
+    }
     sink = await fileSink(out);
     await writeCheckpointGguf(kernels, ckpt, ggufVocabularySource(resolved?.tokenizer ?? null), to as GgufTarget, sink).finally(() => sink.close());
   }
@@ -307,7 +349,13 @@ async function writeTarget(ckpt: Checkpoint, resolved: ResolvedTokenizer | null,
 
 async function convert(args: string[]): Promise<void> {
   const values = parseFlags("convert", args, {
-    model: common.model, to: { type: "string" }, out: { type: "string" }, tokenizer: common.tokenizer, simd: common.simd, "bit-order": common["bit-order"], help: common.help,
+    model: common.model,
+    to: { type: "string" },
+    out: { type: "string" },
+    tokenizer: common.tokenizer,
+    simd: common.simd,
+    "bit-order": common["bit-order"],
+    help: common.help,
   });
   if (!values) return;
   if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
@@ -324,20 +372,38 @@ async function convert(args: string[]): Promise<void> {
 
 async function synth(args: string[]): Promise<void> {
   const values = parseFlags("synth", args, {
-    to: { type: "string" }, out: { type: "string" }, layers: { type: "string" }, dim: { type: "string" },
-    hidden: { type: "string" }, heads: { type: "string" }, "kv-heads": { type: "string" }, vocab: { type: "string" }, context: common.context,
-    embedding: { type: "string" }, seed: { type: "string" }, arch: { type: "string" }, tokenizer: common.tokenizer, simd: common.simd, help: common.help,
+    to: { type: "string" },
+    out: { type: "string" },
+    layers: { type: "string" },
+    dim: { type: "string" },
+    hidden: { type: "string" },
+    heads: { type: "string" },
+    "kv-heads": { type: "string" },
+    vocab: { type: "string" },
+    context: common.context,
+    embedding: { type: "string" },
+    seed: { type: "string" },
+    arch: { type: "string" },
+    tokenizer: common.tokenizer,
+    simd: common.simd,
+    help: common.help,
   });
   if (!values) return;
   if (!values.to || !values.out) throw new BitNetError("synth needs --to FORMAT --out F");
   const int = (name: string) => numberOption(values, name, isPositiveInteger, "an integer > 0");
   const d = BITNET_2B4T_SHAPE;
   const shape = {
-    nLayers: int("layers") ?? d.nLayers, dim: int("dim") ?? d.dim, hiddenDim: int("hidden") ?? d.hiddenDim, nHeads: int("heads") ?? d.nHeads,
-    nKvHeads: int("kv-heads") ?? d.nKvHeads, vocabSize: int("vocab") ?? d.vocabSize, seqLen: int("context") ?? d.seqLen,
+    nLayers: int("layers") ?? d.nLayers,
+    dim: int("dim") ?? d.dim,
+    hiddenDim: int("hidden") ?? d.hiddenDim,
+    nHeads: int("heads") ?? d.nHeads,
+    nKvHeads: int("kv-heads") ?? d.nKvHeads,
+    vocabSize: int("vocab") ?? d.vocabSize,
+    seqLen: int("context") ?? d.seqLen,
   };
   const { checkpoint } = await synthesizeBitNet(shape, {
-    seed: numberOption(values, "seed", Number.isInteger, "an integer") ?? 1, embedding: values.embedding as "f16" | "bf16" | "f32" | undefined,
+    seed: numberOption(values, "seed", Number.isInteger, "an integer") ?? 1,
+    embedding: values.embedding as "f16" | "bf16" | "f32" | undefined,
     arch: values.arch as SynthArch | undefined,
   });
   // A vocabulary to carry into the file (other engines need one), e.g. Llama 3's tokenizer.json for the 2B4T shape.
@@ -347,8 +413,17 @@ async function synth(args: string[]): Promise<void> {
 
 async function sweep(args: string[]): Promise<void> {
   const values = parseFlags("sweep", args, {
-    model: common.model, text: { type: "string" }, variants: { type: "string" }, grid: { type: "string" }, ctx: { type: "string" }, out: { type: "string" },
-    "decode-tokens": { type: "string" }, tokenizer: common.tokenizer, simd: common.simd, "lm-head": common["lm-head"], help: common.help,
+    model: common.model,
+    text: { type: "string" },
+    variants: { type: "string" },
+    grid: { type: "string" },
+    ctx: { type: "string" },
+    out: { type: "string" },
+    "decode-tokens": { type: "string" },
+    tokenizer: common.tokenizer,
+    simd: common.simd,
+    "lm-head": common["lm-head"],
+    help: common.help,
   });
   if (!values) return;
   // A grid file may give the model, text, ctx and variants; flags fill in the rest.
@@ -359,7 +434,9 @@ async function sweep(args: string[]): Promise<void> {
     } catch (e) {
       throw new BitNetError(`${values.grid}: not valid JSON (${(e as Error).message})`);
     }
-    if (grid.variants !== undefined && (!Array.isArray(grid.variants) || grid.variants.some((v) => typeof v !== "string"))) throw new BitNetError(`${values.grid}: "variants" must be an array of strings`);
+    if (grid.variants !== undefined && (!Array.isArray(grid.variants) || grid.variants.some((v) => typeof v !== "string"))) {
+      throw new BitNetError(`${values.grid}: "variants" must be an array of strings`);
+    }
   }
   const model = values.model ?? grid.model, textPath = values.text ?? grid.text;
   const variants = values.variants ? splitVariants(values.variants) : grid.variants;
@@ -372,7 +449,13 @@ async function sweep(args: string[]): Promise<void> {
   const tty = process.stderr.isTTY;
   let last = 0;
   const results = await runSweep({
-    ...options, model, text: new TextDecoder().decode(await readBytes(textPath)), textName: textPath.split("/").pop()!, variants, ctx, done,
+    ...options,
+    model,
+    text: new TextDecoder().decode(await readBytes(textPath)),
+    textName: textPath.split("/").pop()!,
+    variants,
+    ctx,
+    done,
     decodeTokens: numberOption(values, "decode-tokens", isPositiveInteger, "an integer > 0"),
     onResult: (r) => appendText(jsonl, JSON.stringify(r) + "\n"),
     onProgress: ({ variant, index, count, done, total }) => {

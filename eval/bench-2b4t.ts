@@ -16,6 +16,7 @@ import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { fileSink } from "../runtime/files.ts";
 import { loadKernels, type SimdLevel } from "../runtime/kernels.ts";
+import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const { values } = parseArgs({ options: { dir: { type: "string" }, decode: { type: "string" }, threads: { type: "string" }, child: { type: "string" } } });
 const PROMPT = 64, DECODE = Number(values.decode ?? 32), THREADS = (values.threads ?? "1,2").split(",").map(Number);
@@ -81,14 +82,20 @@ async function main(): Promise<void> {
   for (const simd of levels) {
     const bandwidth = await readBandwidth(simd);
     for (const [to, file] of Object.entries(files)) {
-      for (const head of ["stored", "int8"] as const) for (const threads of THREADS) {
-        const [cmd, ...args] = selfCommand();
-        const r = spawnSync(cmd, [...args, "--child", `${file},${simd},${head},${threads}`, "--decode", String(DECODE)], { encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`${to} ${simd} ${head} ${threads} threads: ${r.stderr}`);
-        const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-        const perToken = ternaryBytes + headBytes[head];
-        const mib = (b: number) => (b / 2 ** 20).toFixed(0);
-        console.log(`| ${to} | ${simd} | ${head === "stored" ? "f16" : "int8"} | ${m.threads} | ${m.loadSeconds.toFixed(1)} | ${mib(m.peakRss)} | ${mib(m.wasmBytes)} | ${m.prefill.toFixed(1)} | ${m.decode.toFixed(2)} | ${(perToken / 1e6).toFixed(0)} | ${((bandwidth * 1e9) / perToken).toFixed(1)} (${bandwidth.toFixed(1)}) |`);
+      for (const head of ["stored", "int8"] as const) {
+        for (const threads of THREADS) {
+          const [cmd, ...args] = selfCommand();
+          const r = spawnSync(cmd, [...args, "--child", `${file},${simd},${head},${threads}`, "--decode", String(DECODE)], { encoding: "utf8" });
+          if (r.status !== 0) throw new Error(`${to} ${simd} ${head} ${threads} threads: ${r.stderr}`);
+          const m = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+          const perToken = ternaryBytes + headBytes[head];
+          const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+          console.log(
+            `| ${to} | ${simd} | ${head === "stored" ? "f16" : "int8"} | ${m.threads} | ${m.loadSeconds.toFixed(1)} | ${mib(m.peakRss)} | ${mib(m.wasmBytes)} | ${
+              m.prefill.toFixed(1)
+            } | ${m.decode.toFixed(2)} | ${(perToken / 1e6).toFixed(0)} | ${((bandwidth * 1e9) / perToken).toFixed(1)} (${bandwidth.toFixed(1)}) |`,
+          );
+        }
       }
     }
   }

@@ -10,20 +10,22 @@ import { Bench } from "tinybench";
 import { paddedCols } from "../quant/activations.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { type Kernels, loadKernels, type SimdLevel } from "../runtime/kernels.ts";
+import type { Ptr } from "../runtime/ptr.ts";
+import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const SHAPES: [number, number][] = [[2560, 2560], [6912, 2560], [2560, 6912]]; // [out, in]
 const levels: SimdLevel[] = hasRelaxedSimd() ? ["strict", "relaxed"] : ["strict"];
 
 const WORKING_SET = 256 * 1024 * 1024;
 
-function fill(kx: Kernels, ptr: number, bytes: number, seed: number): void {
+function fill(kx: Kernels, ptr: Ptr, bytes: number, seed: number): void {
   const view = kx.u8(ptr, bytes);
   let s = seed;
   for (let i = 0; i < bytes; i++) view[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
 }
 
 /** Enough copies of a `bytes`-long buffer to exceed the caches; returns their addresses. */
-function copies(kx: Kernels, bytes: number, seed: number): number[] {
+function copies(kx: Kernels, bytes: number, seed: number): Ptr[] {
   const n = Math.max(2, Math.ceil(WORKING_SET / bytes));
   const first = kx.allocBytes(bytes);
   fill(kx, first, bytes, seed);
@@ -126,7 +128,9 @@ for (const [out, inp] of SHAPES) {
         best[i] = Math.min(best[i], performance.now() - t);
       });
     }
-    const note = `${((100 * best[1]) / best[0]).toFixed(0)}% of roof (interleaved: ${((weightBytes * 20) / best[0] / 1e6).toFixed(2)} vs ${((weightBytes * 20) / best[1] / 1e6).toFixed(2)} GB/s)`;
+    const note = `${((100 * best[1]) / best[0]).toFixed(0)}% of roof (interleaved: ${((weightBytes * 20) / best[0] / 1e6).toFixed(2)} vs ${
+      ((weightBytes * 20) / best[1] / 1e6).toFixed(2)
+    } GB/s)`;
     rows.push({ shape, kernel: `ternary ${level} / roof`, "ms/call": "", "GB/s": "", note });
   }
 }
@@ -145,7 +149,7 @@ for (const level of levels) {
   kx.f32(x, DIM).forEach((_, i, a) => (a[i] = Math.sin(i)));
   fill(kx, xq, DIM, 7);
   const y = kx.allocF32(VOCAB);
-  const half = (bf16: boolean) => () => kx.k.gemmHalf(halves, VOCAB, DIM, prepared, 1, y, bf16, kx.k.prepareHalfInput(x, DIM, 1, prepared, bf16));
+  const half = (bf16: boolean) => () => kx.k.gemmHalf(halves, VOCAB, DIM, prepared, 1, y, bf16, kx.k.prepareHalfInput(x, DIM, 1, prepared, bf16) !== 0);
   const tasks: [string, number, () => unknown][] = [
     ["f16 head", VOCAB * DIM * 2, half(false)],
     ["bf16 head", VOCAB * DIM * 2, half(true)],

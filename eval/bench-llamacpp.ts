@@ -16,13 +16,18 @@
 import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, basename } from "node:path";
+import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {
-    dir: { type: "string" }, arch: { type: "string" }, threads: { type: "string" }, decode: { type: "string" }, types: { type: "string" }, llama: { type: "string" },
+    dir: { type: "string" },
+    arch: { type: "string" },
+    threads: { type: "string" },
+    decode: { type: "string" },
+    types: { type: "string" },
+    llama: { type: "string" },
     "wllama-decode": { type: "string" },
   },
 });
@@ -41,7 +46,8 @@ async function llamaChild(spec: string): Promise<void> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const context = await model.createContext({ contextSize: 512, batchSize: PROMPT, threads: Number(threads) });
   const sequence = context.getSequence();
-  let t = performance.now(), prefill = 0, decodeStart = 0, n = 0;
+  const t = performance.now();
+  let prefill = 0, decodeStart = 0, n = 0;
   for await (const _ of sequence.evaluate(prompt, { temperature: 0 })) {
     if (n === 0) {
       prefill = (PROMPT * 1000) / (performance.now() - t);
@@ -89,7 +95,11 @@ async function wllamaRun(file: string, threads: number, prompt: string, tokens: 
     const r = JSON.parse((await page.evaluate(() => document.body.dataset.result))!);
     const peaks = [...renderers()].filter(([pid]) => !before.has(pid)).map(([, rss]) => rss);
     return {
-      loadSeconds: r.loadSeconds, prefill: r.timings.prompt_per_second, decode: r.timings.predicted_per_second, threads: r.threads, decoded: r.timings.predicted_n,
+      loadSeconds: r.loadSeconds,
+      prefill: r.timings.prompt_per_second,
+      decode: r.timings.predicted_per_second,
+      threads: r.threads,
+      decoded: r.timings.predicted_n,
       peakRss: peaks.length ? Math.max(...peaks) : undefined,
     };
   } finally {
@@ -102,7 +112,9 @@ async function wllamaRun(file: string, threads: number, prompt: string, tokens: 
 async function promptOf(count: number, vocab: string): Promise<string> {
   const { tokenizerFromBytes } = await import("../model/load.ts");
   const tokenizer = tokenizerFromBytes(readFileSync(vocab), 128256, vocab);
-  const words = "Once upon a time there was a little robot who lived in a quiet town by the sea and every morning it walked along the shore to count the shells that the waves had left on the sand while the gulls watched from the rocks and the fishermen pulled their boats onto the beach and talked about the weather and the price of bread and the stories their grandparents told".split(" ");
+  const words =
+    "Once upon a time there was a little robot who lived in a quiet town by the sea and every morning it walked along the shore to count the shells that the waves had left on the sand while the gulls watched from the rocks and the fishermen pulled their boats onto the beach and talked about the weather and the price of bread and the stories their grandparents told"
+      .split(" ");
   for (let n = 1; n <= words.length; n++) {
     const text = words.slice(0, n).join(" ");
     if (tokenizer.encode(text, { bos: true }).length === count) return text;
@@ -131,7 +143,11 @@ async function main(): Promise<void> {
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : `node ${process.version}`;
   const wllama = existsSync(here("../node_modules/@wllama/wllama/esm/index.js"));
   const WLLAMA_DECODE = Number(values["wllama-decode"] ?? 32), wllamaPrompt = wllama ? await promptOf(PROMPT, vocab) : "";
-  console.log(`2B4T shapes, architecture ${arch}, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}${wllama ? ` (wllama: ${WLLAMA_DECODE})` : ""}; ours on ${runtime}\n`);
+  console.log(
+    `2B4T shapes, architecture ${arch}, random ternary weights, f16 tied embedding; prompt ${PROMPT} tokens, decode ${DECODE}${
+      wllama ? ` (wllama: ${WLLAMA_DECODE})` : ""
+    }; ours on ${runtime}\n`,
+  );
   console.log("| file | engine | threads | load s | peak RSS MiB | prefill tok/s | decode tok/s | decode vs llama.cpp |");
   console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const type of (values.types ?? "tq2,tq1").split(",")) {
@@ -139,7 +155,9 @@ async function main(): Promise<void> {
     if (!existsSync(file)) {
       console.error(`writing ${file} ...`);
       const [cmd, ...args] = selfCommand(here("../cli/bitnet-wasm.ts"));
-      const r = spawnSync(cmd, [...args, "synth", "--arch", arch === "llama" ? "llama" : "bitnet-b1.58", "--to", `gguf-${type}`, "--out", file, "--tokenizer", vocab], { stdio: ["ignore", "ignore", "inherit"] });
+      const r = spawnSync(cmd, [...args, "synth", "--arch", arch === "llama" ? "llama" : "bitnet-b1.58", "--to", `gguf-${type}`, "--out", file, "--tokenizer", vocab], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
       if (r.status !== 0) throw new Error(`synth ${type} failed`);
     }
     for (const t of threads) {

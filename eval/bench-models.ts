@@ -8,6 +8,7 @@ import { loadBitNet } from "../model/load.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { argmax } from "../text/sampler.ts";
 import type { SimdLevel } from "../runtime/kernels.ts";
+import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const DATA = new URL("../../shared/data/models/", import.meta.url);
 const MODELS = ["stories260K.bin", "bitllama-1M.bin", "bitllama-3M.bin"];

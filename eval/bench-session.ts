@@ -14,6 +14,7 @@ import type { BitNetModel } from "../model/model.ts";
 import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
 import { fileSink } from "../runtime/files.ts";
 import { loadKernels } from "../runtime/kernels.ts";
+import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, threads: { type: "string" }, "skip-2b4t": { type: "boolean" } } });
 const ROUNDS = Number(values.rounds ?? 5), THREADS = Number(values.threads ?? 1);
@@ -56,7 +57,11 @@ const story = readFileSync(new URL("text/tinystories-valid-32k.txt", DATA), "utf
 const storyIds = small.tokenizer!.encode(story, { bos: true }).slice(0, 300);
 report("bitllama-3M", small, 200, await yieldingCost(small, storyIds.slice(0, 16), 200));
 const turn = await secondTurn(small, storyIds.slice(0, 240), storyIds.slice(240, 260), 64);
-rows.push(`| bitllama-3M | ${turn.two.usage.promptTokens} | ${turn.two.usage.cachedTokens} | ${turn.two.timings.prefillMs.toFixed(1)} | ${turn.fresh.timings.prefillMs.toFixed(1)} | ${(turn.fresh.timings.prefillMs / turn.two.timings.prefillMs).toFixed(1)}x |`);
+rows.push(
+  `| bitllama-3M | ${turn.two.usage.promptTokens} | ${turn.two.usage.cachedTokens} | ${turn.two.timings.prefillMs.toFixed(1)} | ${turn.fresh.timings.prefillMs.toFixed(1)} | ${
+    (turn.fresh.timings.prefillMs / turn.two.timings.prefillMs).toFixed(1)
+  }x |`,
+);
 small.dispose();
 
 if (!values["skip-2b4t"]) {
@@ -82,7 +87,11 @@ if (!values["skip-2b4t"]) {
   const ids = Array.from({ length: 300 }, (_, i) => (i === 0 ? 128000 : 1000 + ((i * 7919) % 100000)));
   report("2B4T shape (I2_S, f16 head)", big, 16, await yieldingCost(big, ids.slice(0, 16), 16));
   const t = await secondTurn(big, ids.slice(0, 200), ids.slice(200, 220), 16);
-  rows.push(`| 2B4T shape (I2_S) | ${t.two.usage.promptTokens} | ${t.two.usage.cachedTokens} | ${t.two.timings.prefillMs.toFixed(0)} | ${t.fresh.timings.prefillMs.toFixed(0)} | ${(t.fresh.timings.prefillMs / t.two.timings.prefillMs).toFixed(1)}x |`);
+  rows.push(
+    `| 2B4T shape (I2_S) | ${t.two.usage.promptTokens} | ${t.two.usage.cachedTokens} | ${t.two.timings.prefillMs.toFixed(0)} | ${t.fresh.timings.prefillMs.toFixed(0)} | ${
+      (t.fresh.timings.prefillMs / t.two.timings.prefillMs).toFixed(1)
+    }x |`,
+  );
   big.dispose();
 }
 

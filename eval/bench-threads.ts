@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { argmax } from "../text/sampler.ts";
+import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const { values } = parseArgs({
   options: { file: { type: "string" }, threads: { type: "string" }, "lm-head": { type: "string" }, rounds: { type: "string" }, tokens: { type: "string" } },

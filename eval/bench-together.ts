@@ -6,6 +6,8 @@
 // Run: node --import tsx eval/bench-together.ts [--simd auto|strict|relaxed] [--rounds N]
 import { parseArgs } from "node:util";
 import { type Kernels, loadKernels } from "../runtime/kernels.ts";
+import type { Ptr } from "../runtime/ptr.ts";
+import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const { values } = parseArgs({ options: { simd: { type: "string" }, rounds: { type: "string" } } });
 const simd = (values.simd ?? "auto") as "auto";
@@ -16,20 +18,22 @@ const SHAPES = [[2560, 2560], [640, 2560], [640, 2560], [2560, 2560], [6912, 256
 function token(kx: Kernels): { plain: () => void; together: () => void } {
   const x = kx.allocBytes(6912), sums = kx.allocBytes(4), scale = kx.put(Float32Array.of(1));
   const ys = SHAPES.map(([rows]) => kx.allocF32(rows));
-  const layers = Array.from({ length: 30 }, () => SHAPES.map(([rows, cols]) => {
-    const n = kx.k.ternaryPackedBytes(rows, cols), w = kx.allocBytes(n);
-    kx.u8(w, n).fill(0x55);
-    return w;
-  }));
-  const gemv = (layer: number[], i: number) => kx.k.ternaryGemm(layer[i], SHAPES[i][0], SHAPES[i][1], x, sums, scale, 1, 1, ys[i]);
+  const layers = Array.from({ length: 30 }, () =>
+    SHAPES.map(([rows, cols]) => {
+      const n = kx.k.ternaryPackedBytes(rows, cols), w = kx.allocBytes(n);
+      kx.u8(w, n).fill(0x55);
+      return w;
+    }));
+  const gemv = (layer: Ptr[], i: number) => kx.k.ternaryGemm(layer[i], SHAPES[i][0], SHAPES[i][1], x, sums, scale, 1, 1, ys[i]);
   return {
     plain: () => layers.forEach((l) => l.forEach((_, i) => gemv(l, i))),
-    together: () => layers.forEach((l) => {
-      kx.together(() => [0, 1, 2].forEach((i) => gemv(l, i)));
-      gemv(l, 3);
-      kx.together(() => [4, 5].forEach((i) => gemv(l, i)));
-      gemv(l, 6);
-    }),
+    together: () =>
+      layers.forEach((l) => {
+        kx.together(() => [0, 1, 2].forEach((i) => gemv(l, i)));
+        gemv(l, 3);
+        kx.together(() => [4, 5].forEach((i) => gemv(l, i)));
+        gemv(l, 6);
+      }),
   };
 }
 

@@ -8,7 +8,7 @@ import type { LoadOptions } from "../model/load.ts";
 import { loadBitNet } from "../model/load.ts";
 import { argmax } from "../text/sampler.ts";
 import { type ActivationSpec } from "../quant/activations.ts";
-import { parseVariant, SITES, type Site } from "../quant/variants.ts";
+import { parseVariant, type Site, SITES } from "../quant/variants.ts";
 import type { BitNetModel } from "../model/model.ts";
 
 /** One variant's measurements (one JSON line of a sweep record). */
@@ -112,9 +112,15 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
       const weighted = (f: (s: ActivationSpec) => number) => SITES.reduce((n, s) => n + w[s] * f(plan[s]), 0) / total;
       const weights = model.projectionWeights, fp32 = weights === "fp32";
       const result: SweepResult = {
-        model: modelName, text: options.textName, ctx: options.ctx ?? null, variant,
-        tokens: ppl.tokens, perplexity: ppl.perplexity, loss: ppl.loss,
-        evalTokensPerSecond: ppl.tokensPerSecond, decodeTokensPerSecond,
+        model: modelName,
+        text: options.textName,
+        ctx: options.ctx ?? null,
+        variant,
+        tokens: ppl.tokens,
+        perplexity: ppl.perplexity,
+        loss: ppl.loss,
+        evalTokensPerSecond: ppl.tokensPerSecond,
+        decodeTokensPerSecond,
         // Information bits of the codes, plus one f32 scale per group where groups are named.
         bitsPerWeight: fp32 ? 32 : (weights === "sign" ? 1 : Math.log2(3)) + (typeof plan.weightScales === "number" ? 32 / plan.weightScales : 0),
         bitsPerActivation: fp32 ? 32 : weighted(bitsOf),
@@ -133,7 +139,9 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
 export function sweepTable(results: SweepResult[]): string {
   const head = "| variant | perplexity | loss | bits / weight | bits / activation | active weights | eval tok/s | decode tok/s |\n|---|---:|---:|---:|---:|---:|---:|---:|";
   const rows = results.map((r) =>
-    `| \`${r.variant}\` | ${r.perplexity.toFixed(4)} | ${r.loss.toFixed(4)} | ${r.bitsPerWeight.toFixed(2)} | ${r.bitsPerActivation.toFixed(2)} | ${(100 * r.activeWeights).toFixed(0)}% | ${r.evalTokensPerSecond.toFixed(0)} | ${r.decodeTokensPerSecond.toFixed(0)} |`
+    `| \`${r.variant}\` | ${r.perplexity.toFixed(4)} | ${r.loss.toFixed(4)} | ${r.bitsPerWeight.toFixed(2)} | ${r.bitsPerActivation.toFixed(2)} | ${
+      (100 * r.activeWeights).toFixed(0)
+    }% | ${r.evalTokensPerSecond.toFixed(0)} | ${r.decodeTokensPerSecond.toFixed(0)} |`
   );
   return [head, ...rows].join("\n");
 }

@@ -4,6 +4,7 @@
 // The header does not record which end of a byte holds the first code: `msbFirst` says.
 import type { RandomAccessFile } from "../runtime/files.ts";
 import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "./checkpoint.ts";
+import { FILE_ORDER, type LayerRole, roleShape, TENSOR_NAMES } from "./architectures.ts";
 import { makeConfig } from "./config.ts";
 import { FormatError } from "../core/errors.ts";
 
@@ -27,40 +28,38 @@ export async function readBitllama(source: RandomAccessFile, { msbFirst = true }
   const h = (i: number) => view.getInt32(8 + i * 4, true);
   if (bytes[36] === 0) throw new FormatError(file, "ak42 header says the classifier is not shared; only shared-classifier files are supported");
   const config = makeConfig(file, {
-    arch: "bitllama", dim: h(0), hiddenDim: h(1), nLayers: h(2), nHeads: h(3), nKvHeads: h(4),
-    vocabSize: h(5), seqLen: h(6), normEps: 1e-5, ropeTheta: 10000, rope: "interleaved", activation: "silu",
+    arch: "bitllama",
+    dim: h(0),
+    hiddenDim: h(1),
+    nLayers: h(2),
+    nHeads: h(3),
+    nKvHeads: h(4),
+    vocabSize: h(5),
+    seqLen: h(6),
   }, (f, d) => new FormatError(f, d));
-  const { dim, hiddenDim: hidden, nLayers: L, vocabSize, kvDim } = config;
+  const { dim, hiddenDim: hidden, nLayers: L, vocabSize } = config;
 
-  const shapes: [string, number, number][] = [
-    ["wq", dim, dim], ["wk", kvDim, dim], ["wv", kvDim, dim], ["wo", dim, dim],
-    ["w1", hidden, dim], ["w2", dim, hidden], ["w3", hidden, dim],
-  ];
-  const codeBytes = (rows: number, cols: number) => Math.ceil((rows * cols) / 4);
-  const expected = HEADER_BYTES + 4 * (dim + vocabSize * dim) +
-    L * shapes.reduce((sum, [, r, c]) => sum + 4 + codeBytes(r, c), 0);
+  const order = FILE_ORDER.ak42, names = TENSOR_NAMES.ak42;
+  const codeBytes = (role: LayerRole) => Math.ceil(roleShape(role, config).reduce((a, b) => a * b, 1) / 4);
+  const expected = HEADER_BYTES + 4 * (dim + vocabSize * dim) + L * order.reduce((sum, role) => sum + 4 + codeBytes(role), 0);
   if (size !== expected) {
     throw new FormatError(file, `size ${size} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}): expected ${expected} bytes`);
   }
 
   const cur = new SpanCursor(HEADER_BYTES, size, (d) => new FormatError(file, d));
-  const finalNorm = cur.f32(dim, "final norm");
-  const embedding = cur.f32(vocabSize * dim, "token embedding");
-  // Each matrix record is an f32 scale, then its codes: read the scales now (4 bytes each).
-  const matrices: LinearTensor[][] = [];
-  for (const [name, rows, cols] of shapes) {
-    const records: LinearTensor[] = [];
+  const finalNorm = cur.f32(dim, names.finalNorm);
+  const embedding = cur.f32(vocabSize * dim, names.embedding);
+  // One run per role, a record per layer: an f32 scale (read now), then the codes.
+  const encoding = msbFirst ? "SM2" : "SM2_LSB";
+  const layers = Array.from({ length: L }, () => ({}) as Partial<Record<LayerRole, LinearTensor>>);
+  for (const role of order) {
+    const [rows, cols] = roleShape(role, config);
     for (let l = 0; l < L; l++) {
-      const scaleSpan = cur.take(4, `${name}[${l}] scale`);
+      const name = names.layer(l, role), scaleSpan = cur.take(4, `${name} scale`);
       const scale = new DataView((await source.read(scaleSpan.offset, 4, new Uint8Array(4))).buffer).getFloat32(0, true);
-      if (!Number.isFinite(scale)) throw new FormatError(file, `${name}[${l}] scale is ${scale}, expected a finite number`);
-      records.push({ name: `${name}[${l}]`, encoding: "ternary-sm2", rows, cols, scale, msbFirst, data: cur.take(codeBytes(rows, cols), `${name}[${l}] codes`) });
+      if (!Number.isFinite(scale)) throw new FormatError(file, `${name} scale is ${scale}, expected a finite number`);
+      layers[l][role] = { name, encoding, rows, cols, scale, data: cur.take(codeBytes(role), `${name} codes`) };
     }
-    matrices.push(records);
   }
-  const [q, k, v, o, gate, down, up] = matrices;
-  const layers: LayerTensors[] = Array.from({ length: L }, (_, l) => ({
-    q: q[l], k: k[l], v: v[l], o: o[l], gate: gate[l], up: up[l], down: down[l],
-  }));
-  return { file, source, config, embedding, finalNorm, layers };
+  return { file, source, config, embedding, finalNorm, layers: layers as unknown as LayerTensors[] };
 }

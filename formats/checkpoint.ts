@@ -2,6 +2,7 @@
 // where its bytes sit in the file. Nothing is read until the builder uploads it.
 import type { RandomAccessFile } from "../runtime/files.ts";
 import type { ModelConfig } from "./config.ts";
+import type { TernaryTypeName } from "./tensor-types.ts";
 
 /** A byte range of the source file; float tensors stored as f16 or bf16 say so (default f32). */
 export interface Span {
@@ -13,24 +14,22 @@ export interface Span {
   dtype?: "f16" | "bf16";
 }
 
-/** A linear layer's weight [rows = out, cols = in] in one of the stored encodings;
- *  `name` is the tensor's name in its file (for messages). A ternary tensor may come with
- *  a separate one-value tensor `outputScale` that multiplies its output (llama.cpp's
+/** A linear layer's weight [rows = out, cols = in]; `name` is the tensor's name in its file
+ *  (for messages). Float weights are used as they are ("f32": llama2.c's fp32 models) or
+ *  ternarized at load with absmean ("absmean": BitNet b1.58 master weights in f32 / f16 /
+ *  bf16); ternary ones are stored in a type of formats/tensor-types.ts, with `scale` when the
+ *  format keeps it outside the data (bitllama's header, Hugging Face's weight_scale) and
+ *  `outputScale` when a separate one-value tensor multiplies the output (llama.cpp's
  *  `*.scale`, bitnet.cpp's `*.weight_scale`). */
-export type LinearTensor = { name: string; rows: number; cols: number; data: Span } & (
-  /** Float weights used as they are (f32 models such as llama2.c's). */
-  | { encoding: "f32" }
-  /** Float master weights (f32 / f16 / bf16) ternarized at load with absmean (BitNet b1.58). */
-  | { encoding: "absmean" }
-  /** 2-bit sign-magnitude codes (bitllama): 00 = 0, 01 = +1, 11 = -1, times `scale`. */
-  | { encoding: "ternary-sm2"; scale: number; msbFirst: boolean }
-  /** Hugging Face BitNet packed uint8 [rows / 4, cols]; `scale` multiplies (1 / weight_scale). */
-  | { encoding: "hf-packed"; scale: number }
-  /** Ternary block formats that carry their own scales (bitnet.cpp I2_S, ggml TQ1_0 / TQ2_0). */
-  | { encoding: "i2s" | "tq1" | "tq2"; outputScale?: Span }
-);
+export type LinearTensor =
+  & { name: string; rows: number; cols: number; data: Span }
+  & (
+    | { encoding: "f32" }
+    | { encoding: "absmean" }
+    | { encoding: TernaryTypeName; scale?: number; outputScale?: Span }
+  );
 
-/** The ternary encodings, for code that handles all of them. */
+/** The tensors that load as ternary codes (absmean masters and the ternary types). */
 export type TernaryTensor = Exclude<LinearTensor, { encoding: "f32" }>;
 
 /** One transformer block's tensors. */

@@ -1,13 +1,10 @@
 // The shape and recipe of a transformer, whatever file it came from.
+import { ARCHITECTURES, type ArchName } from "./architectures.ts";
 
 /** A model's architecture and sizes, as every reader fills it in. */
 export interface ModelConfig {
-  /**
-   * Architecture family: "llama" (pre-RMSNorm, llama2.c), "bitllama" (bitllama2.c: no
-   * pre-norms, every BitLinear normalises its input), "bitnet-b1.58" (BitNet b1.58 2B4T:
-   * pre-RMSNorm, sub-norms before o_proj and down_proj, ReLU^2 gate, RoPE on split halves).
-   */
-  arch: "llama" | "bitllama" | "bitnet-b1.58";
+  /** Architecture: a row of formats/architectures.ts, whose recipe the forward pass follows. */
+  arch: ArchName;
   /** Width of the residual stream. */
   dim: number;
   /** Width of the feed-forward hidden layer. */
@@ -39,12 +36,14 @@ export interface ModelConfig {
 /** Feed-forward gate activation: SiLU (Llama) or squared ReLU (BitNet b1.58 2B4T). */
 export type Activation = "silu" | "relu2";
 
-/** Fills the derived fields and checks that the numbers fit together. */
+/** Fills the derived fields, and the architecture's defaults for what the file leaves out, and checks that the numbers fit together. */
 export function makeConfig(
   file: string,
-  fields: Omit<ModelConfig, "headSize" | "kvDim">,
+  given: Omit<ModelConfig, "headSize" | "kvDim" | "rope" | "activation" | "ropeTheta" | "normEps"> & Partial<Pick<ModelConfig, "activation" | "ropeTheta" | "normEps">>,
   fail: (file: string, detail: string) => Error,
 ): ModelConfig {
+  const a = ARCHITECTURES[given.arch];
+  const fields = { normEps: 1e-5, ropeTheta: a.ropeTheta, activation: a.activation, ...given, rope: a.rope };
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen } = fields;
   const dims = { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen };
   for (const [name, v] of Object.entries(dims)) {

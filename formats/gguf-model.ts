@@ -1,107 +1,98 @@
-// Models in GGUF files, with llama.cpp's tensor names and metadata keys. Architectures:
-// - "llama": llama2.c-style models (pre-RMSNorm, SwiGLU, RoPE on interleaved pairs, as
-//   llama.cpp's converter permutes Q and K); linear weights F32 or ternary types.
-// - "bitllama": this project's name for the bitllama2.c architecture (no pre-norms; every
-//   BitLinear normalises and int8-quantizes its input), ternary weights.
-// - "bitnet-b1.58" (bitnet.cpp's converter) and "bitnet" (llama.cpp's): BitNet b1.58 with
-//   pre-norms and the sub-norms before o_proj and ffn_down, RoPE in NEOX (rotate-half)
-//   pairing since neither converter permutes Q and K. bitnet.cpp's build uses ReLU^2;
-//   llama.cpp's reads `bitnet.hidden_activation` and defaults to SiLU. Either may carry a
-//   one-value tensor per projection that multiplies its output (llama.cpp `*.scale`,
-//   bitnet.cpp `*.weight_scale`).
-// Ternary weights come as I2_S, TQ1_0 or TQ2_0. The vocabulary, when present, is a
-// SentencePiece "llama" vocabulary (tokenizer.ggml.tokens / scores) or a byte-level BPE
-// "gpt2" one (tokens / merges / token_type, pre-tokenizer "llama-bpe").
+// Models in GGUF files, with llama.cpp's tensor names and metadata keys. Which architecture a
+// general.architecture names, and what it means, is in formats/architectures.ts: "llama" and
+// "bitllama" as they are; "bitnet-b1.58" (bitnet.cpp's converter) and "bitnet" (llama.cpp's)
+// are both BitNet b1.58, in NEOX RoPE pairing since neither converter permutes Q and K.
+// Either may carry a one-value tensor per projection that multiplies its output (llama.cpp
+// `*.scale`, bitnet.cpp `*.weight_scale`). Linear weights are ternary types (I2_S, TQ1_0,
+// TQ2_0), or F32 for llama. The vocabulary, when present, is a SentencePiece "llama"
+// vocabulary (tokenizer.ggml.tokens / scores) or a byte-level BPE "gpt2" one (tokens /
+// merges / token_type, pre-tokenizer "llama-bpe").
 import type { RandomAccessFile } from "../runtime/files.ts";
-import type { BpeVocabulary, Checkpoint, LayerTensors, LinearTensor, Span } from "./checkpoint.ts";
+import type { BpeVocabulary, Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
+import { ARCHITECTURES, GGUF_ARCHITECTURES, ggufArchitecture, readLayers, TENSOR_NAMES } from "./architectures.ts";
 import { type Activation, makeConfig } from "./config.ts";
 import { FormatError } from "../core/errors.ts";
-import { GGML_TYPES, GgmlType, type GgufFile, GgufType, ggufValue, readGgufFile } from "./gguf.ts";
+import { type GgufFile, GgufType, ggufValue, readGgufFile } from "./gguf.ts";
+import { ggmlTypeName, isTernary, TENSOR_TYPES } from "./tensor-types.ts";
 
-export const GGUF_ARCHITECTURES = ["llama", "bitllama", "bitnet-b1.58", "bitnet"] as const;
 const INTEGER = [GgufType.UINT32, GgufType.INT32, GgufType.UINT64, GgufType.INT64, GgufType.UINT16, GgufType.INT16];
 const FLOAT = [GgufType.FLOAT32, GgufType.FLOAT64];
-const TERNARY_ENCODINGS: Record<number, "i2s" | "tq1" | "tq2"> = { [GgmlType.I2_S]: "i2s", [GgmlType.TQ1_0]: "tq1", [GgmlType.TQ2_0]: "tq2" };
-const FLOAT_DTYPES: Record<number, Span["dtype"]> = { [GgmlType.F32]: undefined, [GgmlType.F16]: "f16", [GgmlType.BF16]: "bf16" };
 /** llama.cpp's names for hidden_activation values (llm_ffn_op_type_from_string). */
 const ACTIVATIONS: Record<string, Activation> = { silu: "silu", swiglu: "silu", relu2: "relu2", relu_sqr: "relu2", relu_squared: "relu2" };
 
 export async function readGgufCheckpoint(source: RandomAccessFile): Promise<Checkpoint> {
   const file = source.name;
   const g = await readGgufFile(source);
-  const arch = ggufValue<string>(g, "general.architecture", file, [GgufType.STRING]);
-  if (!(GGUF_ARCHITECTURES as readonly string[]).includes(arch)) {
-    throw new FormatError(file, `architecture "${arch}" is not supported here (supported: ${GGUF_ARCHITECTURES.join(", ")})`);
-  }
-  const bitnet = arch === "bitnet-b1.58" || arch === "bitnet";
+  const name = ggufValue<string>(g, "general.architecture", file, [GgufType.STRING]);
+  const arch = ggufArchitecture(name);
+  if (!arch) throw new FormatError(file, `architecture "${name}" is not supported here (supported: ${GGUF_ARCHITECTURES.join(", ")})`);
   const optional = (key: string, types: GgufType[]) => (g.metadata.has(key) ? ggufValue(g, key, file, types) : undefined);
-  const integer = (key: string) => Number(ggufValue(g, `${arch}.${key}`, file, INTEGER));
+  const integer = (key: string) => Number(ggufValue(g, `${name}.${key}`, file, INTEGER));
   const tensors = new Map(g.tensors.map((t) => [t.name, t]));
-  const tensor = (name: string, dims: number[]) => {
-    const t = tensors.get(name);
-    if (!t) throw new FormatError(file, `tensor ${name} is missing`);
+  const tensor = (tensorName: string, dims: number[]) => {
+    const t = tensors.get(tensorName);
+    if (!t) throw new FormatError(file, `tensor ${tensorName} is missing`);
     if (t.dims.length !== dims.length || t.dims.some((d, i) => d !== dims[i])) {
-      throw new FormatError(file, `tensor ${name} has shape [${t.dims.join(", ")}], the config implies [${dims.join(", ")}]`);
+      throw new FormatError(file, `tensor ${tensorName} has shape [${t.dims.join(", ")}], the config implies [${dims.join(", ")}]`);
     }
     return t;
   };
-  const float = (name: string, dims: number[]): Span => {
-    const t = tensor(name, dims);
-    if (!(t.type in FLOAT_DTYPES)) throw new FormatError(file, `tensor ${name} is ${GGML_TYPES[t.type].name}, expected F32, F16 or BF16`);
-    return { offset: t.offset, length: t.bytes, dtype: FLOAT_DTYPES[t.type] };
+  const typeName = (t: { type: number }) => ggmlTypeName(t.type)!; // readGgufFile refuses unknown ids
+  // GGUF dims run innermost first: a [rows, cols] tensor is stored as [cols, rows].
+  const float = (tensorName: string, shape: number[]): Span => {
+    const t = tensor(tensorName, [...shape].reverse());
+    const precision = (TENSOR_TYPES[typeName(t)] as { float?: "f32" | "f16" | "bf16" }).float;
+    if (!precision) throw new FormatError(file, `tensor ${tensorName} is ${TENSOR_TYPES[typeName(t)].name}, expected F32, F16 or BF16`);
+    return { offset: t.offset, length: t.bytes, dtype: precision === "f32" ? undefined : precision };
   };
   const outputScale = (weight: string): Span | undefined => {
     const base = weight.replace(/\.weight$/, "");
     const t = tensors.get(`${base}.scale`) ?? tensors.get(`${weight}_scale`);
     if (!t) return undefined;
-    if (t.type !== GgmlType.F32 || t.dims.reduce((a, b) => a * b, 1) !== 1) throw new FormatError(file, `tensor ${t.name} is not one F32 value`);
+    if (t.type !== TENSOR_TYPES.F32.ggml || t.dims.reduce((a, b) => a * b, 1) !== 1) throw new FormatError(file, `tensor ${t.name} is not one F32 value`);
     return { offset: t.offset, length: 4 };
   };
-  const linear = (name: string, rows: number, cols: number): LinearTensor => {
-    const t = tensor(name, [cols, rows]);
+  const linear = (tensorName: string, rows: number, cols: number): LinearTensor => {
+    const t = tensor(tensorName, [cols, rows]), type = typeName(t);
     const data = { offset: t.offset, length: t.bytes };
-    const ternary = TERNARY_ENCODINGS[t.type];
-    if (ternary) return { name, encoding: ternary, rows, cols, data, outputScale: outputScale(name) };
-    if (t.type === GgmlType.F32 && arch === "llama") return { name, encoding: "f32", rows, cols, data };
-    throw new FormatError(file, `tensor ${name} is ${GGML_TYPES[t.type].name}; ${arch} linear layers are read as ${arch === "llama" ? "F32, " : ""}I2_S, TQ1_0 or TQ2_0`);
+    if (isTernary(type)) return { name: tensorName, encoding: type, rows, cols, data, outputScale: outputScale(tensorName) };
+    const floats = ARCHITECTURES[arch].floatLinears;
+    if (type === "F32" && floats) return { name: tensorName, encoding: "f32", rows, cols, data };
+    throw new FormatError(file, `tensor ${tensorName} is ${TENSOR_TYPES[type].name}; ${name} linear layers are read as ${floats ? "F32, " : ""}I2_S, TQ1_0 or TQ2_0`);
   };
 
+  const names = TENSOR_NAMES.gguf;
   const tokens = g.metadata.get("tokenizer.ggml.tokens");
-  const embedding = g.tensors.find((t) => t.name === "token_embd.weight");
-  const vocabSize = Number(optional(`${arch}.vocab_size`, INTEGER) ??
-    (tokens ? (tokens.value as unknown[]).length : embedding?.dims[1] ?? 0));
-  const act = arch === "bitnet" ? String(optional("bitnet.hidden_activation", [GgufType.STRING]) ?? "silu") : arch === "bitnet-b1.58" ? "relu2" : "silu";
-  if (!(act in ACTIVATIONS)) throw new FormatError(file, `bitnet.hidden_activation "${act}" is not supported (supported: ${Object.keys(ACTIVATIONS).join(", ")})`);
+  const embedding = tensors.get(names.embedding);
+  const vocabSize = Number(
+    optional(`${name}.vocab_size`, INTEGER) ??
+      (tokens ? (tokens.value as unknown[]).length : embedding?.dims[1] ?? 0),
+  );
+  // llama.cpp's "bitnet" says its activation (SiLU when it does not); bitnet.cpp's "bitnet-b1.58" is ReLU^2.
+  const act = name === "bitnet" ? String(optional("bitnet.hidden_activation", [GgufType.STRING]) ?? "silu") : ARCHITECTURES[arch].activation;
+  if (!Object.hasOwn(ACTIVATIONS, act)) throw new FormatError(file, `bitnet.hidden_activation "${act}" is not supported (supported: ${Object.keys(ACTIVATIONS).join(", ")})`);
   const config = makeConfig(file, {
-    arch: bitnet ? "bitnet-b1.58" : arch === "llama" ? "llama" : "bitllama",
-    dim: integer("embedding_length"), hiddenDim: integer("feed_forward_length"), nLayers: integer("block_count"),
+    arch,
+    dim: integer("embedding_length"),
+    hiddenDim: integer("feed_forward_length"),
+    nLayers: integer("block_count"),
     nHeads: integer("attention.head_count"),
-    nKvHeads: Number(optional(`${arch}.attention.head_count_kv`, INTEGER) ?? integer("attention.head_count")),
-    vocabSize, seqLen: integer("context_length"),
-    normEps: Number(optional(`${arch}.attention.layer_norm_rms_epsilon`, FLOAT) ?? 1e-5),
-    ropeTheta: Number(optional(`${arch}.rope.freq_base`, FLOAT) ?? 10000),
-    rope: bitnet ? "neox" : "interleaved", activation: ACTIVATIONS[act],
+    nKvHeads: Number(optional(`${name}.attention.head_count_kv`, INTEGER) ?? integer("attention.head_count")),
+    vocabSize,
+    seqLen: integer("context_length"),
+    normEps: Number(optional(`${name}.attention.layer_norm_rms_epsilon`, FLOAT) ?? 1e-5),
+    ropeTheta: Number(optional(`${name}.rope.freq_base`, FLOAT) ?? 10000), // llama.cpp's default
+    activation: ACTIVATIONS[act],
   }, (f, d) => new FormatError(f, d));
-  const { dim, hiddenDim, kvDim, nLayers } = config;
-  const hasNorms = arch !== "bitllama";
-  const layers: LayerTensors[] = Array.from({ length: nLayers }, (_, l) => {
-    const b = `blk.${l}.`;
-    return {
-      attnNorm: hasNorms ? float(`${b}attn_norm.weight`, [dim]) : undefined,
-      ffnNorm: hasNorms ? float(`${b}ffn_norm.weight`, [dim]) : undefined,
-      attnSubNorm: bitnet ? float(`${b}attn_sub_norm.weight`, [dim]) : undefined,
-      ffnSubNorm: bitnet ? float(`${b}ffn_sub_norm.weight`, [hiddenDim]) : undefined,
-      q: linear(`${b}attn_q.weight`, dim, dim), k: linear(`${b}attn_k.weight`, kvDim, dim),
-      v: linear(`${b}attn_v.weight`, kvDim, dim), o: linear(`${b}attn_output.weight`, dim, dim),
-      gate: linear(`${b}ffn_gate.weight`, hiddenDim, dim), down: linear(`${b}ffn_down.weight`, dim, hiddenDim),
-      up: linear(`${b}ffn_up.weight`, hiddenDim, dim),
-    };
-  });
+  const { dim } = config;
   return {
-    file, source, config, layers,
-    embedding: float("token_embd.weight", [dim, vocabSize]),
-    finalNorm: float("output_norm.weight", [dim]),
-    classifier: tensors.has("output.weight") ? float("output.weight", [dim, vocabSize]) : undefined,
+    file,
+    source,
+    config,
+    layers: await readLayers(config, "gguf", { float, linear }),
+    embedding: float(names.embedding, [vocabSize, dim]),
+    finalNorm: float(names.finalNorm, [dim]),
+    classifier: tensors.has(names.classifier) ? float(names.classifier, [vocabSize, dim]) : undefined,
     vocabulary: readVocabulary(g, file, vocabSize),
   };
 }

@@ -1,7 +1,8 @@
 // Writes GGUF version 3 files: the inverse of readGguf, used by `bitnet-wasm convert`.
 import type { ByteSink } from "../runtime/files.ts";
 import { ShapeError } from "../core/errors.ts";
-import { type GgufEntry, GgufType, type GgufValue, ggmlTensorBytes, GGML_TYPES } from "./gguf.ts";
+import { type GgufEntry, GgufType, type GgufValue } from "./gguf.ts";
+import { ggmlTensorType, tensorBytes } from "./tensor-types.ts";
 
 /** A tensor to write into a GGUF file. */
 export interface GgufTensorData {
@@ -17,9 +18,17 @@ export interface GgufTensorData {
 
 const utf8 = new TextEncoder();
 const SIZES: Partial<Record<GgufType, number>> = {
-  [GgufType.UINT8]: 1, [GgufType.INT8]: 1, [GgufType.BOOL]: 1, [GgufType.UINT16]: 2, [GgufType.INT16]: 2,
-  [GgufType.UINT32]: 4, [GgufType.INT32]: 4, [GgufType.FLOAT32]: 4,
-  [GgufType.UINT64]: 8, [GgufType.INT64]: 8, [GgufType.FLOAT64]: 8,
+  [GgufType.UINT8]: 1,
+  [GgufType.INT8]: 1,
+  [GgufType.BOOL]: 1,
+  [GgufType.UINT16]: 2,
+  [GgufType.INT16]: 2,
+  [GgufType.UINT32]: 4,
+  [GgufType.INT32]: 4,
+  [GgufType.FLOAT32]: 4,
+  [GgufType.UINT64]: 8,
+  [GgufType.INT64]: 8,
+  [GgufType.FLOAT64]: 8,
 };
 
 class Writer {
@@ -58,17 +67,28 @@ class Writer {
     if (size === undefined) throw new ShapeError(`unknown GGUF value type ${type}`);
     this.fixed(size, (d) => {
       switch (type) {
-        case GgufType.UINT8: return d.setUint8(0, value as number);
-        case GgufType.INT8: return d.setInt8(0, value as number);
-        case GgufType.BOOL: return d.setUint8(0, value ? 1 : 0);
-        case GgufType.UINT16: return d.setUint16(0, value as number, true);
-        case GgufType.INT16: return d.setInt16(0, value as number, true);
-        case GgufType.UINT32: return d.setUint32(0, value as number, true);
-        case GgufType.INT32: return d.setInt32(0, value as number, true);
-        case GgufType.FLOAT32: return d.setFloat32(0, value as number, true);
-        case GgufType.UINT64: return d.setBigUint64(0, BigInt(value as number), true);
-        case GgufType.INT64: return d.setBigInt64(0, BigInt(value as number), true);
-        case GgufType.FLOAT64: return d.setFloat64(0, value as number, true);
+        case GgufType.UINT8:
+          return d.setUint8(0, value as number);
+        case GgufType.INT8:
+          return d.setInt8(0, value as number);
+        case GgufType.BOOL:
+          return d.setUint8(0, value ? 1 : 0);
+        case GgufType.UINT16:
+          return d.setUint16(0, value as number, true);
+        case GgufType.INT16:
+          return d.setInt16(0, value as number, true);
+        case GgufType.UINT32:
+          return d.setUint32(0, value as number, true);
+        case GgufType.INT32:
+          return d.setInt32(0, value as number, true);
+        case GgufType.FLOAT32:
+          return d.setFloat32(0, value as number, true);
+        case GgufType.UINT64:
+          return d.setBigUint64(0, BigInt(value as number), true);
+        case GgufType.INT64:
+          return d.setBigInt64(0, BigInt(value as number), true);
+        case GgufType.FLOAT64:
+          return d.setFloat64(0, value as number, true);
       }
     });
   }
@@ -112,8 +132,9 @@ function ggufHeader(metadata: [string, GgufEntry][], tensors: { name: string; di
   let offset = 0;
   const sizes: number[] = [];
   for (const t of tensors) {
-    const size = ggmlTensorBytes(t.type, t.dims.reduce((a, b) => a * b, 1));
-    if (size === undefined) throw new ShapeError(`tensor ${t.name}: ${t.dims.join(" x ")} values do not fit ${GGML_TYPES[t.type]?.name ?? t.type} blocks`);
+    const type = ggmlTensorType(t.type);
+    const size = type && tensorBytes(type, t.dims.reduce((a, b) => a * b, 1));
+    if (size === undefined) throw new ShapeError(`tensor ${t.name}: ${t.dims.join(" x ")} values do not fit ${type?.name ?? `ggml type ${t.type}`} blocks`);
     sizes.push(size);
     w.string(t.name);
     w.u32(t.dims.length);
@@ -132,7 +153,9 @@ export async function writeGgufTo(sink: ByteSink, metadata: [string, GgufEntry][
   await sink.write(header);
   for (const [i, t] of tensors.entries()) {
     const data = await t.data();
-    if (data.length !== sizes[i]) throw new ShapeError(`tensor ${t.name}: ${data.length} bytes, a ${GGML_TYPES[t.type]?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${sizes[i]}`);
+    if (data.length !== sizes[i]) {
+      throw new ShapeError(`tensor ${t.name}: ${data.length} bytes, a ${ggmlTensorType(t.type)?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${sizes[i]}`);
+    }
     await sink.write(data);
     const pad = (alignment - (data.length % alignment)) % alignment;
     if (pad) await sink.write(new Uint8Array(pad));
@@ -145,7 +168,9 @@ export function writeGguf(metadata: [string, GgufEntry][], tensors: GgufTensorDa
   const w = new Writer();
   w.push(header);
   tensors.forEach((t, i) => {
-    if (t.data.length !== sizes[i]) throw new ShapeError(`tensor ${t.name}: ${t.data.length} bytes, a ${GGML_TYPES[t.type]?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${sizes[i]}`);
+    if (t.data.length !== sizes[i]) {
+      throw new ShapeError(`tensor ${t.name}: ${t.data.length} bytes, a ${ggmlTensorType(t.type)?.name ?? t.type} tensor of ${t.dims.join(" x ")} needs ${sizes[i]}`);
+    }
     w.push(t.data);
     w.pad(alignment);
   });

@@ -4,15 +4,28 @@
 // that name the file and the field (the tests cross-check the parse against @huggingface/gguf).
 import type { RandomAccessFile } from "../runtime/files.ts";
 import { FormatError } from "../core/errors.ts";
+import { ggmlTensorType, tensorBytes } from "./tensor-types.ts";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF"
 
 /** GGUF metadata value types. */
 export enum GgufType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
 }
 
+/** A GGUF metadata scalar (64-bit integers as bigint). */
 export type GgufScalar = number | bigint | boolean | string;
 /** A GGUF metadata value: a scalar or an array of values. */
 export type GgufValue = GgufScalar | GgufValue[];
@@ -27,26 +40,8 @@ export interface GgufEntry {
   value: GgufValue;
 }
 
-/** ggml tensor types this library reads: values per block and bytes per block. */
-export const GGML_TYPES: Record<number, { name: string; blockValues: number; blockBytes: number }> = {
-  0: { name: "F32", blockValues: 1, blockBytes: 4 },
-  1: { name: "F16", blockValues: 1, blockBytes: 2 },
-  8: { name: "Q8_0", blockValues: 32, blockBytes: 34 },
-  30: { name: "BF16", blockValues: 1, blockBytes: 2 },
-  34: { name: "TQ1_0", blockValues: 256, blockBytes: 54 },
-  35: { name: "TQ2_0", blockValues: 256, blockBytes: 66 },
-  // bitnet.cpp's I2_S: 2 bits per value plus one f32 scale padded to 32 bytes per tensor.
-  36: { name: "I2_S", blockValues: 128, blockBytes: 32 },
-};
-/** ggml tensor types this library reads or writes. */
-export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, BF16: 30, TQ1_0: 34, TQ2_0: 35, I2_S: 36 } as const;
-
-/** Bytes of a tensor of `count` values of a ggml type (undefined if the count does not fit its blocks). */
-export function ggmlTensorBytes(type: number, count: number): number | undefined {
-  const t = GGML_TYPES[type];
-  if (!t || count % t.blockValues !== 0) return undefined;
-  return (count / t.blockValues) * t.blockBytes + (type === GgmlType.I2_S ? 32 : 0);
-}
+// What each ggml type id means (blocks, bytes) is in the tensor-type table.
+export { GgmlType } from "./tensor-types.ts";
 
 /** A tensor's entry in a GGUF header. */
 export interface GgufTensorInfo {
@@ -132,22 +127,33 @@ class Reader {
       return p;
     };
     switch (type) {
-      case GgufType.UINT8: return { type, value: v.getUint8(at(1)) };
-      case GgufType.INT8: return { type, value: v.getInt8(at(1)) };
-      case GgufType.UINT16: return { type, value: v.getUint16(at(2), true) };
-      case GgufType.INT16: return { type, value: v.getInt16(at(2), true) };
-      case GgufType.UINT32: return { type, value: v.getUint32(at(4), true) };
-      case GgufType.INT32: return { type, value: v.getInt32(at(4), true) };
-      case GgufType.FLOAT32: return { type, value: v.getFloat32(at(4), true) };
+      case GgufType.UINT8:
+        return { type, value: v.getUint8(at(1)) };
+      case GgufType.INT8:
+        return { type, value: v.getInt8(at(1)) };
+      case GgufType.UINT16:
+        return { type, value: v.getUint16(at(2), true) };
+      case GgufType.INT16:
+        return { type, value: v.getInt16(at(2), true) };
+      case GgufType.UINT32:
+        return { type, value: v.getUint32(at(4), true) };
+      case GgufType.INT32:
+        return { type, value: v.getInt32(at(4), true) };
+      case GgufType.FLOAT32:
+        return { type, value: v.getFloat32(at(4), true) };
       case GgufType.BOOL: {
         const b = v.getUint8(at(1));
         if (b > 1) throw this.fail(`${what}: bool byte ${b}, expected 0 or 1`);
         return { type, value: b === 1 };
       }
-      case GgufType.STRING: return { type, value: this.string(what) };
-      case GgufType.UINT64: return { type, value: v.getBigUint64(at(8), true) };
-      case GgufType.INT64: return { type, value: v.getBigInt64(at(8), true) };
-      case GgufType.FLOAT64: return { type, value: v.getFloat64(at(8), true) };
+      case GgufType.STRING:
+        return { type, value: this.string(what) };
+      case GgufType.UINT64:
+        return { type, value: v.getBigUint64(at(8), true) };
+      case GgufType.INT64:
+        return { type, value: v.getBigInt64(at(8), true) };
+      case GgufType.FLOAT64:
+        return { type, value: v.getFloat64(at(8), true) };
       case GgufType.ARRAY: {
         const itemType = this.u32(`${what} item type`);
         // Every item takes at least one byte: a count past the file's end is refused here.
@@ -195,10 +201,11 @@ export function readGguf(bytes: Uint8Array, file: string, size = bytes.length): 
   }
   const dataOffset = Math.ceil(r.pos / alignment) * alignment;
   const tensors = infos.map(({ name, dims, type, rel }) => {
-    if (!GGML_TYPES[type]) throw r.fail(`tensor ${name}: unknown or unsupported ggml type ${type}`);
+    const t = ggmlTensorType(type);
+    if (!t) throw r.fail(`tensor ${name}: unknown or unsupported ggml type ${type}`);
     const count = dims.reduce((a, b) => a * b, 1);
-    const bytes = Number.isSafeInteger(count) ? ggmlTensorBytes(type, count) : undefined;
-    if (bytes === undefined) throw r.fail(`tensor ${name}: ${dims.join(" x ")} values do not fit ${GGML_TYPES[type].name} blocks of ${GGML_TYPES[type].blockValues}`);
+    const bytes = Number.isSafeInteger(count) ? tensorBytes(t, count) : undefined;
+    if (bytes === undefined) throw r.fail(`tensor ${name}: ${dims.join(" x ")} values do not fit ${t.name} blocks of ${t.blockValues}`);
     if (rel % alignment !== 0) throw r.fail(`tensor ${name}: offset ${rel} is not a multiple of the alignment ${alignment}`);
     const offset = dataOffset + rel;
     if (offset + bytes > size) throw r.fail(`tensor ${name}: bytes ${offset}..${offset + bytes} lie past the end of the file (${size} bytes)`);
@@ -214,7 +221,7 @@ export function readGguf(bytes: Uint8Array, file: string, size = bytes.length): 
 
 /** Reads a GGUF header from a file, fetching more of its beginning until the header fits. */
 export async function readGgufFile(file: RandomAccessFile): Promise<GgufFile> {
-  for (let head = Math.min(file.size, 1 << 20); ; head = Math.min(file.size, head * 4)) {
+  for (let head = Math.min(file.size, 1 << 20);; head = Math.min(file.size, head * 4)) {
     try {
       return readGguf(await file.read(0, head), file.name, file.size);
     } catch (e) {

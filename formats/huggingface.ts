@@ -10,7 +10,8 @@
 // Which one is told by the tensors (U8 [out / 4, in] packed; F32 / F16 / BF16 [out, in]
 // masters); config.json must agree, else a FormatError says how they differ.
 import { concatFiles, type RandomAccessFile } from "../runtime/files.ts";
-import type { Checkpoint, LayerTensors, LinearTensor, Span } from "./checkpoint.ts";
+import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
+import { readLayers, TENSOR_NAMES } from "./architectures.ts";
 import { makeConfig } from "./config.ts";
 import { FormatError } from "../core/errors.ts";
 import { readSafetensorsFile, type SafetensorsTensor } from "./safetensors.ts";
@@ -52,13 +53,21 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
   // master weights on the fly; "offline" (the default) reads packed weights.
   const mode = typeof quant?.quantization_mode === "string" ? quant.quantization_mode.trim().toLowerCase() : undefined;
   const configPacked = method === "bitnet" && mode !== "online";
-  const configSays = quant === undefined || method === undefined ? "no quantization_config" : `quantization_config ${JSON.stringify({ quant_method: method, linear_class: quant.linear_class, quantization_mode: quant.quantization_mode })}`;
+  const configSays = quant === undefined || method === undefined
+    ? "no quantization_config"
+    : `quantization_config ${JSON.stringify({ quant_method: method, linear_class: quant.linear_class, quantization_mode: quant.quantization_mode })}`;
   if ((hf.hidden_act ?? "relu2") !== "relu2") throw cfgFail(`hidden_act "${hf.hidden_act}", expected "relu2"`);
   const config = makeConfig(file, {
-    arch: "bitnet-b1.58", dim: hf.hidden_size, hiddenDim: hf.intermediate_size, nLayers: hf.num_hidden_layers,
-    nHeads: hf.num_attention_heads, nKvHeads: hf.num_key_value_heads ?? hf.num_attention_heads, vocabSize: hf.vocab_size,
-    seqLen: hf.max_position_embeddings, normEps: hf.rms_norm_eps ?? 1e-5, ropeTheta: hf.rope_theta ?? 500000,
-    rope: "neox", activation: "relu2",
+    arch: "bitnet-b1.58",
+    dim: hf.hidden_size,
+    hiddenDim: hf.intermediate_size,
+    nLayers: hf.num_hidden_layers,
+    nHeads: hf.num_attention_heads,
+    nKvHeads: hf.num_key_value_heads ?? hf.num_attention_heads,
+    vocabSize: hf.vocab_size,
+    seqLen: hf.max_position_embeddings,
+    normEps: hf.rms_norm_eps ?? 1e-5,
+    ropeTheta: hf.rope_theta ?? 500000,
   }, (f, d) => new FormatError(`${f}/config.json`, d));
 
   // Every shard's tensors, at their offsets in the shards laid back to back.
@@ -79,16 +88,18 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
     if (!t) throw fail(`the index puts ${name} in ${shard}, which does not hold it`);
   }
   // Packed or master weights, as the first projection's dtype says; config.json must say the same.
-  const first = all.get("model.layers.0.self_attn.q_proj.weight");
+  const first = all.get(TENSOR_NAMES.hf.layer(0, "q"));
   const packed = first ? first.dtype === "U8" : configPacked;
   if (first && first.dtype !== "U8" && !(first.dtype in FLOAT_DTYPES)) {
     throw fail(`tensor ${first.name} is ${first.dtype}, expected packed U8 or F32, F16 or BF16 master weights`);
   }
   if (first && packed !== configPacked) {
     const is = `tensor ${first.name} is ${first.dtype} [${first.shape.join(", ")}]`;
-    throw cfgFail(packed
-      ? `${configSays} means float master weights, but ${is}: packed weights (add "quantization_config": { "quant_method": "bitnet", "quantization_mode": "offline" })`
-      : `${configSays} means packed U8 weights, but ${is}: master weights (set quantization_mode "online", as Microsoft's -bf16 folder does)`);
+    throw cfgFail(
+      packed
+        ? `${configSays} means float master weights, but ${is}: packed weights (add "quantization_config": { "quant_method": "bitnet", "quantization_mode": "offline" })`
+        : `${configSays} means packed U8 weights, but ${is}: master weights (set quantization_mode "online", as Microsoft's -bf16 folder does)`,
+    );
   }
   const tensor = (name: string, shape: number[]): SafetensorsTensor => {
     const t = all.get(name);
@@ -111,33 +122,25 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
     if (!Number.isFinite(value) || value === 0) throw fail(`tensor ${name} is ${value} (${t.dtype}), expected a finite non-zero F32 or BF16 scale`);
     return value;
   };
+  // A packed weight's scale is a tensor of its own, `<name>_scale` (…weight_scale).
   const linear = async (name: string, rows: number, cols: number): Promise<LinearTensor> => {
-    if (!packed) return { name: `${name}.weight`, encoding: "absmean", rows, cols, data: float(`${name}.weight`, [rows, cols]) };
+    if (!packed) return { name, encoding: "absmean", rows, cols, data: float(name, [rows, cols]) };
     if (rows % 4 !== 0) throw fail(`${name}: ${rows} output rows do not pack 4 to a byte`);
-    const t = tensor(`${name}.weight`, [rows / 4, cols]);
-    if (t.dtype !== "U8") throw fail(`tensor ${name}.weight is ${t.dtype}, expected packed U8`);
-    return { name: `${name}.weight`, encoding: "hf-packed", rows, cols, data: { offset: t.offset, length: t.bytes }, scale: 1 / (await scalar(`${name}.weight_scale`)) };
+    const t = tensor(name, [rows / 4, cols]);
+    if (t.dtype !== "U8") throw fail(`tensor ${name} is ${t.dtype}, expected packed U8`);
+    return { name, encoding: "HF_PACKED", rows, cols, data: { offset: t.offset, length: t.bytes }, scale: 1 / (await scalar(`${name}_scale`)) };
   };
-  const { dim, hiddenDim, kvDim, vocabSize } = config;
-  const layers: LayerTensors[] = [];
-  for (let l = 0; l < config.nLayers; l++) {
-    const p = `model.layers.${l}.`;
-    layers.push({
-      attnNorm: float(`${p}input_layernorm.weight`, [dim]),
-      q: await linear(`${p}self_attn.q_proj`, dim, dim), k: await linear(`${p}self_attn.k_proj`, kvDim, dim),
-      v: await linear(`${p}self_attn.v_proj`, kvDim, dim), o: await linear(`${p}self_attn.o_proj`, dim, dim),
-      attnSubNorm: float(`${p}self_attn.attn_sub_norm.weight`, [dim]),
-      ffnNorm: float(`${p}post_attention_layernorm.weight`, [dim]),
-      gate: await linear(`${p}mlp.gate_proj`, hiddenDim, dim), up: await linear(`${p}mlp.up_proj`, hiddenDim, dim),
-      down: await linear(`${p}mlp.down_proj`, dim, hiddenDim),
-      ffnSubNorm: float(`${p}mlp.ffn_sub_norm.weight`, [hiddenDim]),
-    });
-  }
+  const names = TENSOR_NAMES.hf;
+  const layers = await readLayers(config, "hf", { float, linear });
+  const { dim, vocabSize } = config;
   const tied = hf.tie_word_embeddings ?? true;
   return {
-    file, source, config, layers,
-    embedding: float("model.embed_tokens.weight", [vocabSize, dim]),
-    finalNorm: float("model.norm.weight", [dim]),
-    classifier: tied ? undefined : float("lm_head.weight", [vocabSize, dim]),
+    file,
+    source,
+    config,
+    layers,
+    embedding: float(names.embedding, [vocabSize, dim]),
+    finalNorm: float(names.finalNorm, [dim]),
+    classifier: tied ? undefined : float(names.classifier, [vocabSize, dim]),
   };
 }

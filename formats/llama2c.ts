@@ -2,7 +2,8 @@
 // 7 int32 header fields, then fp32 tensors in a fixed order; vocab_size < 0 means
 // an unshared classifier follows the (skipped) legacy RoPE tables.
 import type { RandomAccessFile } from "../runtime/files.ts";
-import { type Checkpoint, type LayerTensors, type LinearTensor, SpanCursor } from "./checkpoint.ts";
+import { type Checkpoint, type LayerTensors, type LinearTensor, type Span, SpanCursor } from "./checkpoint.ts";
+import { FILE_ORDER, type LayerRole, roleShape, TENSOR_NAMES } from "./architectures.ts";
 import { makeConfig } from "./config.ts";
 import { FormatError } from "../core/errors.ts";
 
@@ -16,8 +17,14 @@ export async function readLlama2c(source: RandomAccessFile): Promise<Checkpoint>
   const h = (i: number) => view.getInt32(i * 4, true);
   const shared = h(5) > 0;
   const config = makeConfig(file, {
-    arch: "llama", dim: h(0), hiddenDim: h(1), nLayers: h(2), nHeads: h(3), nKvHeads: h(4),
-    vocabSize: Math.abs(h(5)), seqLen: h(6), normEps: 1e-5, ropeTheta: 10000, rope: "interleaved", activation: "silu",
+    arch: "llama",
+    dim: h(0),
+    hiddenDim: h(1),
+    nLayers: h(2),
+    nHeads: h(3),
+    nKvHeads: h(4),
+    vocabSize: Math.abs(h(5)),
+    seqLen: h(6),
   }, (f, d) => new FormatError(f, d));
   const { dim, hiddenDim: hidden, nLayers: L, vocabSize, seqLen, kvDim, headSize } = config;
 
@@ -26,24 +33,30 @@ export async function readLlama2c(source: RandomAccessFile): Promise<Checkpoint>
     seqLen * headSize + (shared ? 0 : vocabSize * dim);
   const expected = HEADER_BYTES + floats * 4;
   if (size !== expected) {
-    throw new FormatError(file, `size ${size} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}, seq ${seqLen}): expected ${expected} bytes`);
+    throw new FormatError(
+      file,
+      `size ${size} does not match the header (dim ${dim}, hidden ${hidden}, layers ${L}, vocab ${vocabSize}, seq ${seqLen}): expected ${expected} bytes`,
+    );
   }
 
   const cur = new SpanCursor(HEADER_BYTES, size, (d) => new FormatError(file, d));
-  const embedding = cur.f32(vocabSize * dim, "token_embedding");
-  const perLayer = (count: number, what: string) => Array.from({ length: L }, (_, l) => cur.f32(count, `${what}[${l}]`));
-  const linears = (rows: number, cols: number, what: string): LinearTensor[] =>
-    perLayer(rows * cols, what).map((data, l) => ({ name: `${what}[${l}]`, encoding: "f32" as const, rows, cols, data }));
-  const attnNorm = perLayer(dim, "rms_att");
-  const q = linears(dim, dim, "wq"), k = linears(kvDim, dim, "wk"), v = linears(kvDim, dim, "wv"), o = linears(dim, dim, "wo");
-  const ffnNorm = perLayer(dim, "rms_ffn");
-  const gate = linears(hidden, dim, "w1"), down = linears(dim, hidden, "w2"), up = linears(hidden, dim, "w3");
-  const finalNorm = cur.f32(dim, "rms_final");
+  const names = TENSOR_NAMES.llama2c;
+  const embedding = cur.f32(vocabSize * dim, names.embedding);
+  // Each run holds one role's tensor for every layer, in the file's order.
+  const runs = new Map<LayerRole, (Span | LinearTensor)[]>();
+  for (const role of FILE_ORDER.llama2c) {
+    const shape = roleShape(role, config), count = shape.reduce((a, b) => a * b, 1);
+    runs.set(
+      role,
+      Array.from({ length: L }, (_, l) => {
+        const name = names.layer(l, role), data = cur.f32(count, name);
+        return shape.length === 1 ? data : { name, encoding: "f32" as const, rows: shape[0], cols: shape[1], data };
+      }),
+    );
+  }
+  const finalNorm = cur.f32(dim, names.finalNorm);
   cur.f32(seqLen * headSize, "legacy RoPE tables");
-  const classifier = shared ? undefined : cur.f32(vocabSize * dim, "wcls");
-
-  const layers: LayerTensors[] = Array.from({ length: L }, (_, l) => ({
-    attnNorm: attnNorm[l], ffnNorm: ffnNorm[l], q: q[l], k: k[l], v: v[l], o: o[l], gate: gate[l], up: up[l], down: down[l],
-  }));
+  const classifier = shared ? undefined : cur.f32(vocabSize * dim, names.classifier);
+  const layers = Array.from({ length: L }, (_, l) => Object.fromEntries([...runs].map(([role, run]) => [role, run[l]])) as unknown as LayerTensors);
   return { file, source, config, embedding, finalNorm, classifier, layers };
 }

@@ -6,8 +6,9 @@
 import type { ByteSink, RandomAccessFile } from "../runtime/files.ts";
 import { FormatError, ShapeError } from "../core/errors.ts";
 
+/** Bytes per element of each safetensors dtype this library reads. */
 export const SAFETENSORS_DTYPES = { F32: 4, F16: 2, BF16: 2, U8: 1, I8: 1 } as const;
-/** safetensors element types this library reads. */
+/** A safetensors dtype this library reads. */
 export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPES;
 const MAX_HEADER = 100 * 1024 * 1024;
 

@@ -6,6 +6,7 @@
 // memory to the arena for the next.
 import { BitNetError, NonFiniteError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import { NULL_PTR, offset, type Ptr } from "../runtime/ptr.ts";
 import type { ModelConfig } from "../formats/config.ts";
 
 /** Precision of cached keys and values: f32, or 8-, 4- or 3-bit codes. */
@@ -13,10 +14,10 @@ export type KVBits = 32 | 8 | 4 | 3;
 
 /** One session's keys and values, in kernel memory. */
 export class KVCache {
-  readonly #keys: number;
-  readonly #values: number;
-  readonly #keyScales: number;
-  readonly #valueScales: number;
+  readonly #keys: Ptr;
+  readonly #values: Ptr;
+  readonly #keyScales: Ptr;
+  readonly #valueScales: Ptr;
   readonly #layerValues: number;
   readonly #layerScales: number;
   #blocks: Array<[number, number]> = [];
@@ -27,7 +28,7 @@ export class KVCache {
     this.#layerScales = length * config.nKvHeads;
     const valueBytes = config.nLayers * this.#layerValues * (bits === 32 ? 4 : 1), scaleBytes = bits === 32 ? 0 : config.nLayers * this.#layerScales * 4;
     const block = (bytes: number) => {
-      if (bytes === 0) return 0;
+      if (bytes === 0) return NULL_PTR;
       const ptr = kernels.arena.alloc(bytes, 64, false); // positions are written before they are read
       this.#blocks.push([ptr, bytes]);
       return ptr;
@@ -70,30 +71,30 @@ export class KVCache {
   }
 
   /** Address of layer l's keys [length, kvDim] (f32, or int8 codes when quantized). */
-  keys(layer: number): number {
-    return this.#keys + layer * this.#layerValues * (this.quantized ? 1 : 4);
+  keys(layer: number): Ptr {
+    return offset(this.#keys, layer * this.#layerValues * (this.quantized ? 1 : 4));
   }
 
   /** Address of layer l's values [length, kvDim]. */
-  values(layer: number): number {
-    return this.#values + layer * this.#layerValues * (this.quantized ? 1 : 4);
+  values(layer: number): Ptr {
+    return offset(this.#values, layer * this.#layerValues * (this.quantized ? 1 : 4));
   }
 
   /** Address of layer l's key / value scales [length, kvHeads] (quantized caches). */
-  keyScales(layer: number): number {
-    return this.#keyScales + layer * this.#layerScales * 4;
+  keyScales(layer: number): Ptr {
+    return offset(this.#keyScales, layer * this.#layerScales * 4);
   }
 
   /** Address of layer l's value scales [length, kvHeads]. */
-  valueScales(layer: number): number {
-    return this.#valueScales + layer * this.#layerScales * 4;
+  valueScales(layer: number): Ptr {
+    return offset(this.#valueScales, layer * this.#layerScales * 4);
   }
 
   /** Quantizes f32 key and value rows [tokens, kvDim] into positions pos.. of layer l. */
-  store(layer: number, pos: number, tokens: number, keys: number, values: number): void {
+  store(layer: number, pos: number, tokens: number, keys: Ptr, values: Ptr): void {
     const { kvDim, nKvHeads, headSize } = this.config, k = this.kernels.k;
-    const bad = k.quantizeKV(keys, tokens, nKvHeads, headSize, this.bits, this.keys(layer) + pos * kvDim, this.keyScales(layer) + pos * nKvHeads * 4) +
-      k.quantizeKV(values, tokens, nKvHeads, headSize, this.bits, this.values(layer) + pos * kvDim, this.valueScales(layer) + pos * nKvHeads * 4);
+    const bad = k.quantizeKV(keys, tokens, nKvHeads, headSize, this.bits, offset(this.keys(layer), pos * kvDim), offset(this.keyScales(layer), pos * nKvHeads * 4)) +
+      k.quantizeKV(values, tokens, nKvHeads, headSize, this.bits, offset(this.values(layer), pos * kvDim), offset(this.valueScales(layer), pos * nKvHeads * 4));
     if (bad > 0) throw new NonFiniteError(`KV cache: ${bad} key or value rows hold NaN or infinity`);
   }
 }

@@ -1,6 +1,6 @@
 // loadBitNet: bytes -> checkpoint -> kernels -> model. The format is told by content,
 // never by the file name.
-import { type ByteSource, fileExists, isDirectory, openFile, type RandomAccessFile, type ReadOptions, readBytes, sourceName } from "../runtime/files.ts";
+import { type ByteSource, fileExists, isDirectory, openFile, type RandomAccessFile, readBytes, type ReadOptions, sourceName } from "../runtime/files.ts";
 import { resolveTokenizer, type TokenizerOption } from "../text/tokenizer/resolve.ts";
 import { type KernelOptions, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
@@ -27,18 +27,24 @@ export interface LoadOptions extends KernelOptions, ReadOptions, Pick<Transforme
   bitOrder?: "msb" | "lsb";
 }
 
-const isBytes = (v: unknown) => v instanceof Uint8Array || v instanceof ArrayBuffer || (typeof ReadableStream === "function" && v instanceof ReadableStream);
+const isBytes = (v: unknown) =>
+  v instanceof Uint8Array || v instanceof ArrayBuffer || (typeof Blob === "function" && v instanceof Blob) || (typeof ReadableStream === "function" && v instanceof ReadableStream);
 
 /** The keys loadBitNet's options may have, and what each accepts. */
 export const LOAD_OPTIONS: OptionRules = {
   simd: { test: (v) => v === "auto" || v === "strict" || v === "relaxed", expected: `"auto", "relaxed" or "strict"` },
-  threads: "number", wasmModule: { test: (v) => v instanceof WebAssembly.Module, expected: "a WebAssembly.Module" },
+  threads: "number",
+  wasmModule: { test: (v) => v instanceof WebAssembly.Module, expected: "a WebAssembly.Module" },
   wasmUrl: { test: (v) => typeof v === "string" || v instanceof URL, expected: "a string or URL" },
-  onProgress: "function", signal: ABORT_SIGNAL, bitOrder: { test: (v) => v === "msb" || v === "lsb", expected: `"msb" or "lsb"` },
-  lmHead: { test: (v) => v === "stored" || v === "int8", expected: `"stored" or "int8"` }, contextLength: "number", variant: "string",
+  onProgress: "function",
+  signal: ABORT_SIGNAL,
+  bitOrder: { test: (v) => v === "msb" || v === "lsb", expected: `"msb" or "lsb"` },
+  lmHead: { test: (v) => v === "stored" || v === "int8", expected: `"stored" or "int8"` },
+  contextLength: "number",
+  variant: "string",
   tokenizer: {
     test: (v) => typeof v === "string" || v instanceof URL || isBytes(v) || (typeof v === "object" && v !== null && typeof (v as { encode?: unknown }).encode === "function"),
-    expected: `"none", a path or URL, bytes, or a Tokenizer`,
+    expected: `"none", a path or URL, bytes, a Blob, or a Tokenizer`,
   },
 };
 
@@ -118,7 +124,9 @@ async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, optio
   const layers = ckpt.config.nLayers;
   try {
     const transformer = await Transformer.load(kernels, ckpt, {
-      lmHead: options.lmHead, contextLength: options.contextLength, variant: options.variant,
+      lmHead: options.lmHead,
+      contextLength: options.contextLength,
+      variant: options.variant,
       onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
     });
     return new BitNetModel(kernels, transformer, tokenizer, file);

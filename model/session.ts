@@ -7,9 +7,7 @@
 import { yieldToEventLoop } from "../runtime/yield.ts";
 import { type ChatMessage, renderChat } from "../text/chat.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
-import {
-  checkGenerateOptions, drain, type FinishReason, type GeneratedToken, type GenerateOptions, type GenerationResult, shiftKeep, StopMatcher,
-} from "../text/generate.ts";
+import { checkGenerateOptions, drain, type FinishReason, type GeneratedToken, type GenerateOptions, type GenerationResult, shiftKeep, StopMatcher } from "../text/generate.ts";
 import type { KVCache } from "./kv-cache.ts";
 import { checkOptions, describe } from "../core/options.ts";
 import { Sampler } from "../text/sampler.ts";
@@ -145,7 +143,9 @@ export class Session {
 
   /** The session's tokens followed by `input`: text (BOS first when the session is empty) or ids. */
   #appended(input: string | ArrayLike<number>): number[] {
-    const ids = typeof input === "string" ? (input === "" && this.#tokens.length > 0 ? [] : this.#tokenizer().encode(input, { bos: this.#tokens.length === 0 })) : Array.from(input);
+    const ids = typeof input === "string"
+      ? (input === "" && this.#tokens.length > 0 ? [] : this.#tokenizer().encode(input, { bos: this.#tokens.length === 0 }))
+      : Array.from(input);
     if (typeof input !== "string") checkTokenIds(ids, this.#model.transformer().config.vocabSize, "prompt");
     return [...this.#tokens, ...ids];
   }
@@ -196,9 +196,14 @@ export class Session {
     const finish = (reason: FinishReason): GenerationResult => {
       const now = performance.now(), decodeMs = now - started - prefillMs;
       return {
-        text, tokens: generated, finishReason: reason, usage: { promptTokens, completionTokens: generated.length, cachedTokens: cached },
+        text,
+        tokens: generated,
+        finishReason: reason,
+        usage: { promptTokens, completionTokens: generated.length, cachedTokens: cached },
         timings: {
-          prefillMs, decodeMs, promptTokensPerSecond: prefillMs > 0 ? ((promptTokens - cached) * 1000) / prefillMs : 0,
+          prefillMs,
+          decodeMs,
+          promptTokensPerSecond: prefillMs > 0 ? ((promptTokens - cached) * 1000) / prefillMs : 0,
           // The first token comes with the prefill; the decode speed counts the ones after it.
           tokensPerSecond: generated.length > 1 ? ((generated.length - 1) * 1000) / (now - firstAt) : 0,
         },

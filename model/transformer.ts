@@ -1,15 +1,17 @@
 // The forward pass, one token block at a time, readable top to bottom. One function
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
-import { type ActivationSpec, ActivationQuantizer, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
+import { ActivationQuantizer, type ActivationSpec, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
 import { parseVariant, type Site, type VariantPlan, type WeightTernarizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
 import { BitLinear, type GroupScales } from "../quant/bitlinear.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import { NULL_PTR, offset, type Ptr } from "../runtime/ptr.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../formats/config.ts";
+import { ARCHITECTURES } from "../formats/architectures.ts";
 import { FormatError, OptionError, ShapeError } from "../core/errors.ts";
 import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
 import { type KVBits, KVCache } from "./kv-cache.ts";
@@ -17,13 +19,18 @@ import { yieldToEventLoop } from "../runtime/yield.ts";
 
 interface Layer {
   /** RMSNorm weights before attention / FFN (llama, 2B4T); absent in bitllama, whose BitLinears normalise. */
-  attnNorm?: number;
-  ffnNorm?: number;
+  attnNorm?: Ptr;
+  ffnNorm?: Ptr;
   /** RMSNorm weights of the attention output and of the gated FFN activation (2B4T). */
-  attnSubNorm?: number;
-  ffnSubNorm?: number;
-  q: Linear; k: Linear; v: Linear; o: Linear;
-  gate: Linear; up: Linear; down: Linear;
+  attnSubNorm?: Ptr;
+  ffnSubNorm?: Ptr;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
+  gate: Linear;
+  up: Linear;
+  down: Linear;
 }
 
 /** Tokens processed together in prefill (bounds the activation buffers). */
@@ -43,7 +50,7 @@ export interface TransformerOptions {
 
 /** The token embedding table as stored: its address and value type. */
 interface Table {
-  ptr: number;
+  ptr: Ptr;
   dtype: "f32" | "f16" | "bf16";
 }
 
@@ -55,20 +62,26 @@ export class Transformer {
   readonly kvBits: KVBits;
   readonly #k: Kernels;
   readonly #embedding: Table;
-  readonly #finalNorm: number;
+  readonly #finalNorm: Ptr;
   readonly #classifier: Linear;
   readonly #layers: Layer[];
-  readonly #ropeCos: number;
-  readonly #ropeSin: number;
+  readonly #ropeCos: Ptr;
+  readonly #ropeSin: Ptr;
   // Activations [MAX_BLOCK, width]
-  readonly #x: number; readonly #xn: number; readonly #q: number; readonly #att: number;
-  readonly #proj: number; readonly #gate: number; readonly #up: number; readonly #logits: number;
-  readonly #scores: number;
+  readonly #x: Ptr;
+  readonly #xn: Ptr;
+  readonly #q: Ptr;
+  readonly #att: Ptr;
+  readonly #proj: Ptr;
+  readonly #gate: Ptr;
+  readonly #up: Ptr;
+  readonly #logits: Ptr;
+  readonly #scores: Ptr;
 
-  readonly #kStage: number;
-  readonly #vStage: number;
+  readonly #kStage: Ptr;
+  readonly #vStage: Ptr;
 
-  private constructor(kernels: Kernels, config: ModelConfig, weights: { embedding: Table; finalNorm: number; classifier: Linear; layers: Layer[] }, kvBits: KVBits) {
+  private constructor(kernels: Kernels, config: ModelConfig, weights: { embedding: Table; finalNorm: Ptr; classifier: Linear; layers: Layer[] }, kvBits: KVBits) {
     const c = (this.config = config);
     this.#k = kernels;
     this.#embedding = weights.embedding;
@@ -79,8 +92,8 @@ export class Transformer {
     this.kvBits = kvBits;
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);
     // A quantized cache takes each block's keys and values from f32 staging rows.
-    this.#kStage = kvBits !== 32 ? block(c.kvDim) : 0;
-    this.#vStage = kvBits !== 32 ? block(c.kvDim) : 0;
+    this.#kStage = kvBits !== 32 ? block(c.kvDim) : NULL_PTR;
+    this.#vStage = kvBits !== 32 ? block(c.kvDim) : NULL_PTR;
     this.#x = block(c.dim);
     this.#xn = block(c.dim);
     this.#q = block(c.dim);
@@ -120,7 +133,7 @@ export class Transformer {
       const h = plan[site].hadamard;
       const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
       const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level];
-      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, c.arch === "bitllama", ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
+      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, ARCHITECTURES[c.arch].bitLinearNorm, ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
     };
     const layers: Layer[] = [];
     for (const l of ckpt.layers) {
@@ -129,8 +142,13 @@ export class Transformer {
         ffnNorm: l.ffnNorm && (await upload(l.ffnNorm)),
         attnSubNorm: l.attnSubNorm && (await upload(l.attnSubNorm)),
         ffnSubNorm: l.ffnSubNorm && (await upload(l.ffnSubNorm)),
-        q: await linear(l.q, "qkv"), k: await linear(l.k, "qkv"), v: await linear(l.v, "qkv"), o: await linear(l.o, "o"),
-        gate: await linear(l.gate, "gateUp"), up: await linear(l.up, "gateUp"), down: await linear(l.down, "down"),
+        q: await linear(l.q, "qkv"),
+        k: await linear(l.k, "qkv"),
+        v: await linear(l.v, "qkv"),
+        o: await linear(l.o, "o"),
+        gate: await linear(l.gate, "gateUp"),
+        up: await linear(l.up, "gateUp"),
+        down: await linear(l.down, "down"),
       });
       options.onLayer?.(layers.length);
       await yieldToEventLoop(); // a page stays responsive while a large model loads
@@ -149,12 +167,12 @@ export class Transformer {
    * `onLogits`, also hands over every token's logits (block by block). Blocks share
    * nothing but the cache, so callers may yield between blocks of MAX_BLOCK tokens.
    */
-  forward(cache: KVCache, tokens: ArrayLike<number>, pos: number, onLogits?: (logits: number, index: number) => void): number {
+  forward(cache: KVCache, tokens: ArrayLike<number>, pos: number, onLogits?: (logits: Ptr, index: number) => void): Ptr {
     if (tokens.length === 0) throw new ShapeError("forward: no tokens");
     if (pos < 0 || pos + tokens.length > cache.length) {
       throw new ShapeError(`forward: positions ${pos}..${pos + tokens.length - 1} exceed the context of ${cache.length} tokens`);
     }
-    let last = 0;
+    let last = NULL_PTR;
     for (let start = 0; start < tokens.length; start += MAX_BLOCK) {
       const block = Array.prototype.slice.call(tokens, start, start + MAX_BLOCK) as number[];
       last = this.#forwardBlock(cache, block, pos + start, onLogits ? (p, i) => onLogits(p, start + i) : undefined);
@@ -162,7 +180,7 @@ export class Transformer {
     return last;
   }
 
-  #forwardBlock(cache: KVCache, tokens: number[], pos: number, onLogits?: (logits: number, index: number) => void): number {
+  #forwardBlock(cache: KVCache, tokens: number[], pos: number, onLogits?: (logits: Ptr, index: number) => void): Ptr {
     const k = this.#k.k, c = this.config, T = tokens.length;
     const { dim, kvDim, hiddenDim, headSize, nHeads, nKvHeads, normEps, vocabSize } = c;
     const neox = c.rope === "neox";
@@ -171,9 +189,9 @@ export class Transformer {
     const { ptr: table, dtype } = this.#embedding;
     tokens.forEach((token, t) => {
       if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new ShapeError(`token id ${token} outside the vocabulary 0..${vocabSize - 1}`);
-      const dst = this.#x + t * dim * 4;
-      if (dtype === "f32") this.#k.u8(0, this.#k.memory.buffer.byteLength).copyWithin(dst, table + token * dim * 4, table + (token + 1) * dim * 4);
-      else widen(this.#k, dtype, table + token * dim * 2, dim, dst);
+      const dst = offset(this.#x, t * dim * 4);
+      if (dtype === "f32") this.#k.u8(NULL_PTR, this.#k.memory.buffer.byteLength).copyWithin(dst, table + token * dim * 4, table + (token + 1) * dim * 4);
+      else widen(this.#k, dtype, offset(table, token * dim * 2), dim, dst);
     });
 
     this.#layers.forEach((layer, l) => {
@@ -182,7 +200,7 @@ export class Transformer {
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
       // k and v go straight into f32 cache rows, or through staging rows into a quantized cache.
-      const kRows = cache.quantized ? this.#kStage : kCache + pos * kvDim * 4, vRows = cache.quantized ? this.#vStage : vCache + pos * kvDim * 4;
+      const kRows = cache.quantized ? this.#kStage : offset(kCache, pos * kvDim * 4), vRows = cache.quantized ? this.#vStage : offset(vCache, pos * kvDim * 4);
       this.#k.together(() => {
         layer.q.apply(h, this.#q);
         layer.k.apply(h, kRows);
@@ -218,10 +236,10 @@ export class Transformer {
     k.rmsNorm(this.#xn, this.#x, this.#finalNorm, dim, T, normEps);
     if (onLogits) {
       this.#classifier.apply(this.#classifier.prepare(this.#xn, T), this.#logits);
-      for (let t = 0; t < T; t++) onLogits(this.#logits + t * vocabSize * 4, t);
-      return this.#logits + (T - 1) * vocabSize * 4;
+      for (let t = 0; t < T; t++) onLogits(offset(this.#logits, t * vocabSize * 4), t);
+      return offset(this.#logits, (T - 1) * vocabSize * 4);
     }
-    this.#classifier.apply(this.#classifier.prepare(this.#xn + (T - 1) * dim * 4, 1), this.#logits);
+    this.#classifier.apply(this.#classifier.prepare(offset(this.#xn, (T - 1) * dim * 4), 1), this.#logits);
     return this.#logits;
   }
 
@@ -232,33 +250,39 @@ export class Transformer {
   }
 
   /** RMSNorm into the scratch row block when the layer has norm weights, else x itself. */
-  #normed(x: number, weight: number | undefined, n: number, tokens: number, eps: number): number {
+  #normed(x: Ptr, weight: Ptr | undefined, n: number, tokens: number, eps: number): Ptr {
     if (weight === undefined) return x;
     this.#k.k.rmsNorm(this.#xn, x, weight, n, tokens, eps);
     return this.#xn;
   }
 
   /** A copy of logits at a kernel address. */
-  logitsAt(ptr: number): Float32Array {
+  logitsAt(ptr: Ptr): Float32Array {
     return this.#k.f32(ptr, this.config.vocabSize).slice();
   }
 
   /** -log p(target) from the logits at `ptr`. */
-  negLogLikelihood(ptr: number, target: number): number {
+  negLogLikelihood(ptr: Ptr, target: number): number {
     return this.#k.k.negLogLikelihood(ptr, this.config.vocabSize, target);
   }
 }
 
 async function buildLinear(
-  kernels: Kernels, quantizer: ActivationQuantizer, ckpt: Checkpoint, t: LinearTensor, l2Norm: boolean,
-  ternarizer?: WeightTernarizer, rotation?: { ternarizer: WeightTernarizer; block: number }, scales: VariantPlan["weightScales"] = "tensor", sparse = false,
+  kernels: Kernels,
+  quantizer: ActivationQuantizer,
+  ckpt: Checkpoint,
+  t: LinearTensor,
+  l2Norm: boolean,
+  ternarizer?: WeightTernarizer,
+  rotation?: { ternarizer: WeightTernarizer; block: number },
+  scales: VariantPlan["weightScales"] = "tensor",
+  sparse = false,
 ): Promise<Linear> {
   if (t.encoding === "f32" && !ternarizer && !rotation) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
   const method = rotation?.ternarizer ?? ternarizer;
   const what = `${ckpt.file}: ${t.name}`;
   const groups = method && scales !== "tensor" ? groupScales(kernels, t, scales === "channel" ? t.cols : scales, what) : undefined;
-  const decode = (int8: number) =>
-    method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, groups) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
+  const decode = (int8: Ptr) => method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, groups) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);
   if (sparse && !groups && method !== "sign") return SparseTernaryLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode);
   return BitLinear.fromInt8(kernels, quantizer, t.rows, t.cols, l2Norm, what, decode, { weights: method === "sign" ? "sign" : "ternary", groups });
 }
@@ -283,8 +307,8 @@ function headLinear(kernels: Kernels, quantizer: ActivationQuantizer, table: Tab
   const { ptr, dtype } = table, rows = c.vocabSize, cols = c.dim;
   if (lmHead === "int8") {
     return Int8RowsLinear.fromRows(kernels, quantizer, rows, cols, `${file}: LM head`, (first, count, dst) => {
-      if (dtype === "f32") kernels.u8(dst, count * cols * 4).set(kernels.u8(ptr + first * cols * 4, count * cols * 4));
-      else widen(kernels, dtype, ptr + first * cols * 2, count * cols, dst);
+      if (dtype === "f32") kernels.u8(dst, count * cols * 4).set(kernels.u8(offset(ptr, first * cols * 4), count * cols * 4));
+      else widen(kernels, dtype, offset(ptr, first * cols * 2), count * cols, dst);
     });
   }
   return dtype === "f32" ? new F32Linear(kernels, ptr, rows, cols) : new HalfLinear(kernels, ptr, rows, cols, dtype, quantizer.maxTokens);
@@ -329,7 +353,7 @@ function checkFits(kernels: Kernels, ckpt: Checkpoint, c: ModelConfig, lmHead: "
 }
 
 /** cos / sin tables [seqLen, headSize / 2], computed in f32 steps as llama2.c's run.c does. */
-function ropeTables(kernels: Kernels, c: ModelConfig): [number, number] {
+function ropeTables(kernels: Kernels, c: ModelConfig): [Ptr, Ptr] {
   const half = c.headSize / 2, f = Math.fround;
   const cos = new Float32Array(c.seqLen * half), sin = new Float32Array(c.seqLen * half);
   for (let i = 0; i < half; i++) {

@@ -7,6 +7,7 @@
 // consumed in turn, never two at once.
 import { NonFiniteError, OptionError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import { NULL_PTR, type Ptr } from "../runtime/ptr.ts";
 import type { PreparedInput } from "./linear.ts";
 
 /** Columns rounded up to the ternary kernels' 64-wide blocks. */
@@ -39,29 +40,29 @@ export const INT8_ABSMAX: ActivationSpec = { format: "int8", sparsity: 0 };
 /** A quantized input in kernel memory. */
 export interface Int8Input extends PreparedInput {
   /** int8 [tokens, paddedCols(cols)] (int4 values too) */
-  readonly q: number;
+  readonly q: Ptr;
   /** f32 [tokens]: the multiplier of each row (max|x| / 127, or mean|x| / sqrt(7)) */
-  readonly scales: number;
+  readonly scales: Ptr;
   /** i32 [tokens]: sum of each row of q */
-  readonly sums: number;
+  readonly sums: Ptr;
   /** Width of each row. */
   readonly cols: number;
 }
 
 /** Quantizes BitLinear inputs in WASM with one buffer set (see ActivationSpec). */
 export class ActivationQuantizer {
-  readonly #normed: number;
-  readonly #sparse: number;
-  readonly #rotated: number;
-  readonly #q: number;
-  readonly #scales: number;
-  readonly #sums: number;
+  readonly #normed: Ptr;
+  readonly #sparse: Ptr;
+  readonly #rotated: Ptr;
+  readonly #q: Ptr;
+  readonly #scales: Ptr;
+  readonly #sums: Ptr;
 
   /** Buffers for up to maxTokens rows of up to maxCols values. */
   constructor(readonly kernels: Kernels, readonly maxTokens: number, readonly maxCols: number, readonly spec: ActivationSpec = INT8_ABSMAX) {
     this.#normed = kernels.allocF32(maxTokens * maxCols);
-    this.#sparse = spec.sparsity > 0 ? kernels.allocF32(maxTokens * maxCols) : 0;
-    this.#rotated = spec.hadamard ? kernels.allocF32(maxTokens * maxCols) : 0;
+    this.#sparse = spec.sparsity > 0 ? kernels.allocF32(maxTokens * maxCols) : NULL_PTR;
+    this.#rotated = spec.hadamard ? kernels.allocF32(maxTokens * maxCols) : NULL_PTR;
     this.#q = kernels.allocBytes(maxTokens * paddedCols(maxCols));
     this.#scales = kernels.allocF32(maxTokens);
     this.#sums = kernels.allocF32(maxTokens);
@@ -73,7 +74,7 @@ export class ActivationQuantizer {
   }
 
   /** Quantizes x [tokens, cols]; with `l2Norm`, first scales each row to x / (||x|| * sqrt(cols)). */
-  quantize(x: number, cols: number, tokens: number, l2Norm: boolean): Int8Input {
+  quantize(x: Ptr, cols: number, tokens: number, l2Norm: boolean): Int8Input {
     const k = this.kernels.k;
     let src = x;
     if (l2Norm) {

@@ -5,6 +5,7 @@
 // per output row and group of input columns (GroupScales: per channel is one group).
 import { packInt8 } from "./pack.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import { NULL_PTR, type Ptr } from "../runtime/ptr.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
 
@@ -16,7 +17,7 @@ export interface GroupScales {
   /** Columns per group. */
   readonly groupCols: number;
   /** Address of the scales f32 [rows, cols / groupCols]. */
-  readonly scales: number;
+  readonly scales: Ptr;
 }
 
 function kernelsOf(kernels: Kernels, weights: BitWeights) {
@@ -29,7 +30,7 @@ function kernelsOf(kernels: Kernels, weights: BitWeights) {
 /** A dense BitLinear: packed ternary or sign weights against int8 activations. */
 export class BitLinear implements Linear {
   /** i32 [maxTokens, groups]: the activations' sums per column group (several groups only). */
-  readonly #groupSums: number;
+  readonly #groupSums: Ptr;
   readonly #run: ReturnType<typeof kernelsOf>;
 
   /** Weights already packed at `packed` (see fromInt8). */
@@ -38,7 +39,7 @@ export class BitLinear implements Linear {
     readonly quantizer: ActivationQuantizer,
     readonly weights: BitWeights,
     /** Address of the packed weights. */
-    readonly packed: number,
+    readonly packed: Ptr,
     readonly rows: number,
     readonly cols: number,
     /** Multiplier of the weights (mean |W| of the master weights in b1.58); 1 with group scales. */
@@ -49,7 +50,7 @@ export class BitLinear implements Linear {
   ) {
     this.#run = kernelsOf(kernels, weights);
     const count = groups ? cols / groups.groupCols : 1;
-    this.#groupSums = count > 1 ? kernels.allocBytes(quantizer.maxTokens * count * 4) : 0;
+    this.#groupSums = count > 1 ? kernels.allocBytes(quantizer.maxTokens * count * 4) : NULL_PTR;
   }
 
   /**
@@ -58,8 +59,14 @@ export class BitLinear implements Linear {
    * scratch is freed afterwards. `what` names the tensor in errors.
    */
   static async fromInt8(
-    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
-    what: string, decode: (int8: number) => Promise<number>, options: { weights?: BitWeights; groups?: GroupScales } = {},
+    kernels: Kernels,
+    quantizer: ActivationQuantizer,
+    rows: number,
+    cols: number,
+    l2Norm: boolean,
+    what: string,
+    decode: (int8: Ptr) => Promise<number>,
+    options: { weights?: BitWeights; groups?: GroupScales } = {},
   ): Promise<BitLinear> {
     const weights = options.weights ?? "ternary";
     const { packed, scale } = await packInt8(kernels, kernelsOf(kernels, weights), rows, cols, what, decode);
@@ -67,18 +74,18 @@ export class BitLinear implements Linear {
   }
 
   /** Quantizes the input (l2-normalised first for bitllama). */
-  prepare(x: number, tokens: number): Int8Input {
+  prepare(x: Ptr, tokens: number): Int8Input {
     return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
   }
 
   /** y = (W . Q(x)) * scales. */
-  apply(input: PreparedInput, y: number): void {
+  apply(input: PreparedInput, y: Ptr): void {
     const { q, scales, sums, tokens } = input as Int8Input;
     const run = this.#run;
     if (!this.groups) return run.gemm(this.packed, this.rows, this.cols, q, sums, scales, tokens, this.scale, y);
     const { groupCols } = this.groups;
     let groupSums = sums; // one group: the row sums are the group sums
-    if (this.#groupSums) this.kernels.k.sumGroups(q, this.quantizer.stride(this.cols), this.cols, tokens, groupCols, (groupSums = this.#groupSums));
+    if (this.#groupSums) this.kernels.k.sumGroups(q, this.quantizer.stride(this.cols), this.cols, tokens, groupCols, groupSums = this.#groupSums);
     run.grouped(this.packed, this.rows, this.cols, q, groupSums, scales, tokens, groupCols, this.groups.scales, y);
   }
 }

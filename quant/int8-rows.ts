@@ -4,6 +4,7 @@
 // in docs/benchmarks.md.
 import { NonFiniteError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import { offset, type Ptr } from "../runtime/ptr.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
 
@@ -14,8 +15,8 @@ export class Int8RowsLinear implements Linear {
   constructor(
     readonly kernels: Kernels,
     readonly quantizer: ActivationQuantizer,
-    readonly w: number,
-    readonly wScales: number,
+    readonly w: Ptr,
+    readonly wScales: Ptr,
     readonly rows: number,
     readonly cols: number,
   ) {}
@@ -25,8 +26,12 @@ export class Int8RowsLinear implements Linear {
    * writes rows first..first+count-1 as f32 at dst.
    */
   static fromRows(
-    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, what: string,
-    widenRows: (first: number, count: number, dst: number) => void,
+    kernels: Kernels,
+    quantizer: ActivationQuantizer,
+    rows: number,
+    cols: number,
+    what: string,
+    widenRows: (first: number, count: number, dst: Ptr) => void,
   ): Int8RowsLinear {
     const w = kernels.allocBytes(rows * cols), wScales = kernels.allocF32(rows);
     const mark = kernels.arena.mark();
@@ -36,7 +41,7 @@ export class Int8RowsLinear implements Linear {
       for (let first = 0; first < rows; first += slice) {
         const count = Math.min(slice, rows - first);
         widenRows(first, count, f32);
-        const bad = kernels.k.quantizeAbsmaxI8(f32, cols, count, w + first * cols, cols, wScales + first * 4, sums);
+        const bad = kernels.k.quantizeAbsmaxI8(f32, cols, count, offset(w, first * cols), cols, offset(wScales, first * 4), sums);
         if (bad > 0) throw new NonFiniteError(`${what}: ${bad} rows hold NaN or infinity`);
       }
     } finally {
@@ -45,11 +50,11 @@ export class Int8RowsLinear implements Linear {
     return new Int8RowsLinear(kernels, quantizer, w, wScales, rows, cols);
   }
 
-  prepare(x: number, tokens: number): Int8Input {
+  prepare(x: Ptr, tokens: number): Int8Input {
     return this.quantizer.quantize(x, this.cols, tokens, false);
   }
 
-  apply(input: PreparedInput, y: number): void {
+  apply(input: PreparedInput, y: Ptr): void {
     const { q, scales, tokens, cols } = input as Int8Input;
     const stride = this.quantizer.stride(cols);
     this.kernels.k.gemmI8(this.w, this.wScales, this.rows, this.cols, q, stride, scales, tokens, y);

@@ -2,6 +2,7 @@
 // into what the weights' kernel consumes (once for all layers sharing that input, e.g.
 // q, k and v), `apply` writes y [tokens, rows].
 import type { Kernels } from "../runtime/kernels.ts";
+import type { Ptr } from "../runtime/ptr.ts";
 
 /** An input ready for one kind of linear layer. */
 export interface PreparedInput {
@@ -16,29 +17,29 @@ export interface Linear {
   /** Input width. */
   readonly cols: number;
   /** Turns f32 inputs [tokens, cols] at x into what this layer's kernel consumes. */
-  prepare(x: number, tokens: number): PreparedInput;
+  prepare(x: Ptr, tokens: number): PreparedInput;
   /** Writes y [tokens, rows] for a prepared input. */
-  apply(input: PreparedInput, y: number): void;
+  apply(input: PreparedInput, y: Ptr): void;
 }
 
 /** An f32 input as it is, at address x. */
 export interface F32Input extends PreparedInput {
   /** Address of the input [tokens, cols]. */
-  readonly x: number;
+  readonly x: Ptr;
 }
 
 /** Full-precision weights [rows, cols] in kernel memory. */
 export class F32Linear implements Linear {
   /** f32 weights [rows, cols] at address w. */
-  constructor(readonly kernels: Kernels, readonly w: number, readonly rows: number, readonly cols: number) {}
+  constructor(readonly kernels: Kernels, readonly w: Ptr, readonly rows: number, readonly cols: number) {}
 
   /** The f32 input as it is. */
-  prepare(x: number, tokens: number): F32Input {
+  prepare(x: Ptr, tokens: number): F32Input {
     return { x, tokens };
   }
 
   /** y = W x (f32 GEMV or GEMM). */
-  apply(input: PreparedInput, y: number): void {
+  apply(input: PreparedInput, y: Ptr): void {
     const { x, tokens } = input as F32Input;
     if (tokens === 1) this.kernels.k.gemvF32(this.w, this.rows, this.cols, x, y);
     else this.kernels.k.gemmF32(this.w, this.rows, this.cols, x, tokens, y);
@@ -48,29 +49,29 @@ export class F32Linear implements Linear {
 /** An input regrouped for the half-precision kernel, with the flag it needs. */
 export interface HalfInput extends PreparedInput {
   /** Address of the regrouped input [tokens, cols]. */
-  readonly x: number;
-  /** 1 when the f16 weights are rescaled in the loop (inputs of 2^16 or more). */
-  readonly rescale: number;
+  readonly x: Ptr;
+  /** Whether the f16 weights are rescaled in the loop (inputs of 2^16 or more). */
+  readonly rescale: boolean;
 }
 
 /** f16 or bf16 weights [rows, cols] in kernel memory (an LM head kept in its stored precision). */
 export class HalfLinear implements Linear {
-  readonly #input: number;
+  readonly #input: Ptr;
 
   /** Weights at w; inputs of up to maxTokens rows. */
-  constructor(readonly kernels: Kernels, readonly w: number, readonly rows: number, readonly cols: number, readonly dtype: "f16" | "bf16", readonly maxTokens: number) {
+  constructor(readonly kernels: Kernels, readonly w: Ptr, readonly rows: number, readonly cols: number, readonly dtype: "f16" | "bf16", readonly maxTokens: number) {
     this.#input = kernels.allocF32(maxTokens * cols);
   }
 
   /** The input regrouped as the kernel reads it. */
-  prepare(x: number, tokens: number): HalfInput {
+  prepare(x: Ptr, tokens: number): HalfInput {
     if (tokens > this.maxTokens) throw new RangeError(`HalfLinear: ${tokens} tokens, room for ${this.maxTokens}`);
-    const rescale = this.kernels.k.prepareHalfInput(x, this.cols, tokens, this.#input, this.dtype === "bf16");
+    const rescale = this.kernels.k.prepareHalfInput(x, this.cols, tokens, this.#input, this.dtype === "bf16") !== 0;
     return { x: this.#input, tokens, rescale };
   }
 
   /** y = W x with the weights widened in registers. */
-  apply(input: PreparedInput, y: number): void {
+  apply(input: PreparedInput, y: Ptr): void {
     const { x, tokens, rescale } = input as HalfInput;
     this.kernels.k.gemmHalf(this.w, this.rows, this.cols, x, tokens, y, this.dtype === "bf16", rescale);
   }

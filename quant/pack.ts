@@ -2,12 +2,13 @@
 // its kernel layout in new kernel memory, free the scratch.
 import { FormatError, ShapeError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import type { Ptr } from "../runtime/ptr.ts";
 
 export interface Packing {
   /** Bytes of the packed [rows, cols] matrix. */
   bytes: (rows: number, cols: number) => number;
   /** Packs int8 src into dst; returns how many values were invalid. */
-  pack: (src: number, rows: number, cols: number, dst: number) => number;
+  pack: (src: Ptr, rows: number, cols: number, dst: Ptr) => number;
   /** What the valid values are, for the error message. */
   values: string;
 }
@@ -18,8 +19,13 @@ export interface Packing {
  * tensor in errors.
  */
 export async function packInt8(
-  kernels: Kernels, packing: Packing, rows: number, cols: number, what: string, decode: (int8: number) => Promise<number>,
-): Promise<{ packed: number; scale: number }> {
+  kernels: Kernels,
+  packing: Packing,
+  rows: number,
+  cols: number,
+  what: string,
+  decode: (int8: Ptr) => Promise<number>,
+): Promise<{ packed: Ptr; scale: number }> {
   if (cols > kernels.k.ternaryMaxCols()) {
     throw new ShapeError(`${what}: ${cols} input columns, the ternary kernels take at most ${kernels.k.ternaryMaxCols()}`);
   }

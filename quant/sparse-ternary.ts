@@ -4,6 +4,7 @@
 // model uses it where measured faster: SPARSE_KERNEL_MIN_SPARSITY.
 import { packInt8 } from "./pack.ts";
 import type { Kernels, SimdLevel } from "../runtime/kernels.ts";
+import { offset, type Ptr } from "../runtime/ptr.ts";
 import type { ActivationQuantizer, Int8Input } from "./activations.ts";
 import type { Linear, PreparedInput } from "./linear.ts";
 
@@ -11,12 +12,12 @@ import type { Linear, PreparedInput } from "./linear.ts";
 export const SPARSE_KERNEL_MIN_SPARSITY: Record<SimdLevel, number> = { strict: 0.75, relaxed: Infinity };
 
 export class SparseTernaryLinear implements Linear {
-  readonly #kept: number;
+  readonly #kept: Ptr;
 
   constructor(
     readonly kernels: Kernels,
     readonly quantizer: ActivationQuantizer,
-    readonly packed: number,
+    readonly packed: Ptr,
     readonly rows: number,
     readonly cols: number,
     readonly scale: number,
@@ -26,24 +27,29 @@ export class SparseTernaryLinear implements Linear {
   }
 
   static async fromInt8(
-    kernels: Kernels, quantizer: ActivationQuantizer, rows: number, cols: number, l2Norm: boolean,
-    what: string, decode: (int8: number) => Promise<number>,
+    kernels: Kernels,
+    quantizer: ActivationQuantizer,
+    rows: number,
+    cols: number,
+    l2Norm: boolean,
+    what: string,
+    decode: (int8: Ptr) => Promise<number>,
   ): Promise<SparseTernaryLinear> {
     const packing = { bytes: kernels.k.ternaryColumnsBytes, pack: kernels.k.packTernaryColumns, values: "-1, 0 or +1" };
     const { packed, scale } = await packInt8(kernels, packing, rows, cols, what, decode);
     return new SparseTernaryLinear(kernels, quantizer, packed, rows, cols, scale, l2Norm);
   }
 
-  prepare(x: number, tokens: number): Int8Input {
+  prepare(x: Ptr, tokens: number): Int8Input {
     return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
   }
 
-  apply(input: PreparedInput, y: number): void {
+  apply(input: PreparedInput, y: Ptr): void {
     const { q, scales, tokens, cols } = input as Int8Input;
     const k = this.kernels.k, stride = this.quantizer.stride(cols), xScales = this.kernels.f32(scales, tokens);
     for (let t = 0; t < tokens; t++) {
-      const x = q + t * stride, count = k.nonZeroColumns(x, cols, this.#kept);
-      k.ternaryGemvSparse(this.packed, this.rows, this.cols, x, this.#kept, count, this.scale, xScales[t], y + t * this.rows * 4);
+      const x = offset(q, t * stride), count = k.nonZeroColumns(x, cols, this.#kept);
+      k.ternaryGemvSparse(this.packed, this.rows, this.cols, x, this.#kept, count, this.scale, xScales[t], offset(y, t * this.rows * 4));
     }
   }
 }

@@ -74,7 +74,10 @@ function weightScales(spec: string, granularity: string, size: string | undefine
   if ((granularity === "tensor" || granularity === "channel") && size === undefined) return granularity;
   const g = Number(size);
   if (granularity !== "group" || !Number.isInteger(g) || g <= 0 || g % WEIGHT_GROUP_MULTIPLE !== 0) {
-    throw new OptionError("variant", `weights="${spec}": scales go per tensor, per channel or per group of G columns (:group:G, G a positive multiple of ${WEIGHT_GROUP_MULTIPLE})`);
+    throw new OptionError(
+      "variant",
+      `weights="${spec}": scales go per tensor, per channel or per group of G columns (:group:G, G a positive multiple of ${WEIGHT_GROUP_MULTIPLE})`,
+    );
   }
   return g;
 }
@@ -109,7 +112,9 @@ export function parseVariant(variant: string): VariantPlan {
       plan.kvBits = Number(spec) as 8 | 4 | 3;
     } else if (key === "weights") {
       const [method, granularity = "tensor", size] = (spec ?? "").split(":");
-      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor, :channel or :group:G`);
+      if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) {
+        throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor, :channel or :group:G`);
+      }
       plan.weights = method as WeightTernarizer;
       plan.weightScales = weightScales(spec, granularity, size);
     } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));

@@ -4,8 +4,10 @@
 // Every decoder counts invalid codes; the kernels take one scale per tensor, so block
 // formats must carry the same scale in every block (all-zero blocks may carry 0).
 import type { Kernels } from "../runtime/kernels.ts";
+import type { Ptr } from "../runtime/ptr.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "../formats/checkpoint.ts";
 import { FormatError } from "../core/errors.ts";
+import { scaleCount, TENSOR_TYPES, type TensorType } from "../formats/tensor-types.ts";
 import type { GroupScales } from "./bitlinear.ts";
 import { WEIGHT_TERNARIZERS, type WeightTernarizer } from "./variants.ts";
 
@@ -13,62 +15,46 @@ import { WEIGHT_TERNARIZERS, type WeightTernarizer } from "./variants.ts";
 export const floatBytes = (span: Span) => (span.dtype ? 2 : 4);
 
 /** Reads a span of the checkpoint's file into new kernel memory; returns its address. */
-export async function readSpan(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<number> {
+export async function readSpan(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<Ptr> {
   const ptr = kernels.allocBytes(span.length);
   await ckpt.source.read(span.offset, span.length, kernels.u8(ptr, span.length));
   return ptr;
 }
 
 /** Widens n f16 / bf16 values at src to f32 at dst. */
-export function widen(kernels: Kernels, dtype: "f16" | "bf16", src: number, n: number, dst: number): void {
+export function widen(kernels: Kernels, dtype: "f16" | "bf16", src: Ptr, n: number, dst: Ptr): void {
   (dtype === "f16" ? kernels.k.convertF16ToF32 : kernels.k.convertBF16ToF32)(src, n, dst);
 }
 
 /** Decodes `t` into int8 at `int8` (rows * cols bytes); returns the tensor's scale. */
-export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTensor, int8: number): Promise<number> {
+export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: TernaryTensor, int8: Ptr): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols;
   const mark = kernels.arena.mark();
   const fail = (detail: string) => new FormatError(ckpt.file, `${t.name}: ${detail}`);
   try {
     const src = await readSpan(kernels, ckpt, t.data);
-    switch (t.encoding) {
-      case "absmean": {
-        let f32 = src;
-        if (t.data.dtype) widen(kernels, t.data.dtype, src, count, (f32 = kernels.allocF32(count)));
-        const scale = k.ternarizeAbsmean(f32, count, int8);
-        if (Number.isNaN(scale)) throw fail("master weights hold NaN or infinity");
-        return scale;
-      }
-      case "ternary-sm2": {
-        const bad = k.decodeSignMagnitude2(src, count, t.msbFirst, int8);
-        if (bad > 0) throw fail(`${bad} codes use the unassigned 2-bit pattern 10`);
-        return t.scale;
-      }
-      case "hf-packed": {
-        const bad = k.decodeHfPacked(src, t.rows, t.cols, int8);
-        if (bad > 0) throw fail(`${bad} packed codes are 3 (valid: 0, 1, 2)`);
-        return t.scale;
-      }
-      case "i2s": {
-        const scale = kernels.allocF32(1);
-        const bad = k.decodeI2S(src, count, int8, scale);
-        if (bad > 0) throw fail(`${bad} I2_S codes are 3 (valid: 0, 1, 2)`);
-        return finiteScale(kernels.f32(scale, 1)[0] * (await outputScale(kernels, ckpt, t.outputScale)), fail);
-      }
-      case "tq1":
-      case "tq2": {
-        const blocks = count / 256, scales = kernels.allocF32(blocks);
-        const bad = (t.encoding === "tq1" ? k.decodeTQ1 : k.decodeTQ2)(src, count, int8, scales);
-        if (bad > 0) throw fail(`${bad} TQ2_0 codes are 3 (valid: 0, 1, 2)`); // TQ1_0 has no invalid codes
-        let scale = 0;
-        for (const d of kernels.f32(scales, blocks)) {
-          if (d === 0) continue;
-          if (scale !== 0 && d !== scale) throw fail(`block scales differ (${scale} and ${d}): only one scale per tensor is supported`);
-          scale = d;
-        }
-        return finiteScale(scale * (await outputScale(kernels, ckpt, t.outputScale)), fail);
+    if (t.encoding === "absmean") {
+      let f32 = src;
+      if (t.data.dtype) widen(kernels, t.data.dtype, src, count, f32 = kernels.allocF32(count));
+      const scale = k.ternarizeAbsmean(f32, count, int8);
+      if (Number.isNaN(scale)) throw fail("master weights hold NaN or infinity");
+      return scale;
+    }
+    const type: TensorType = TENSOR_TYPES[t.encoding], codec = type.ternary!;
+    const n = scaleCount(type, count), scales = kernels.allocF32(n);
+    const bad = k[codec.decode](src, count, int8, scales);
+    if (bad > 0) throw fail(`${bad} ${type.name} codes ${codec.invalid}`);
+    let scale = 0;
+    if (codec.scales === "outside") scale = t.scale ?? 1;
+    else {
+      // The kernels take one scale per tensor: blocks must agree (all-zero blocks may carry 0).
+      for (const d of kernels.f32(scales, n)) {
+        if (d === 0) continue;
+        if (scale !== 0 && d !== scale) throw fail(`block scales differ (${scale} and ${d}): only one scale per tensor is supported`);
+        scale = d;
       }
     }
+    return finiteScale(scale * (await outputScale(ckpt, t.outputScale)), fail);
   } finally {
     kernels.arena.release(mark);
   }
@@ -83,16 +69,22 @@ export async function decodeTernary(kernels: Kernels, ckpt: Checkpoint, t: Terna
  * writes their scales there and returns 1.
  */
 export async function reternarize(
-  kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, ternarizer: WeightTernarizer, int8: number, hadamardBlock = 0, groups?: GroupScales,
+  kernels: Kernels,
+  ckpt: Checkpoint,
+  t: LinearTensor,
+  ternarizer: WeightTernarizer,
+  int8: Ptr,
+  hadamardBlock = 0,
+  groups?: GroupScales,
 ): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols, mark = kernels.arena.mark();
   try {
-    let master: number;
+    let master: Ptr;
     if (t.encoding === "f32" || t.encoding === "absmean") master = await uploadFloat(kernels, ckpt, t.data);
     else {
       const codes = kernels.allocBytes(count);
       const scale = await decodeTernary(kernels, ckpt, t, codes);
-      k.int8ToF32(codes, count, scale, (master = kernels.allocF32(count)));
+      k.int8ToF32(codes, count, scale, master = kernels.allocF32(count));
     }
     if (hadamardBlock) k.hadamardBlocks(master, t.cols, t.rows, hadamardBlock);
     if (groups) {
@@ -110,7 +102,7 @@ export async function reternarize(
 }
 
 /** The value of a separate one-value f32 scale tensor (1 when there is none). */
-async function outputScale(kernels: Kernels, ckpt: Checkpoint, span: Span | undefined): Promise<number> {
+async function outputScale(ckpt: Checkpoint, span: Span | undefined): Promise<number> {
   if (!span) return 1;
   const bytes = await ckpt.source.read(span.offset, 4, new Uint8Array(4));
   return new DataView(bytes.buffer).getFloat32(0, true);
@@ -122,7 +114,7 @@ function finiteScale(scale: number, fail: (detail: string) => Error): number {
 }
 
 /** Uploads a float tensor as f32 (converting f16 / bf16 in WASM); returns its address. */
-export async function uploadFloat(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<number> {
+export async function uploadFloat(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<Ptr> {
   if (!span.dtype) return readSpan(kernels, ckpt, span);
   const n = span.length / 2, out = kernels.allocF32(n), mark = kernels.arena.mark();
   widen(kernels, span.dtype, await readSpan(kernels, ckpt, span), n, out);

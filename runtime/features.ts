@@ -5,10 +5,30 @@
 const zeroVector = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
 const body = [0x00, ...zeroVector, ...zeroVector, ...zeroVector, 0xfd, 0x93, 0x02, 0x0b]; // no locals; relaxed dot; end
 const RELAXED_DOT_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
-  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
-  0x0a, body.length + 2, 0x01, body.length, ...body, // code section
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // magic, version
+  0x01,
+  0x05,
+  0x01,
+  0x60,
+  0x00,
+  0x01,
+  0x7b, // type section: () -> v128
+  0x03,
+  0x02,
+  0x01,
+  0x00, // function section: one function of type 0
+  0x0a,
+  body.length + 2,
+  0x01,
+  body.length,
+  ...body, // code section
 ]);
 
 /** Whether this runtime's WebAssembly has relaxed SIMD (Node 22+, Deno, Chromium; not Node 20). */
@@ -29,7 +49,10 @@ export function hasRelaxedSimd(): boolean {
 export function relaxedSimdPays(): boolean {
   if (!hasRelaxedSimd()) return false;
   const g = globalThis as {
-    Bun?: unknown; Deno?: { version?: { v8?: string } }; process?: { versions?: { v8?: string } }; navigator?: { userAgent?: string };
+    Bun?: unknown;
+    Deno?: { version?: { v8?: string } };
+    process?: { versions?: { v8?: string } };
+    navigator?: { userAgent?: string };
   };
   if (g.Bun !== undefined) return false; // Bun reports a V8 version but runs JavaScriptCore
   const v8 = g.Deno?.version?.v8 ?? g.process?.versions?.v8;

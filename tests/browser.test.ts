@@ -7,18 +7,16 @@ import * as assert from "uvu/assert";
 import { existsSync } from "node:fs";
 import { CHROMIUM, launchChromium } from "../eval/chromium.ts";
 import { loadBitNet } from "../model/load.ts";
-import { CI, dataPath, withData } from "./helpers.ts";
+import { dataPath, needs, onlyUnder } from "./helpers.ts";
 
 const test = suite("browser");
-const isNode = typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && !(globalThis as { Bun?: unknown }).Bun;
+const CHROMIUM_TOOL = { tool: CHROMIUM, available: existsSync(CHROMIUM), reason: "apt-get install chromium (.ci/run installs it), or set CHROMIUM=/path/to/chromium" };
 
-if (isNode) {
-  withData(test, "examples/browser in headless Chromium streams the Node greedy text of bitllama-1M on 2 threads", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
-    if (!existsSync(CHROMIUM)) {
-      if (CI) assert.unreachable(`${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)`);
-      console.log(`  (skipped: no ${CHROMIUM}; set CHROMIUM=/path/to/chromium)`);
-      return;
-    }
+needs(
+  test,
+  "examples/browser in headless Chromium streams the Node greedy text of bitllama-1M on 2 threads",
+  { tools: [onlyUnder("node"), CHROMIUM_TOOL], files: ["models/bitllama-1M.bin", "models/tok512.bin"] },
+  async () => {
     // @ts-ignore: a plain JavaScript module without types
     const { serve } = await import("../examples/browser/serve.mjs");
     const server = await serve();
@@ -35,15 +33,18 @@ if (isNode) {
       assert.match(status ?? "", /^64 tokens, [0-9.]+ tok\/s \((relaxed|strict) SIMD, 2 thread\(s\), cross-origin isolated: true\)$/, `status: ${status}; errors: ${errors}`);
       const m = await loadBitNet(dataPath("models/bitllama-1M.bin"));
       let want = prompt;
-      for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
-      m.dispose();
+      try {
+        for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
+      } finally {
+        m.dispose();
+      }
       assert.is(await page.textContent("#output"), want);
       assert.equal(errors, []);
     } finally {
       await browser.close();
       server.close();
     }
-  });
-}
+  },
+);
 
 test.run();

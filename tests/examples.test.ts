@@ -22,10 +22,9 @@ withData(test, `examples/${runtime} generates the library's greedy text on 2 thr
   const model = dataPath("models/bitllama-3M.bin"), prompt = "Once upon a time";
   const r = spawnSync(process.execPath, [...COMMAND, model, prompt, "2"], { cwd: root, encoding: "utf8" });
   assert.is(r.status, 0, r.stderr);
-  const m = await loadBitNet(model);
+  using m = await loadBitNet(model);
   let want = prompt;
   for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
-  m.dispose();
   const [text, summary] = r.stdout.split("\n-- ");
   assert.is(text, want);
   assert.match(summary, new RegExp(`^64 tokens, [0-9.]+ tok/s \\(${runtime} .*, 2 thread\\(s\\)\\)\\n$`));

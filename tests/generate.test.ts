@@ -25,7 +25,10 @@ test("sampler: greedy is argmax; top-k 1 is greedy; top-p keeps the nucleus; sam
   const nucleus = new Sampler({ temperature: 1, topP: 0.5, seed: 9 });
   const seen = new Set(Array.from({ length: 200 }, () => nucleus.sample(logits)));
   assert.equal([...seen].sort(), [1, 3]);
-  const draw = (seed: number) => { const s = new Sampler({ temperature: 1, topP: 1, seed }); return Array.from({ length: 50 }, () => s.sample(logits)); };
+  const draw = (seed: number) => {
+    const s = new Sampler({ temperature: 1, topP: 1, seed });
+    return Array.from({ length: 50 }, () => s.sample(logits));
+  };
   assert.equal(draw(5), draw(5));
   assert.not.equal(draw(5), draw(6));
   assert.ok(new Set(draw(5)).size >= 4, "plain sampling reaches the unlikely tokens too");
@@ -59,8 +62,14 @@ withData(test, "seeded generation is repeatable; maxTokens bounds it; the prompt
 withData(test, "a seed gives the same sampled text in every runtime and kernel build", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
   const model = await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") });
   const text = async (o: object) => (await collect(model, "", { maxTokens: 40, ...o })).map((p) => p.text).join("");
-  assert.is(await text({ seed: 1234, temperature: 1, topP: 1 }), "Once upon a time, there was a little girl named Lily. She loved to help her family with her mom and dad always took");
-  assert.is(await text({ seed: 77, temperature: 1.2, topK: 40, topP: 0.95 }), "Once upon a time, in a big field, there was a beautiful little bird. The bear wanted to help his friends");
+  assert.is(
+    await text({ seed: 1234, temperature: 1, topP: 1 }),
+    "Once upon a time, there was a little girl named Lily. She loved to help her family with her mom and dad always took",
+  );
+  assert.is(
+    await text({ seed: 77, temperature: 1.2, topK: 40, topP: 0.95 }),
+    "Once upon a time, in a big field, there was a beautiful little bird. The bear wanted to help his friends",
+  );
 });
 
 withData(test, "an AbortSignal ends generation with finishReason abort, keeping the text so far", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
@@ -81,7 +90,11 @@ withData(test, "an AbortSignal ends generation with finishReason abort, keeping 
 });
 
 /** An independent reference: the full distribution the options leave, built one rule at a time. */
-function referenceDistribution(logits: number[], recent: number[], o: { temperature: number; topK: number; topP: number; minP: number; repetitionPenalty: number; frequencyPenalty: number; presencePenalty: number }) {
+function referenceDistribution(
+  logits: number[],
+  recent: number[],
+  o: { temperature: number; topK: number; topP: number; minP: number; repetitionPenalty: number; frequencyPenalty: number; presencePenalty: number },
+) {
   const l = logits.slice();
   for (const id of new Set(recent)) {
     const count = recent.filter((t) => t === id).length;

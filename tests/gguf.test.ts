@@ -6,8 +6,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { gguf as hfGguf } from "@huggingface/gguf";
 import { FormatError } from "../core/errors.ts";
-import { type GgufEntry, GgmlType, GgufType, readGguf, readGgufFile } from "../formats/gguf.ts";
+import { GgmlType, type GgufEntry, GgufType, readGguf, readGgufFile } from "../formats/gguf.ts";
 import { openFile } from "../runtime/files.ts";
+import "../runtime/node.ts"; // openFile of paths
 import { writeGguf } from "../formats/gguf-writer.ts";
 
 const test = suite("gguf");
@@ -73,7 +74,11 @@ test("@huggingface/gguf reads our file to the same metadata and tensor infos", a
 });
 
 function fails(bytes: Uint8Array, pattern: RegExp): void {
-  assert.throws(() => readGguf(bytes, "bad.gguf"), (e: unknown) => e instanceof FormatError && /^bad\.gguf: /.test((e as Error).message) && pattern.test((e as Error).message), String(pattern));
+  assert.throws(
+    () => readGguf(bytes, "bad.gguf"),
+    (e: unknown) => e instanceof FormatError && /^bad\.gguf: /.test((e as Error).message) && pattern.test((e as Error).message),
+    String(pattern),
+  );
 }
 
 test("truncation at every section boundary and in between is a FormatError naming what was cut", () => {

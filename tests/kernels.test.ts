@@ -1,15 +1,16 @@
 // Every SIMD kernel against its scalar twin (bit for bit) and against a naive JS reference,
 // on shapes that are not multiples of the SIMD or block widths, in both builds.
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { paddedCols } from "../quant/activations.ts";
-import { bitsEqual, kernels, LEVELS, maxRelativeError, randomF32, randomTernary, rng } from "./helpers.ts";
+import { offset } from "../runtime/ptr.ts";
+import { bitsEqual, LEVELS, levelSuite, maxRelativeError, randomF32, randomTernary, rng, testKernels } from "./helpers.ts";
 
 const SHAPES: [number, number][] = [[1, 1], [3, 5], [4, 64], [5, 63], [7, 65], [13, 200], [64, 129], [33, 1000]];
 
 for (const level of LEVELS) {
-  const test = suite(`kernels (${level} build)`);
-  const kx = await kernels(level);
+  const test = levelSuite("kernels", level);
+  if (!test) continue;
+  const kx = await testKernels(level);
   const k = kx.k;
 
   test("packTernary round-trips every weight, and rejects values outside -1..1", () => {
@@ -20,8 +21,10 @@ for (const level of LEVELS) {
       const src = kx.put(w);
       const packed = kx.allocBytes(k.ternaryPackedBytes(rows, cols));
       assert.is(k.packTernary(src, rows, cols, packed), 0);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-        if (k.ternaryAt(packed, rows, cols, r, c) !== w[r * cols + c]) assert.unreachable(`(${r}, ${c}) of ${rows}x${cols}`);
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          if (k.ternaryAt(packed, rows, cols, r, c) !== w[r * cols + c]) assert.unreachable(`(${r}, ${c}) of ${rows}x${cols}`);
+        }
       }
       kx.arena.release(mark);
     }
@@ -52,7 +55,7 @@ for (const level of LEVELS) {
         const max = row.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
         const inv = max > 0 ? Math.fround(127 / max) : 0;
         const q = Array.from(row, (v) => Math.max(-128, Math.min(127, roundHalfEven(Math.fround(v * inv)))));
-        const got = Array.from(kx.i8(out[0].q + t * nPad, nPad));
+        const got = Array.from(kx.i8(offset(out[0].q, t * nPad), nPad));
         assert.equal(got.slice(0, n), q, `row ${t} of width ${n}`);
         assert.ok(got.slice(n).every((v) => v === 0), "padding is zero");
         assert.is(kx.i32(out[0].sum, tokens)[t], q.reduce((a, b) => a + b, 0));
@@ -77,7 +80,7 @@ for (const level of LEVELS) {
         const cp = paddedCols(cols);
         const xq = kx.allocBytes(tokens * cp);
         const sums = Int32Array.from({ length: tokens }, (_, t) => x.subarray(t * cols, (t + 1) * cols).reduce((a, b) => a + b, 0));
-        for (let t = 0; t < tokens; t++) kx.write(xq + t * cp, x.subarray(t * cols, (t + 1) * cols));
+        for (let t = 0; t < tokens; t++) kx.write(offset(xq, t * cp), x.subarray(t * cols, (t + 1) * cols));
         const scales = Float32Array.from({ length: tokens }, () => next() / 100);
         const sp = kx.put(sums), scp = kx.put(scales);
         const wScale = 0.731;
@@ -86,11 +89,13 @@ for (const level of LEVELS) {
         k.ternaryGemmScalar(packed, rows, cols, xq, sp, scp, tokens, wScale, y[1]);
         const simd = kx.f32(y[0], tokens * rows), scalar = kx.f32(y[1], tokens * rows);
         assert.ok(bitsEqual(simd, scalar), `${rows}x${cols}, ${tokens} tokens`);
-        for (let t = 0; t < tokens; t++) for (let r = 0; r < rows; r++) {
-          let acc = 0;
-          for (let c = 0; c < cols; c++) acc += w[r * cols + c] * x[t * cols + c];
-          const want = Math.fround(acc * Math.fround(Math.fround(wScale) * scales[t]));
-          if (scalar[t * rows + r] !== want) assert.unreachable(`(${t}, ${r}) of ${rows}x${cols}: ${scalar[t * rows + r]} != ${want}`);
+        for (let t = 0; t < tokens; t++) {
+          for (let r = 0; r < rows; r++) {
+            let acc = 0;
+            for (let c = 0; c < cols; c++) acc += w[r * cols + c] * x[t * cols + c];
+            const want = Math.fround(acc * Math.fround(Math.fround(wScale) * scales[t]));
+            if (scalar[t * rows + r] !== want) assert.unreachable(`(${t}, ${r}) of ${rows}x${cols}: ${scalar[t * rows + r]} != ${want}`);
+          }
         }
         kx.arena.release(mark);
       }
@@ -123,8 +128,10 @@ for (const level of LEVELS) {
         k.gemmF32Scalar(wp, rows, cols, xp, tokens, y1);
         assert.ok(bitsEqual(kx.f32(y0, tokens * rows), kx.f32(y1, tokens * rows)));
         const want = new Float64Array(tokens * rows);
-        for (let t = 0; t < tokens; t++) for (let r = 0; r < rows; r++) {
-          for (let c = 0; c < cols; c++) want[t * rows + r] += w[r * cols + c] * x[t * cols + c];
+        for (let t = 0; t < tokens; t++) {
+          for (let r = 0; r < rows; r++) {
+            for (let c = 0; c < cols; c++) want[t * rows + r] += w[r * cols + c] * x[t * cols + c];
+          }
         }
         assert.ok(maxRelativeError(kx.f32(y0, tokens * rows), want) < 1e-5);
         kx.arena.release(mark);
@@ -153,12 +160,14 @@ for (const level of LEVELS) {
           const rescale = k.prepareHalfInput(xp, cols, tokens, regrouped, bf16);
           assert.is(rescale, !bf16 && x.some((v) => Math.abs(v) >= 65536) ? 1 : 0);
           const y0 = kx.allocF32(tokens * rows), y1 = kx.allocF32(tokens * rows);
-          k.gemmHalf(wp, rows, cols, regrouped, tokens, y0, bf16, rescale);
-          k.gemmHalfScalar(wp, rows, cols, regrouped, tokens, y1, bf16, rescale);
+          k.gemmHalf(wp, rows, cols, regrouped, tokens, y0, bf16, rescale !== 0);
+          k.gemmHalfScalar(wp, rows, cols, regrouped, tokens, y1, bf16, rescale !== 0);
           assert.ok(bitsEqual(kx.f32(y0, tokens * rows), kx.f32(y1, tokens * rows)), `${bf16 ? "bf16" : "f16"} ${rows}x${cols}, ${tokens} tokens`);
           const want = new Float64Array(tokens * rows), got = kx.f32(y0, tokens * rows);
-          for (let t = 0; t < tokens; t++) for (let r = 0; r < rows; r++) {
-            for (let c = 0; c < cols; c++) want[t * rows + r] += value(w[r * cols + c]) * x[t * cols + c];
+          for (let t = 0; t < tokens; t++) {
+            for (let r = 0; r < rows; r++) {
+              for (let c = 0; c < cols; c++) want[t * rows + r] += value(w[r * cols + c]) * x[t * cols + c];
+            }
           }
           if (cols === 1) assert.ok(bitsEqual(got, Float32Array.from(want)), "one column: each product rounded once, as f32 w * x");
           assert.ok(maxRelativeError(got, want) < 1e-5, `${bf16 ? "bf16" : "f16"} ${rows}x${cols}: ${maxRelativeError(got, want)}`);
@@ -185,8 +194,8 @@ for (const level of LEVELS) {
         const ss = row.reduce((a, v) => a + v * v, 0);
         const rms = row.map((v, i) => w[i] * v / Math.sqrt(ss / n + 1e-5));
         const l2 = row.map((v) => v / Math.sqrt(ss) / Math.sqrt(n));
-        assert.ok(maxRelativeError(kx.f32(o[0] + t * n * 4, n), rms) < 1e-5);
-        assert.ok(maxRelativeError(kx.f32(o[2] + t * n * 4, n), l2) < 1e-5);
+        assert.ok(maxRelativeError(kx.f32(offset(o[0], t * n * 4), n), rms) < 1e-5);
+        assert.ok(maxRelativeError(kx.f32(offset(o[2], t * n * 4), n), l2) < 1e-5);
       }
       kx.write(xp, new Float32Array(n * tokens));
       k.l2Norm(o[2], xp, n, tokens);
@@ -199,10 +208,12 @@ for (const level of LEVELS) {
     const next = rng(6);
     const heads = 3, headSize = 8, half = 4, positions = 5, tokens = 2, pos = 2;
     const cos = new Float32Array(positions * half), sin = new Float32Array(positions * half);
-    for (let p = 0; p < positions; p++) for (let i = 0; i < half; i++) {
-      const a = p * Math.pow(10000, -2 * i / headSize);
-      cos[p * half + i] = Math.cos(a);
-      sin[p * half + i] = Math.sin(a);
+    for (let p = 0; p < positions; p++) {
+      for (let i = 0; i < half; i++) {
+        const a = p * Math.pow(10000, -2 * i / headSize);
+        cos[p * half + i] = Math.cos(a);
+        sin[p * half + i] = Math.sin(a);
+      }
     }
     for (const neox of [false, true]) {
       const v = randomF32(tokens * heads * headSize, next);
@@ -210,12 +221,16 @@ for (const level of LEVELS) {
       const vp = kx.put(v);
       k.rope(vp, heads, headSize, tokens, heads * headSize, pos, kx.put(cos), kx.put(sin), neox);
       const got = kx.f32(vp, v.length);
-      for (let t = 0; t < tokens; t++) for (let h = 0; h < heads; h++) for (let i = 0; i < half; i++) {
-        const base = t * heads * headSize + h * headSize;
-        const [ia, ib] = neox ? [base + i, base + i + half] : [base + 2 * i, base + 2 * i + 1];
-        const c = cos[(pos + t) * half + i], s = sin[(pos + t) * half + i];
-        assert.ok(Math.abs(got[ia] - (v[ia] * c - v[ib] * s)) < 1e-6);
-        assert.ok(Math.abs(got[ib] - (v[ia] * s + v[ib] * c)) < 1e-6);
+      for (let t = 0; t < tokens; t++) {
+        for (let h = 0; h < heads; h++) {
+          for (let i = 0; i < half; i++) {
+            const base = t * heads * headSize + h * headSize;
+            const [ia, ib] = neox ? [base + i, base + i + half] : [base + 2 * i, base + 2 * i + 1];
+            const c = cos[(pos + t) * half + i], s = sin[(pos + t) * half + i];
+            assert.ok(Math.abs(got[ia] - (v[ia] * c - v[ib] * s)) < 1e-6);
+            assert.ok(Math.abs(got[ib] - (v[ia] * s + v[ib] * c)) < 1e-6);
+          }
+        }
       }
       kx.arena.release(mark);
     }
@@ -233,16 +248,20 @@ for (const level of LEVELS) {
       k.attentionScalar(o[1], qp, kp, vp, scores, heads, kvHeads, headSize, tokens, pos);
       assert.ok(bitsEqual(kx.f32(o[0], tokens * dim), kx.f32(o[1], tokens * dim)));
       const want = new Float64Array(tokens * dim);
-      for (let t = 0; t < tokens; t++) for (let h = 0; h < heads; h++) {
-        const g = Math.floor(h / (heads / kvHeads));
-        const s = Array.from({ length: pos + t + 1 }, (_, p) => {
-          let d = 0;
-          for (let i = 0; i < headSize; i++) d += q[t * dim + h * headSize + i] * kc[p * kvDim + g * headSize + i];
-          return d / Math.sqrt(headSize);
-        });
-        const m = Math.max(...s), e = s.map((v) => Math.exp(v - m)), z = e.reduce((a, b) => a + b, 0);
-        for (let p = 0; p < s.length; p++) for (let i = 0; i < headSize; i++) {
-          want[t * dim + h * headSize + i] += (e[p] / z) * vc[p * kvDim + g * headSize + i];
+      for (let t = 0; t < tokens; t++) {
+        for (let h = 0; h < heads; h++) {
+          const g = Math.floor(h / (heads / kvHeads));
+          const s = Array.from({ length: pos + t + 1 }, (_, p) => {
+            let d = 0;
+            for (let i = 0; i < headSize; i++) d += q[t * dim + h * headSize + i] * kc[p * kvDim + g * headSize + i];
+            return d / Math.sqrt(headSize);
+          });
+          const m = Math.max(...s), e = s.map((v) => Math.exp(v - m)), z = e.reduce((a, b) => a + b, 0);
+          for (let p = 0; p < s.length; p++) {
+            for (let i = 0; i < headSize; i++) {
+              want[t * dim + h * headSize + i] += (e[p] / z) * vc[p * kvDim + g * headSize + i];
+            }
+          }
         }
       }
       assert.ok(maxRelativeError(kx.f32(o[0], tokens * dim), want) < 1e-5);

@@ -13,31 +13,33 @@ import { checkpointToGguf } from "../tools/convert.ts";
 import { loadBitNet } from "../model/load.ts";
 import { Llama2cTokenizer } from "../text/tokenizer/llama2c.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { CI, checkpointOf, sharedData, withData } from "./helpers.ts";
+import { checkpointOf, needs, onlyUnder } from "./helpers.ts";
 
 const test = suite("llamacpp");
 const ENTRY = join(fileURLToPath(new URL("../", import.meta.url)), ".tools/llama/node_modules/node-llama-cpp/dist/index.js");
-const isNode = typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && !(globalThis as { Bun?: unknown }).Bun;
+const LLAMA = { tool: "node-llama-cpp", available: existsSync(ENTRY), reason: `${ENTRY} is missing (.ci/run installs node-llama-cpp into .tools/llama)` };
 
-if (isNode) {
-  withData(test, "stories260K as llama F32 GGUF: llama.cpp and bitnet-wasm give the same greedy tokens", ["models/stories260K.bin", "models/tok512.bin"], async () => {
-    if (!existsSync(ENTRY)) {
-      if (CI) assert.unreachable(`${ENTRY} is missing (.ci/run installs node-llama-cpp there)`);
-      console.log("  (skipped: node-llama-cpp not installed in .tools/llama; see .ci/run)");
-      return;
-    }
+needs(
+  test,
+  "stories260K as llama F32 GGUF: llama.cpp and bitnet-wasm give the same greedy tokens",
+  { tools: [onlyUnder("node"), LLAMA], files: ["models/stories260K.bin", "models/tok512.bin"] },
+  async (stories, tok512) => {
     const dir = mkdtempSync(join(tmpdir(), "llamacpp-"));
     try {
       const file = join(dir, "stories260K.gguf");
-      const ckpt = await checkpointOf(sharedData("models/stories260K.bin")!, "stories260K.bin");
-      const vocab = Llama2cTokenizer.fromBin(sharedData("models/tok512.bin")!, 512, "tok512.bin");
+      const ckpt = await checkpointOf(stories, "stories260K.bin");
+      const vocab = Llama2cTokenizer.fromBin(tok512, 512, "tok512.bin");
       writeFileSync(file, await checkpointToGguf(await loadKernels({ simd: "strict" }), ckpt, vocab, "gguf-f32"));
 
       const ours = await loadBitNet(file), prompt = "Once upon a time";
-      const promptTokens = ours.tokenizer!.encode(prompt, { bos: true });
       const want: number[] = [];
-      for await (const { token } of ours.generate(prompt, { maxTokens: 64, temperature: 0 })) if (token >= 0) want.push(token);
-      ours.dispose();
+      let promptTokens: number[];
+      try {
+        promptTokens = ours.tokenizer!.encode(prompt, { bos: true });
+        for await (const { token } of ours.generate(prompt, { maxTokens: 64, temperature: 0 })) if (token >= 0) want.push(token);
+      } finally {
+        ours.dispose();
+      }
 
       const { getLlama } = await import(pathToFileURL(ENTRY).href);
       const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
@@ -58,7 +60,7 @@ if (isNode) {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-}
+  },
+);
 
 test.run();

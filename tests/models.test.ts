@@ -1,9 +1,8 @@
 // Whole models against published outputs and against themselves (batched vs one by one).
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
-import { dataPath, LEVELS, withData } from "./helpers.ts";
+import { dataPath, LEVELS, levelSuite, withData } from "./helpers.ts";
 
 const TOK = "models/tok512.bin";
 
@@ -14,7 +13,8 @@ async function greedy(model: BitNetModel, maxTokens: number): Promise<string> {
 }
 
 for (const level of LEVELS) {
-  const test = suite(`models (${level} build)`);
+  const test = levelSuite("models", level);
+  if (!test) continue;
   const load = (name: string, bitOrder?: "msb" | "lsb") => loadBitNet(dataPath(`models/${name}`), { tokenizer: dataPath(TOK), simd: level, bitOrder });
 
   // llama2.c's run prints this for stories260K at temperature 0; the fixture holds 257 tokens
@@ -67,7 +67,13 @@ for (const level of LEVELS) {
     assert.ok(Math.abs(result.perplexity - Math.exp(result.loss)) < 1e-9);
   });
 
-  withData(test, "perplexity of the TinyStories sample is low for all three models", ["models/stories260K.bin", "models/bitllama-1M.bin", "models/bitllama-3M.bin", TOK, "text/tinystories-valid-32k.txt"], async (...files) => {
+  withData(test, "perplexity of the TinyStories sample is low for all three models", [
+    "models/stories260K.bin",
+    "models/bitllama-1M.bin",
+    "models/bitllama-3M.bin",
+    TOK,
+    "text/tinystories-valid-32k.txt",
+  ], async (...files) => {
     const text = new TextDecoder().decode(files[4]);
     for (const name of ["stories260K.bin", "bitllama-1M.bin", "bitllama-3M.bin"]) {
       const r = await (await load(name)).perplexity(text, { ctx: 256 });

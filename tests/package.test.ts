@@ -14,7 +14,7 @@ import { delimiter, extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadBitNet } from "../mod.ts";
 import { VERSION } from "../cli/version.ts";
-import { CI, withData } from "./helpers.ts";
+import { needs } from "./helpers.ts";
 
 const test = suite("package");
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -34,15 +34,11 @@ function findDeno(): string | undefined {
 }
 const DENO = findDeno();
 
+const DENO_TOOL = { tool: "deno", available: DENO !== undefined, reason: "none in .tools/node_modules/.bin or on PATH; .ci/run installs one there" };
+
 /** Registers a test that needs deno: skipped with a message without one, failed under CI. */
 function withDeno(name: string, files: string[], fn: (deno: string, ...bytes: Uint8Array[]) => unknown): void {
-  if (DENO) return withData(test, name, files, (...bytes) => fn(DENO, ...bytes));
-  if (CI) {
-    test(name, () => assert.unreachable("CI=true but no deno binary (.ci/run installs one in .tools/node_modules/.bin)"));
-  } else {
-    console.log(`  (skipping "${name}": no deno binary in .tools/node_modules/.bin or on PATH)`);
-    test.skip(name);
-  }
+  needs(test, name, { tools: [DENO_TOOL], files }, (...bytes) => fn(DENO!, ...bytes));
 }
 
 let published: Promise<string[]> | undefined;
@@ -60,7 +56,11 @@ function publishedFiles(deno: string): Promise<string[]> {
 }
 
 const TYPES: Record<string, string> = {
-  ".ts": "application/typescript; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".json": "application/json", ".wasm": "application/wasm", ".md": "text/markdown",
+  ".ts": "application/typescript; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".md": "text/markdown",
 };
 
 /** Serves exactly `files` (package paths, from the project) and `extra` (other paths, given bytes) on 127.0.0.1; everything else is a 404, recorded in `misses`. */
@@ -113,24 +113,27 @@ test("the version is the same in cli/version.ts, package.json and deno.json", ()
 withDeno("deno publish carries the four kernel builds, thread-worker.js, the CLI and LICENSE, and no benchmark scripts", [], async (deno) => {
   const files = await publishedFiles(deno);
   assert.is(KERNELS.length, 4, `asconfig.json targets: ${KERNELS.join(", ")}`);
-  for (const f of [...KERNELS, "runtime/thread-worker.js", "mod.ts", "cli/bitnet-wasm.ts", "cli/version.ts", "LICENSE", "README.md"]) {
+  for (const f of [...KERNELS, "runtime/thread-worker.js", "mod.ts", "web.ts", "research.ts", "runtime/node.ts", "cli/bitnet-wasm.ts", "cli/version.ts", "LICENSE", "README.md"]) {
     assert.ok(files.includes(f), `${f} is not in the JSR package: ${files.join(", ")}`);
   }
   assert.equal(files.filter((f) => /^eval\/(bench-|chromium)/.test(f)), [], "benchmark scripts in the JSR package");
-  assert.ok(files.includes("eval/sweep.ts") && files.includes("model/perplexity.ts"), "mod.ts imports eval/sweep.ts and model/perplexity.ts");
-  assert.equal(json("deno.json").exports, { ".": "./mod.ts", "./cli": "./cli/bitnet-wasm.ts" });
+  assert.ok(files.includes("eval/sweep.ts") && files.includes("model/perplexity.ts"), "research.ts imports eval/sweep.ts, web.ts model/perplexity.ts");
+  assert.equal(json("deno.json").exports, { ".": "./mod.ts", "./web": "./web.ts", "./research": "./research.ts", "./cli": "./cli/bitnet-wasm.ts" });
 });
 
-withDeno("the published files, imported by URL in a Deno allowed only 127.0.0.1, generate the library's greedy text", ["models/bitllama-1M.bin", "models/tok512.bin"], async (deno, model, tokenizer) => {
-  const files = await publishedFiles(deno);
-  // JSR rewrites bare specifiers to what deno.json's "imports" maps them to (npm: here); the
-  // import map stands in for that rewrite. Test-only files live under __test__/, not a package path.
-  assert.not.ok(files.some((f) => f.startsWith("__test__/")));
-  const importMap = new TextEncoder().encode(JSON.stringify({ imports: json("deno.json").imports }));
-  const { server, base, hits, misses } = await serve(files, { "__test__/model.bin": model, "__test__/tokenizer.bin": tokenizer, "__test__/import_map.json": importMap });
-  const denoDir = mkdtempSync(join(tmpdir(), "bitnet-deno-dir-"));
-  try {
-    const script = `
+withDeno(
+  "the published files, imported by URL in a Deno allowed only 127.0.0.1, generate the library's greedy text",
+  ["models/bitllama-1M.bin", "models/tok512.bin"],
+  async (deno, model, tokenizer) => {
+    const files = await publishedFiles(deno);
+    // JSR rewrites bare specifiers to what deno.json's "imports" maps them to (npm: here); the
+    // import map stands in for that rewrite. Test-only files live under __test__/, not a package path.
+    assert.not.ok(files.some((f) => f.startsWith("__test__/")));
+    const importMap = new TextEncoder().encode(JSON.stringify({ imports: json("deno.json").imports }));
+    const { server, base, hits, misses } = await serve(files, { "__test__/model.bin": model, "__test__/tokenizer.bin": tokenizer, "__test__/import_map.json": importMap });
+    const denoDir = mkdtempSync(join(tmpdir(), "bitnet-deno-dir-"));
+    try {
+      const script = `
       import { loadBitNet } from "${base}mod.ts";
       const bytes = async (path) => new Uint8Array(await (await fetch("${base}" + path)).arrayBuffer());
       const model = await loadBitNet(await bytes("__test__/model.bin"), { tokenizer: await bytes("__test__/tokenizer.bin"), threads: 2 });
@@ -143,40 +146,40 @@ withDeno("the published files, imported by URL in a Deno allowed only 127.0.0.1,
       console.log(JSON.stringify({ tokens, text, threads: model.threads }));
       model.dispose();
     `;
-    // --no-config: none of this project's deno.json (imports, workspace) applies, only the
-    // import map. npm: specifiers resolve from the project's node_modules (--node-modules-dir=manual,
-    // cwd the project): Deno reads them as module loading, which needs no --allow-read, so the
-    // child gets no read permission at all. --allow-import=127.0.0.1: Deno 2 imports remote
-    // code only from hosts it is allowed to (jsr.io is by default; this server is not).
-    // DENO_DIR: a scratch cache for the remote modules.
-    const flags = ["--no-config", "--node-modules-dir=manual", `--import-map=${base}__test__/import_map.json`, "--allow-net=127.0.0.1", "--allow-import=127.0.0.1"];
-    const r = await runDeno(deno, [...flags, "-"], script, { DENO_DIR: denoDir });
-    assert.not.ok(r.timedOut, `the Deno child did not finish in ${CHILD_DEADLINE_MS / 1000} s: ${r.stderr}`);
-    assert.is(r.code, 0, `${r.stderr}\n(404s: ${misses.join(", ") || "none"})`);
-    const got = JSON.parse(r.stdout.trim().split("\n").pop()!);
-    // The kernels came from the served package.
-    assert.ok(KERNELS.some((k) => hits.has(k)), `no kernel fetched; served: ${[...hits].join(", ")}`);
-    const m = await loadBitNet(model, { tokenizer });
-    const want: number[] = [];
-    let text = "";
-    for await (const piece of m.generate(PROMPT, { maxTokens: 20, temperature: 0 })) {
-      if (piece.token >= 0) want.push(piece.token);
-      text += piece.text;
+      // --no-config: none of this project's deno.json (imports, workspace) applies, only the
+      // import map. npm: specifiers resolve from the project's node_modules (--node-modules-dir=manual,
+      // cwd the project): Deno reads them as module loading, which needs no --allow-read, so the
+      // child gets no read permission at all. --allow-import=127.0.0.1: Deno 2 imports remote
+      // code only from hosts it is allowed to (jsr.io is by default; this server is not).
+      // DENO_DIR: a scratch cache for the remote modules.
+      const flags = ["--no-config", "--node-modules-dir=manual", `--import-map=${base}__test__/import_map.json`, "--allow-net=127.0.0.1", "--allow-import=127.0.0.1"];
+      const r = await runDeno(deno, [...flags, "-"], script, { DENO_DIR: denoDir });
+      assert.not.ok(r.timedOut, `the Deno child did not finish in ${CHILD_DEADLINE_MS / 1000} s: ${r.stderr}`);
+      assert.is(r.code, 0, `${r.stderr}\n(404s: ${misses.join(", ") || "none"})`);
+      const got = JSON.parse(r.stdout.trim().split("\n").pop()!);
+      // The kernels came from the served package.
+      assert.ok(KERNELS.some((k) => hits.has(k)), `no kernel fetched; served: ${[...hits].join(", ")}`);
+      using m = await loadBitNet(model, { tokenizer });
+      const want: number[] = [];
+      let text = "";
+      for await (const piece of m.generate(PROMPT, { maxTokens: 20, temperature: 0 })) {
+        if (piece.token >= 0) want.push(piece.token);
+        text += piece.text;
+      }
+      assert.is(want.length, 20);
+      assert.equal(got.tokens, want);
+      assert.is(got.threads, 2, "the kernel worker threads start from the remote module too");
+      assert.is(got.text, text);
+      // The CLI export, run by URL as `deno run jsr:@bitnet/wasm/cli` would run it.
+      const cli = await runDeno(deno, [...flags, `${base}cli/bitnet-wasm.ts`, "--version"], "", { DENO_DIR: denoDir });
+      assert.is(cli.code, 0, cli.stderr);
+      assert.is(cli.stdout, `${VERSION}\n`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(denoDir, { recursive: true, force: true });
     }
-    m.dispose();
-    assert.is(want.length, 20);
-    assert.equal(got.tokens, want);
-    assert.is(got.threads, 2, "the kernel worker threads start from the remote module too");
-    assert.is(got.text, text);
-    // The CLI export, run by URL as `deno run jsr:@bitnet/wasm/cli` would run it.
-    const cli = await runDeno(deno, [...flags, `${base}cli/bitnet-wasm.ts`, "--version"], "", { DENO_DIR: denoDir });
-    assert.is(cli.code, 0, cli.stderr);
-    assert.is(cli.stdout, `${VERSION}\n`);
-  } finally {
-    await new Promise((resolve) => server.close(resolve));
-    rmSync(denoDir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 /** npm on PATH (or beside this Node). */
 function findNpm(): string | undefined {
@@ -186,22 +189,37 @@ function findNpm(): string | undefined {
 
 const NPM = findNpm(), BUILT = existsSync(join(ROOT, "dist/mod.js"));
 const NPM_PACK = "npm pack ships dist (kernels, thread worker), README and LICENSE, and no benchmark scripts";
-if ((!NPM || !BUILT) && !CI) {
-  // Reported as skipped, not passed; under CI the test below runs and fails instead.
-  console.log(`  (skipping "${NPM_PACK}": ${!NPM ? "no npm on PATH" : "dist/ is not built (npm run build)"})`);
-  test.skip(NPM_PACK);
-} else test(NPM_PACK, () => {
-  const npm = NPM;
-  if (!npm || !BUILT) assert.unreachable(`CI=true but ${!npm ? "no npm on PATH" : "dist/ is not built (npm run build)"}`);
+const NPM_TOOLS = [
+  { tool: "npm", available: NPM !== undefined, reason: "none on PATH" },
+  { tool: "dist/mod.js", available: BUILT, reason: "dist/ is not built: npm run build" },
+];
+needs(test, NPM_PACK, { tools: NPM_TOOLS }, () => {
+  const npm = NPM!;
   // --ignore-scripts: list what dist/ holds now, without prepack's rebuild.
   const r = spawnSync(npm, ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8", timeout: CHILD_DEADLINE_MS });
   assert.is(r.status, 0, r.stderr);
   const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
-  for (const f of [...KERNELS.map((k) => `dist/${k}`), "dist/runtime/thread-worker.js", "dist/mod.js", "dist/mod.d.ts", "dist/cli/bitnet-wasm.js", "dist/cli/version.js", "LICENSE", "README.md", "package.json"]) {
+  const entries = ["mod", "web", "research"].flatMap((e) => [`dist/${e}.js`, `dist/${e}.d.ts`]);
+  for (
+    const f of [
+      ...KERNELS.map((k) => `dist/${k}`),
+      "dist/runtime/thread-worker.js",
+      ...entries,
+      "dist/runtime/node.js",
+      "dist/cli/bitnet-wasm.js",
+      "dist/cli/version.js",
+      "LICENSE",
+      "README.md",
+      "package.json",
+    ]
+  ) {
     assert.ok(files.includes(f), `${f} is not in the npm package`);
   }
   assert.equal(files.filter((f) => /^dist\/eval\/(bench-|chromium)/.test(f)), [], "benchmark scripts in the npm package");
   assert.ok(files.includes("dist/eval/sweep.js"));
+  // Browsers and Workers resolve the package to the web entry, Node, Deno and Bun to the main one.
+  const main = json("package.json").exports["."];
+  assert.equal([main.browser, main.workerd, main.worker, main.import], ["./dist/web.js", "./dist/web.js", "./dist/web.js", "./dist/mod.js"]);
   assert.match(readFileSync(join(ROOT, "LICENSE"), "utf8"), /^MIT License\n\nCopyright \(c\) 2026 the bitnet-wasm authors\n/);
 });
 

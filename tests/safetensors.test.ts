@@ -4,6 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { FormatError } from "../core/errors.ts";
 import { readSafetensors, readSafetensorsIndex, writeSafetensors } from "../formats/safetensors.ts";
+import { throwsTyped } from "./helpers.ts";
 
 const test = suite("safetensors");
 
@@ -29,7 +30,12 @@ test("a file written by the specification parses to its tensors and metadata", (
   const bytes = handMade(HEADER, DATA);
   const st = readSafetensors(bytes, "m.safetensors");
   assert.equal(st.metadata, { format: "pt" });
-  assert.equal([...st.tensors.values()].map((t) => [t.name, t.dtype, t.shape, t.bytes]), [["a.weight", "F32", [2, 3], 24], ["b.packed", "U8", [4, 2], 8], ["c.bf16", "BF16", [4], 8]]);
+  assert.equal([...st.tensors.values()].map((t) => [t.name, t.dtype, t.shape, t.bytes]), [["a.weight", "F32", [2, 3], 24], ["b.packed", "U8", [4, 2], 8], [
+    "c.bf16",
+    "BF16",
+    [4],
+    8,
+  ]]);
   const b = st.tensors.get("b.packed")!;
   assert.equal(Array.from(bytes.subarray(b.offset, b.offset + b.bytes)), [24, 25, 26, 27, 28, 29, 30, 31]);
 });
@@ -48,7 +54,11 @@ test("our writer round-trips, with the header padded to 8 bytes", () => {
 
 test("malformed files are refused with the field and what was expected", () => {
   const fails = (bytes: Uint8Array, pattern: RegExp) =>
-    assert.throws(() => readSafetensors(bytes, "bad.st"), (e: unknown) => e instanceof FormatError && /^bad\.st: /.test((e as Error).message) && pattern.test((e as Error).message), String(pattern));
+    assert.throws(
+      () => readSafetensors(bytes, "bad.st"),
+      (e: unknown) => e instanceof FormatError && /^bad\.st: /.test((e as Error).message) && pattern.test((e as Error).message),
+      String(pattern),
+    );
   const good = handMade(HEADER, DATA);
   fails(good.subarray(0, 5), /truncated: 5 bytes/);
   const huge = good.slice();
@@ -69,8 +79,12 @@ test("malformed files are refused with the field and what was expected", () => {
 test("sharded index: weight_map of file names in the same folder", () => {
   const map = readSafetensorsIndex(JSON.stringify({ metadata: {}, weight_map: { "a.weight": "model-00001-of-00002.safetensors" } }), "index.json");
   assert.equal([...map], [["a.weight", "model-00001-of-00002.safetensors"]]);
-  assert.throws(() => readSafetensorsIndex("{}", "index.json"), (e: unknown) => e instanceof FormatError && /index\.json: has no weight_map object/.test((e as Error).message));
-  assert.throws(() => readSafetensorsIndex(JSON.stringify({ weight_map: { a: "../../etc/passwd" } }), "index.json"), (e: unknown) => e instanceof FormatError && /weight_map\.a is not a file name in the same folder/.test((e as Error).message));
+  throwsTyped(() => readSafetensorsIndex("{}", "index.json"), FormatError, /index\.json: has no weight_map object/);
+  throwsTyped(
+    () => readSafetensorsIndex(JSON.stringify({ weight_map: { a: "../../etc/passwd" } }), "index.json"),
+    FormatError,
+    /weight_map\.a is not a file name in the same folder/,
+  );
 });
 
 test.run();

@@ -13,12 +13,13 @@ import { shifted } from "../model/session.ts";
 import { synthesizeBitNet } from "../tools/synth.ts";
 import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { dataPath, modelOf, withData } from "./helpers.ts";
+import { dataPath, modelOf, rejects, throwsTyped, withData } from "./helpers.ts";
 
 const test = suite("session");
 const FILES = ["models/bitllama-1M.bin", "models/tok512.bin"];
 let cached: BitNetModel | undefined;
 const bitllama = async () => (cached ??= await loadBitNet(dataPath(FILES[0]), { tokenizer: dataPath(FILES[1]) }));
+test.after(() => cached?.dispose());
 
 /** Every piece and the return value of a streamed generation. */
 async function run(gen: AsyncGenerator<GeneratedToken, GenerationResult>, onPiece?: (p: GeneratedToken) => void) {
@@ -41,10 +42,10 @@ withData(test, "three prompts at once on one model (two sessions and a one-shot 
   const model = await bitllama();
   const prompts = ["Once upon a time", "The little dog", "Tom and Lily went"];
   const options = (i: number) => ({ temperature: 0.9, topP: 0.95, seed: 11 + i, maxTokens: 40 });
-  const alone = [];
+  const alone: number[][] = [];
   for (const [i, p] of prompts.entries()) alone.push((await model.complete(p, options(i))).tokens);
   const order: number[] = [];
-  const [a, b] = [model.createSession(), model.createSession()];
+  using a = model.createSession(), b = model.createSession();
   const together = await Promise.all([
     run(a.generate(prompts[0], options(0)), () => order.push(0)),
     run(b.generate(prompts[1], options(1)), () => order.push(1)),
@@ -52,13 +53,11 @@ withData(test, "three prompts at once on one model (two sessions and a one-shot 
   ]);
   together.forEach(({ result }, i) => assert.equal(result.tokens, alone[i], `prompt ${i}`));
   assert.ok(order.slice(0, 6).includes(1) && order.slice(0, 6).includes(2), "the three streams interleave token by token");
-  a.dispose();
-  b.dispose();
 });
 
 withData(test, "two calls on one session run in turn, the second continuing the first", FILES, async () => {
   const model = await bitllama();
-  const session = model.createSession();
+  using session = model.createSession();
   const events: string[] = [];
   const [first, second] = await Promise.all([
     run(session.generate("Once upon a time", { temperature: 0, maxTokens: 12 }), () => events.push("a")),
@@ -69,12 +68,11 @@ withData(test, "two calls on one session run in turn, the second continuing the 
   const before = session.tokens.slice(0, session.tokens.length - second.result.tokens.length);
   assert.equal((await model.complete(before, { temperature: 0, maxTokens: 12 })).tokens, second.result.tokens);
   assert.is(second.result.usage.cachedTokens, first.result.usage.promptTokens + first.result.tokens.length - 1, "all but the last sampled token were cached");
-  session.dispose();
 });
 
 withData(test, "a second turn prefills only its new tokens and equals a fresh run on the whole text", FILES, async () => {
   const model = await bitllama();
-  const session = model.createSession();
+  using session = model.createSession();
   const one = (await run(session.generate("Once upon a time", { temperature: 0, maxTokens: 30 }))).result;
   const two = (await run(session.generate(" Then the sun came out.", { temperature: 0, maxTokens: 30 }))).result;
   const added = model.tokenizer!.encode(" Then the sun came out.", { bos: false }).length;
@@ -83,7 +81,6 @@ withData(test, "a second turn prefills only its new tokens and equals a fresh ru
   const whole = session.tokens.slice(0, two.usage.promptTokens);
   const fresh = await model.complete(whole, { temperature: 0, maxTokens: 30 });
   assert.equal([fresh.tokens, fresh.text, fresh.usage.cachedTokens], [two.tokens, two.text, 0]);
-  session.dispose();
 });
 
 test("chat sessions remember the conversation and reuse the cached prefix", async () => {
@@ -91,8 +88,8 @@ test("chat sessions remember the conversation and reuse the cached prefix", asyn
   const llama3 = BpeTokenizer.fromJson(readFileSync(new URL("tokenizer.json", MODELS), "utf8"), readFileSync(new URL("tokenizer_config.json", MODELS), "utf8"));
   const kx = await loadKernels({ simd: "strict" });
   const { checkpoint } = await synthesizeBitNet({ dim: 128, hiddenDim: 128, nLayers: 2, nHeads: 1, nKvHeads: 1, vocabSize: 128256, seqLen: 256 }, { seed: 5 });
-  const model = await modelOf(kx, checkpoint, {}, llama3);
-  const session = model.createSession({ system: "You are terse." });
+  using model = await modelOf(kx, checkpoint, {}, llama3);
+  using session = model.createSession({ system: "You are terse." });
   const first = await run(session.chatStream("Hi!", { temperature: 0, maxTokens: 8 }));
   const second = await run(session.chatStream("Tell me more.", { temperature: 0, maxTokens: 8 }));
   assert.equal(session.messages.map((m) => m.role), ["system", "user", "assistant", "user", "assistant"]);
@@ -101,7 +98,6 @@ test("chat sessions remember the conversation and reuse the cached prefix", asyn
   // The reply equals a one-shot chat over the whole conversation.
   const again = await model.complete(session.messages.slice(0, 4) as never, { temperature: 0, maxTokens: 8 });
   assert.equal(again.tokens, second.result.tokens);
-  session.dispose();
 });
 
 withData(test, "generation gives the event loop a turn between tokens: a 5 ms interval fires once per token", FILES, async () => {
@@ -142,11 +138,10 @@ withData(test, "finish reasons and usage: length, stop token, context", FILES, a
   // Greedy bitllama-1M ends its first story with EOS well within its context.
   const story = await model.complete("", { temperature: 0 });
   assert.is(story.finishReason, "stop");
-  const small = model.createSession({ contextLength: 24 });
+  using small = model.createSession({ contextLength: 24 });
   const full = await run(small.generate("Once upon a time", { temperature: 0 }));
   assert.is(full.result.finishReason, "context");
   assert.is(full.result.usage.promptTokens + full.result.tokens.length, 24);
-  small.dispose();
 });
 
 withData(test, "stop strings end generation across token boundaries and are not in the output", FILES, async () => {
@@ -194,7 +189,7 @@ test("stop strings: the streamed output equals a naive cut of the whole text, fo
 withData(test, "contextShift keeps generating past the context and equals a fresh run on the kept tokens", FILES, async () => {
   const model = await bitllama();
   const L = 32, keep = 1;
-  const session = model.createSession({ contextLength: L });
+  using session = model.createSession({ contextLength: L });
   const { result } = await run(session.generate("Once upon a time", { temperature: 0, maxTokens: 40, contextShift: { keep } }));
   assert.is(result.tokens.length, 40, "generation went past the 32-token context");
   const prompt = model.tokenizer!.encode("Once upon a time", { bos: true });
@@ -202,11 +197,10 @@ withData(test, "contextShift keeps generating past the context and equals a fres
   const kept = shifted(whole.slice(0, L), keep);
   const after = whole.slice(L, L + 10);
   assert.equal((await model.complete(kept, { temperature: 0, maxTokens: after.length })).tokens, after);
-  session.dispose();
 });
 
 withData(test, "KV memory: allocated per session, freed by dispose and reused; disposed sessions and models are typed errors", FILES, async () => {
-  const model = await loadBitNet(dataPath(FILES[0]), { tokenizer: dataPath(FILES[1]) });
+  using model = await loadBitNet(dataPath(FILES[0]), { tokenizer: dataPath(FILES[1]) });
   const base = model.memoryBytes;
   const a = model.createSession();
   const grown = model.memoryBytes - base;
@@ -217,16 +211,15 @@ withData(test, "KV memory: allocated per session, freed by dispose and reused; d
     await s.prompt("Hi", { maxTokens: 2, seed: i });
   }
   assert.ok(model.memoryBytes <= base + grown, `freed caches are reused, not grown past (${model.memoryBytes} > ${base + grown})`);
-  assert.throws(() => a.generate("x"), (e: unknown) => e instanceof BitNetError && /session was disposed/.test((e as Error).message));
+  throwsTyped(() => a.generate("x"), BitNetError, /session was disposed/);
   const b = model.createSession();
   model.dispose();
-  assert.throws(() => b.generate("x"), (e: unknown) => e instanceof BitNetError && /model was disposed/.test((e as Error).message));
+  throwsTyped(() => b.generate("x"), BitNetError, /model was disposed/);
 });
 
 withData(test, "strict options: unknown keys name the nearest known one, wrong types say so", FILES, async () => {
   const model = await bitllama();
-  const fails = (fn: () => unknown, pattern: RegExp) =>
-    assert.throws(fn, (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), String(pattern));
+  const fails = (fn: () => unknown, pattern: RegExp) => throwsTyped(fn, OptionError, pattern);
   fails(() => model.generate("Hi", { max_new_tokens: 5 } as never), /option max_new_tokens: is not an option of generate \(did you mean maxTokens\?\)/);
   fails(() => model.generate("Hi", { repetition_penalty: 1.3 } as never), /did you mean repetitionPenalty\?/);
   fails(() => model.createSession({ cotextLength: 10 } as never), /option cotextLength: .*did you mean contextLength\?/);
@@ -238,22 +231,15 @@ withData(test, "strict options: unknown keys name the nearest known one, wrong t
   fails(() => model.generate("Hi", { stop: "" }), /option stop: an empty stop string/);
   fails(() => model.createSession({ contextLength: 1 }), /option contextLength: expected an integer in 2\.\.512/);
   fails(() => model.createSession({ contextLength: 513 }), /option contextLength/);
-  await model.complete("Hi", { contextShift: { keep: 511 } }).then(() => assert.unreachable("keep past the context"), (e) => assert.match(String(e), /option contextShift: keep 511 leaves nothing to drop in a 512-token context/));
-  await model.perplexity([1, 2, 3], { signal: "no" } as never).then(() => assert.unreachable("a string signal"), (e) => assert.match(String(e), /option signal: expected an AbortSignal/));
-  await loadBitNet(dataPath(FILES[0]), { threads: "2" } as never).then(() => assert.unreachable("threads as a string"), (e) => assert.match(String(e), /option threads: expected a number, got the string "2"/));
-  await loadBitNet(dataPath(FILES[0]), { cotextLength: 10 } as never).then(() => assert.unreachable("a misspelt option"), (e) => assert.match(String(e), /did you mean contextLength\?/));
+  await rejects(model.complete("Hi", { contextShift: { keep: 511 } }), OptionError, /option contextShift: keep 511 leaves nothing to drop in a 512-token context/);
+  await rejects(model.perplexity([1, 2, 3], { signal: "no" } as never), OptionError, /option signal: expected an AbortSignal/);
+  await rejects(loadBitNet(dataPath(FILES[0]), { threads: "2" } as never), OptionError, /option threads: expected a number, got the string "2"/);
+  await rejects(loadBitNet(dataPath(FILES[0]), { cotextLength: 10 } as never), OptionError, /did you mean contextLength\?/);
 });
 
 withData(test, "token ids are checked at every entry point before they reach a kernel", FILES, async () => {
   const model = await bitllama();
-  const bad = async (fn: () => unknown, pattern: RegExp) => {
-    try {
-      await fn();
-      assert.unreachable(String(pattern));
-    } catch (e) {
-      assert.ok(e instanceof OptionError && pattern.test((e as Error).message), `${e} should match ${pattern}`);
-    }
-  };
+  const bad = (fn: () => unknown, pattern: RegExp) => rejects(fn, OptionError, pattern);
   await bad(() => model.perplexity([1, 5, 70000]), /token id 70000 at index 2 is not an integer within the vocabulary 0\.\.511/);
   await bad(() => model.perplexity([1, 5, 1.5]), /token id 1\.5 at index 2/);
   await bad(() => model.step(600, 0), /token id 600/);

@@ -15,7 +15,11 @@ test("variant lists split on ';' when there is one, else on commas except inside
   assert.equal(splitVariants("b1.58; a4.8,kv=3 ;kv=8"), ["b1.58", "a4.8,kv=3", "kv=8"]);
 });
 
-withData(test, "a sweep on bitllama-1M measures every variant once; a rerun with the results on record loads nothing", ["models/bitllama-1M.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], async (_, __, text) => {
+withData(test, "a sweep on bitllama-1M measures every variant once; a rerun with the results on record loads nothing", [
+  "models/bitllama-1M.bin",
+  "models/tok512.bin",
+  "text/tinystories-valid-32k.txt",
+], async (_, __, text) => {
   const sample = new TextDecoder().decode(text).slice(0, 3000);
   const base = { model: dataPath("models/bitllama-1M.bin"), text: sample, textName: "tinystories-3000", ctx: 128, decodeTokens: 8, simd: "strict" as const };
   const recorded: SweepResult[] = [];

@@ -7,7 +7,8 @@ import { BitNetError, OptionError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
 import { type KernelExports, type Kernels, loadKernels } from "../runtime/kernels.ts";
 import { PARALLEL_KERNELS } from "../runtime/threads.ts";
-import { dataPath, LEVELS, rng, withData } from "./helpers.ts";
+import { asPtr, type Ptr } from "../runtime/ptr.ts";
+import { dataPath, rng, RUNNABLE_LEVELS, throwsTyped, withData } from "./helpers.ts";
 
 const test = suite("threads");
 
@@ -15,10 +16,10 @@ const test = suite("threads");
 // (read later: inside `together` the products run when it returns).
 type Case = (kx: Kernels, next: () => number) => () => Float32Array;
 
-function bytes(kx: Kernels, n: number, next: () => number, lo: number, hi: number): number {
+function bytes(kx: Kernels, n: number, next: () => number, lo: number, hi: number): Ptr {
   return kx.put(Int8Array.from({ length: n }, () => lo + Math.floor(next() * (hi - lo + 1))));
 }
-function floats(kx: Kernels, n: number, next: () => number): number {
+function floats(kx: Kernels, n: number, next: () => number): Ptr {
   return kx.put(Float32Array.from({ length: n }, () => next() * 2 - 1));
 }
 
@@ -59,7 +60,7 @@ const CASES: Record<(typeof PARALLEL_KERNELS)[number], (tokens: number) => Case>
   gemmHalf: (t) => (kx, next) => {
     const w = kx.put(Uint16Array.from({ length: ROWS * COLS }, () => kx.k.f32ToF16(next() * 2 - 1)));
     const y = kx.allocF32(t * ROWS), x = kx.allocF32(t * COLS);
-    kx.k.gemmHalf(w, ROWS, COLS, x, t, y, false, kx.k.prepareHalfInput(floats(kx, t * COLS, next), COLS, t, x, false));
+    kx.k.gemmHalf(w, ROWS, COLS, x, t, y, false, kx.k.prepareHalfInput(floats(kx, t * COLS, next), COLS, t, x, false) !== 0);
     return () => kx.f32(y, t * ROWS).slice();
   },
   gemmI8: (t) => (kx, next) => {
@@ -70,7 +71,7 @@ const CASES: Record<(typeof PARALLEL_KERNELS)[number], (tokens: number) => Case>
 };
 
 test("every parallel kernel, split over 2 and 3 threads, equals one thread bit for bit (1 and 5 tokens)", async () => {
-  for (const level of LEVELS) {
+  for (const level of RUNNABLE_LEVELS) {
     const one = await loadKernels({ simd: level });
     for (const threads of [2, 3]) {
       const many = await loadKernels({ simd: level, threads });
@@ -99,8 +100,8 @@ test("a trap in any chunk is raised as a BitNetError once every chunk is done, n
     const rows = 512, cols = 256, packed = kx.allocBytes(kx.k.ternaryPackedBytes(rows, cols)), y = kx.allocF32(2 * rows);
     const sums = kx.allocBytes(8), scales = kx.put(Float32Array.of(1, 1));
     // Token 0's activations are the last bytes of memory: token 1's chunk reads past the end.
-    const x = kx.memory.buffer.byteLength - cols;
-    assert.throws(() => kx.k.ternaryGemm(packed, rows, cols, x, sums, scales, 2, 1, y), (e: unknown) => e instanceof BitNetError && /kernel ternaryGemm trapped/.test((e as Error).message));
+    const x = asPtr(kx.memory.buffer.byteLength - cols);
+    throwsTyped(() => kx.k.ternaryGemm(packed, rows, cols, x, sums, scales, 2, 1, y), BitNetError, /kernel ternaryGemm trapped/);
     // The pool still works afterwards.
     kx.k.ternaryGemm(packed, rows, cols, kx.allocBytes(2 * cols), sums, scales, 2, 1, y);
   } finally {
@@ -128,11 +129,23 @@ test("products run together (nested, and past the 128 chunks a job holds) equal 
 
     const rows = 512, cols = 256, packed = many.allocBytes(many.k.ternaryPackedBytes(rows, cols)), y = many.allocF32(rows);
     const sums = many.allocBytes(4), scales = many.put(Float32Array.of(1)), x = many.allocBytes(cols);
-    const gemv = (at: number) => many.k.ternaryGemm(packed, rows, cols, at, sums, scales, 1, 1, y);
-    const past = many.memory.buffer.byteLength - 16; // reads past the end of memory
-    assert.throws(() => many.together(() => { gemv(x); gemv(past); }), (e: unknown) => e instanceof BitNetError && /kernel ternaryGemm trapped/.test((e as Error).message));
+    const gemv = (at: Ptr) => many.k.ternaryGemm(packed, rows, cols, at, sums, scales, 1, 1, y);
+    const past = asPtr(many.memory.buffer.byteLength - 16); // reads past the end of memory
+    throwsTyped(
+      () =>
+        many.together(() => {
+          gemv(x);
+          gemv(past);
+        }),
+      BitNetError,
+      /kernel ternaryGemm trapped/,
+    );
     // A throw in the body drops what it collected (the trapping product never runs).
-    assert.throws(() => many.together(() => { gemv(past); throw new Error("stop"); }), /^stop$/);
+    assert.throws(() =>
+      many.together(() => {
+        gemv(past);
+        throw new Error("stop");
+      }), /^stop$/);
     assert.equal(products(many, (body) => many.together(body)), want, "the pool still works");
   } finally {
     many.dispose();
@@ -143,8 +156,11 @@ test("with a precompiled module (what Cloudflare Workers pass) the kernels fall 
   const { readFileSync } = await import("node:fs");
   const { kernelUrl } = await import("../runtime/kernels.ts");
   const kx = await loadKernels({ simd: "strict", threads: 4, wasmModule: await WebAssembly.compile(readFileSync(kernelUrl("strict"))) });
-  assert.is(kx.threads, 1);
-  kx.dispose();
+  try {
+    assert.is(kx.threads, 1);
+  } finally {
+    kx.dispose();
+  }
 });
 
 test("thread counts must be integers from 1 to 64", async () => {
@@ -157,12 +173,14 @@ test("thread counts must be integers from 1 to 64", async () => {
 const FILES = ["models/bitllama-3M.bin", "models/stories260K.bin", "models/tok512.bin"];
 withData(test, "models give identical logits on 1, 2 and 3 threads (ternary, fp32, grouped and 1-bit variants, int8 head)", FILES, async () => {
   const tokens = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298];
-  for (const [file, options] of [
-    ["models/bitllama-3M.bin", {}],
-    ["models/bitllama-3M.bin", { variant: "a4.8,weights=absmean:group:64", lmHead: "int8" }],
-    ["models/bitllama-3M.bin", { variant: "weights=sign:channel" }],
-    ["models/stories260K.bin", {}],
-  ] as const) {
+  for (
+    const [file, options] of [
+      ["models/bitllama-3M.bin", {}],
+      ["models/bitllama-3M.bin", { variant: "a4.8,weights=absmean:group:64", lmHead: "int8" }],
+      ["models/bitllama-3M.bin", { variant: "weights=sign:channel" }],
+      ["models/stories260K.bin", {}],
+    ] as const
+  ) {
     const outputs: number[][] = [];
     for (const threads of [1, 2, 3]) {
       const model = await loadBitNet(dataPath(file), { simd: "strict", threads, ...options });

@@ -9,7 +9,8 @@ import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse
 import { BitLinear } from "../quant/bitlinear.ts";
 import { parseVariant, PRESETS } from "../quant/variants.ts";
 import { loadKernels } from "../runtime/kernels.ts";
-import { dataPath, LEVELS, maxRelativeError, rng, withData } from "./helpers.ts";
+import { offset, type Ptr } from "../runtime/ptr.ts";
+import { dataPath, LEVELS, levelTools, maxRelativeError, needs, rng, RUNNABLE_LEVELS, testKernels, throwsTyped, withData } from "./helpers.ts";
 
 const test = suite("variants");
 
@@ -36,8 +37,8 @@ function topKReference(x: Float32Array, zero: number): number[] {
 }
 
 for (const level of LEVELS) {
-  test(`int4 absmean quantizer (${level} build) equals the reference: random rows, all zeros, one huge outlier, width 1`, async () => {
-    const kx = await loadKernels({ simd: level });
+  needs(test, `int4 absmean quantizer (${level} build) equals the reference: random rows, all zeros, one huge outlier, width 1`, { tools: levelTools(level) }, async () => {
+    const kx = await testKernels(level);
     const next = rng(5);
     const rows = [
       Float32Array.from({ length: 100 }, () => next() * 4 - 2),
@@ -60,7 +61,7 @@ for (const level of LEVELS) {
     }
     const quantizer = new ActivationQuantizer(kx, 2, 8, { format: "int4", sparsity: 0 });
     const bad = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 1, NaN, 3, 4, 5, 6, 7, 8);
-    assert.throws(() => quantizer.quantize(kx.put(bad), 8, 2, false), (e: unknown) => e instanceof NonFiniteError && /1 of 2 rows/.test((e as Error).message));
+    throwsTyped(() => quantizer.quantize(kx.put(bad), 8, 2, false), NonFiniteError, /1 of 2 rows/);
   });
 }
 
@@ -69,7 +70,13 @@ test("top-K keeps exactly n - floor(S n) entries per row, zeroing equal magnitud
   const next = rng(9);
   const ties = Float32Array.of(0.5, -0.5, 0.25, 0.5, -0.25, 1, 0.5, -2, 0.25, 0);
   const cases: [Float32Array, number][] = [
-    [ties, 0], [ties, 1], [ties, 3], [ties, 4], [ties, 5], [ties, 9], [ties, 10],
+    [ties, 0],
+    [ties, 1],
+    [ties, 3],
+    [ties, 4],
+    [ties, 5],
+    [ties, 9],
+    [ties, 10],
     [Float32Array.from({ length: 6912 }, () => next() * 2 - 1), Math.floor(0.5 * 6912)],
     [Float32Array.from({ length: 300 }, () => Math.round(next() * 6) - 3), 150], // many ties
     [Float32Array.of(3), 0],
@@ -94,7 +101,7 @@ function hadamardMatrix(b: number): number[][] {
 }
 
 test("the block Walsh-Hadamard transform equals multiplication by the explicit matrix; H H^T = I; W' (H x) = W x", async () => {
-  const kx = await loadKernels({ simd: "strict" });
+  const kx = await testKernels("strict");
   const next = rng(33);
   for (const [n, block] of [[16, 16], [64, 8], [96, 32], [256, 256], [6912, 256]]) {
     const x = Float32Array.from({ length: n }, () => next() * 2 - 1), H = hadamardMatrix(block);
@@ -133,7 +140,7 @@ test("the block Walsh-Hadamard transform equals multiplication by the explicit m
 });
 
 test("quantized KV cache: codes and scales equal a scalar reference; attention over codes equals attention over their values", async () => {
-  const kx = await loadKernels({ simd: "strict" });
+  const kx = await testKernels("strict");
   const next = rng(44);
   const heads = 4, kvHeads = 2, hs = 16, positions = 9, kvDim = kvHeads * hs;
   const keys = Float32Array.from({ length: positions * kvDim }, () => next() * 4 - 2), values = Float32Array.from({ length: positions * kvDim }, () => next() * 4 - 2);
@@ -156,7 +163,18 @@ test("quantized KV cache: codes and scales equal a scalar reference; attention o
     const out = kx.allocF32(2 * heads * hs), outScalar = kx.allocF32(2 * heads * hs), ref = kx.allocF32(2 * heads * hs), scores = kx.allocF32(positions);
     kx.k.attentionCodes(out, q, kc, ks, vc, vs, scores, heads, kvHeads, hs, 2, positions - 2);
     kx.k.attentionCodesScalar(outScalar, q, kc, ks, vc, vs, scores, heads, kvHeads, hs, 2, positions - 2);
-    kx.k.attention(ref, q, kx.put(deq(kx.i8(kc, positions * kvDim), kx.f32(ks, positions * kvHeads))), kx.put(deq(kx.i8(vc, positions * kvDim), kx.f32(vs, positions * kvHeads))), scores, heads, kvHeads, hs, 2, positions - 2);
+    kx.k.attention(
+      ref,
+      q,
+      kx.put(deq(kx.i8(kc, positions * kvDim), kx.f32(ks, positions * kvHeads))),
+      kx.put(deq(kx.i8(vc, positions * kvDim), kx.f32(vs, positions * kvHeads))),
+      scores,
+      heads,
+      kvHeads,
+      hs,
+      2,
+      positions - 2,
+    );
     assert.equal(kx.f32(out, 2 * heads * hs), kx.f32(outScalar, 2 * heads * hs));
     assert.ok(maxRelativeError(kx.f32(out, 2 * heads * hs), kx.f32(ref, 2 * heads * hs)) < 1e-5, `bits ${bits}`);
     kx.arena.release(mark);
@@ -164,8 +182,8 @@ test("quantized KV cache: codes and scales equal a scalar reference; attention o
 });
 
 test("1-bit sign weights: Sign(W - mean W) and beta = mean|W|; the 1-bit kernel equals the integer reference and reads half the ternary bytes", async () => {
-  for (const level of LEVELS) {
-    const kx = await loadKernels({ simd: level });
+  for (const level of RUNNABLE_LEVELS) {
+    const kx = await testKernels(level);
     const next = rng(55);
     const w = Float32Array.from({ length: 64 }, () => next() * 2 - 1.2), mean = w.reduce((a, v) => a + v, 0) / w.length;
     const mark = kx.arena.mark(), b = kx.allocBytes(64);
@@ -223,8 +241,8 @@ test("per-group weight scales: each group quantized on its own equals the per-te
 });
 
 test("per-group GEMM (ternary and 1-bit): SIMD = scalar twin (bit for bit) = integer reference, group by group in order", async () => {
-  for (const level of LEVELS) {
-    const kx = await loadKernels({ simd: level });
+  for (const level of RUNNABLE_LEVELS) {
+    const kx = await testKernels(level);
     const next = rng(67);
     for (const [rows, cols, groupCols, tokens] of [[5, 96, 32, 3], [8, 64, 64, 1], [13, 100, 100, 2], [40, 256, 128, 5], [3, 7, 7, 2], [9, 192, 32, 1]]) {
       const pad = Math.ceil(cols / 64) * 64, groups = cols / groupCols;
@@ -246,7 +264,10 @@ test("per-group GEMM (ternary and 1-bit): SIMD = scalar twin (bit for bit) = int
         const what = `${level} ${weights} ${rows}x${cols} groups of ${groupCols}`;
         assert.equal(kx.f32(y, tokens * rows), kx.f32(ys, tokens * rows), what);
         for (let t = 0; t < tokens; t++) {
-          assert.equal(Array.from(kx.i32(sums + t * groups * 4, groups)), Array.from({ length: groups }, (_, g) => X.subarray(t * pad + g * groupCols, t * pad + (g + 1) * groupCols).reduce((a, v) => a + v, 0)));
+          assert.equal(
+            Array.from(kx.i32(offset(sums, t * groups * 4), groups)),
+            Array.from({ length: groups }, (_, g) => X.subarray(t * pad + g * groupCols, t * pad + (g + 1) * groupCols).reduce((a, v) => a + v, 0)),
+          );
           for (let r = 0; r < rows; r++) {
             let out = 0;
             for (let g = 0; g < groups; g++) {
@@ -265,8 +286,8 @@ test("per-group GEMM (ternary and 1-bit): SIMD = scalar twin (bit for bit) = int
 });
 
 test("sparse ternary GEMV over the kept columns equals the integer reference (and the scalar twin)", async () => {
-  for (const level of LEVELS) {
-    const kx = await loadKernels({ simd: level });
+  for (const level of RUNNABLE_LEVELS) {
+    const kx = await testKernels(level);
     const next = rng(77);
     for (const [rows, cols, keep] of [[64, 64, 0.5], [100, 300, 0.25], [7, 40, 1], [130, 600, 0.75], [64, 1000, 1]]) {
       const W = Int8Array.from({ length: rows * cols }, () => Math.floor(next() * 3) - 1);
@@ -295,7 +316,7 @@ test("the sparse-kernel BitLinear gives the dense one's outputs bit for bit, tok
   const next = rng(88), rows = 70, cols = 256, tokens = 3;
   const W = Int8Array.from({ length: rows * cols }, () => Math.floor(next() * 3) - 1);
   const quantizer = new ActivationQuantizer(kx, tokens, cols, { format: "int8", sparsity: 0.8 });
-  const decode = async (p: number) => (kx.write(p, W), 0.37);
+  const decode = (p: Ptr) => Promise.resolve((kx.write(p, W), 0.37));
   const dense = await BitLinear.fromInt8(kx, quantizer, rows, cols, false, "dense", decode);
   const sparse = await SparseTernaryLinear.fromInt8(kx, quantizer, rows, cols, false, "sparse", decode);
   const x = kx.put(Float32Array.from({ length: tokens * cols }, () => next() * 2 - 1));
@@ -314,34 +335,45 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("a4.8,kv=3"), { ...parseVariant("a4.8"), kvBits: 3 });
   assert.equal([parseVariant("weights=sign:channel").weights, parseVariant("weights=sign:channel").weightScales], ["sign", "channel"]);
   assert.is(parseVariant("weights=median:group:128").weightScales, 128);
-  for (const bad of ["weights=absmean:group:48", "weights=absmean:group:0", "weights=absmean:group", "weights=absmean:group:x", "weights=absmean:row", "weights=absmean:channel:32"]) {
+  for (
+    const bad of ["weights=absmean:group:48", "weights=absmean:group:0", "weights=absmean:group", "weights=absmean:group:x", "weights=absmean:row", "weights=absmean:channel:32"]
+  ) {
     assert.throws(() => parseVariant(bad), (e: unknown) => e instanceof OptionError && /per tensor, per channel or per group of G columns/.test((e as Error).message), bad);
   }
   assert.is(parseVariant("reloaded").weights, "median");
   assert.is(parseVariant("weights=median,all=int4").weights, "median");
   assert.equal(parseVariant("a4.8"), {
-    qkv: { format: "int4", sparsity: 0 }, o: { format: "int8", sparsity: 0.5 }, gateUp: { format: "int4", sparsity: 0 }, down: { format: "int8", sparsity: 0 },
+    qkv: { format: "int4", sparsity: 0 },
+    o: { format: "int8", sparsity: 0.5 },
+    gateUp: { format: "int4", sparsity: 0 },
+    down: { format: "int8", sparsity: 0 },
   });
   assert.equal(parseVariant("q-sparse:0.25").down, { format: "int8", sparsity: 0.25 });
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").o, { format: "int8", sparsity: 0.5 });
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").qkv, { format: "int4", sparsity: 0 });
-  for (const [spec, pattern] of [
-    ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, v2-a8, v2-a4, reloaded, q-sparse/],
-    ["q-sparse:1", /q-sparse:S: S must be in \[0, 1\), got 1/],
-    ["q-sparse:-0.1", /S must be in \[0, 1\)/],
-    ["q-sparse:x", /S must be in \[0, 1\), got NaN/],
-    ["b1.58:3", /preset b1\.58 takes no parameter/],
-    ["qkv=int3", /"int3" is not an activation spec/],
-    ["attn=int4", /unknown site "attn"/],
-    ["weights=xnor", /weights="xnor": expected absmean or median or sign/],
-    ["a4.8,kv=2", /kv=2: the KV cache takes 8, 4 or 3 bits/],
-    ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
-  ] as [string, RegExp][]) {
+  for (
+    const [spec, pattern] of [
+      ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, a4\.8, v2-a8, v2-a4, reloaded, q-sparse/],
+      ["q-sparse:1", /q-sparse:S: S must be in \[0, 1\), got 1/],
+      ["q-sparse:-0.1", /S must be in \[0, 1\)/],
+      ["q-sparse:x", /S must be in \[0, 1\), got NaN/],
+      ["b1.58:3", /preset b1\.58 takes no parameter/],
+      ["qkv=int3", /"int3" is not an activation spec/],
+      ["attn=int4", /unknown site "attn"/],
+      ["weights=xnor", /weights="xnor": expected absmean or median or sign/],
+      ["a4.8,kv=2", /kv=2: the KV cache takes 8, 4 or 3 bits/],
+      ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
+    ] as [string, RegExp][]
+  ) {
     assert.throws(() => parseVariant(spec), (e: unknown) => e instanceof OptionError && pattern.test((e as Error).message), spec);
   }
 });
 
-withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; every preset gives a finite perplexity", ["models/bitllama-3M.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], async (_, __, text) => {
+withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; every preset gives a finite perplexity", [
+  "models/bitllama-3M.bin",
+  "models/tok512.bin",
+  "text/tinystories-valid-32k.txt",
+], async (_, __, text) => {
   const path = dataPath("models/bitllama-3M.bin");
   const tokens = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298];
   const base = await loadBitNet(path, { simd: "strict" });
@@ -349,20 +381,38 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
   assert.equal(b158.logits(tokens), base.logits(tokens));
   const sample = new TextDecoder().decode(text).slice(0, 6000);
   const baseline = (await base.perplexity(sample, { ctx: 256 })).perplexity;
-  for (const variant of ["a4.8", "q-sparse:0.5", "q-sparse:0.25", "all=int4", "v2-a8", "v2-a4", "reloaded", "kv=8", "a4.8,kv=3", "weights=sign", "weights=absmean:channel", "weights=absmean:group:64", "weights=sign:group:128", "q-sparse:0.8"]) {
+  for (
+    const variant of [
+      "a4.8",
+      "q-sparse:0.5",
+      "q-sparse:0.25",
+      "all=int4",
+      "v2-a8",
+      "v2-a4",
+      "reloaded",
+      "kv=8",
+      "a4.8,kv=3",
+      "weights=sign",
+      "weights=absmean:channel",
+      "weights=absmean:group:64",
+      "weights=sign:group:128",
+      "q-sparse:0.8",
+    ]
+  ) {
     const model = await loadBitNet(path, { simd: "strict", variant });
     const { perplexity } = await model.perplexity(sample, { ctx: 256 });
     assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
     if (variant !== "reloaded") assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
     if (!variant.startsWith("weights=") && variant !== "q-sparse:0.8") assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
   }
-  if (LEVELS.includes("relaxed")) {
+  if (RUNNABLE_LEVELS.includes("relaxed")) {
     // The strict build takes the sparse kernel at S = 0.8, the relaxed one the dense kernel: same logits.
     const strict = await loadBitNet(path, { simd: "strict", variant: "q-sparse:0.8" }), relaxed = await loadBitNet(path, { simd: "relaxed", variant: "q-sparse:0.8" });
     assert.equal(strict.logits(tokens), relaxed.logits(tokens));
   }
   // Per-channel scales are groups as wide as the rows: the same result either way.
-  const channel = await loadBitNet(path, { simd: "strict", variant: "weights=median:channel" }), wide = await loadBitNet(path, { simd: "strict", variant: "weights=median:group:256" });
+  const channel = await loadBitNet(path, { simd: "strict", variant: "weights=median:channel" }),
+    wide = await loadBitNet(path, { simd: "strict", variant: "weights=median:group:256" });
   assert.equal(channel.logits(tokens), wide.logits(tokens));
   const g = await loadBitNet(path, { simd: "strict", variant: "weights=absmean:group:96" }).then(() => null, (e) => e);
   assert.ok(g instanceof OptionError && /bitllama-3M\.bin: wq\[0\]: weight groups of 96 columns do not divide its width 256/.test(g.message), String(g));
@@ -373,7 +423,11 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
   assert.not.equal(reweighted.logits(tokens), base.logits(tokens));
 });
 
-withData(test, "on stories260K (fp32): a named variant ternarizes the weights post-training (absmean; median for reloaded)", ["models/stories260K.bin", "models/tok512.bin", "text/tinystories-valid-32k.txt"], async (_, __, text) => {
+withData(test, "on stories260K (fp32): a named variant ternarizes the weights post-training (absmean; median for reloaded)", [
+  "models/stories260K.bin",
+  "models/tok512.bin",
+  "text/tinystories-valid-32k.txt",
+], async (_, __, text) => {
   const path = dataPath("models/stories260K.bin"), sample = new TextDecoder().decode(text).slice(0, 6000);
   const fp32 = (await (await loadBitNet(path, { simd: "strict" })).perplexity(sample, { ctx: 256 })).perplexity;
   const results: number[] = [];

@@ -1,25 +1,71 @@
 // The Cloudflare Worker example in workerd (the Workers runtime, from npm): bundled with
 // esbuild, the kernels imported as a compiled WebAssembly module, bitllama-1M and its
 // tokenizer as data modules; the streamed response is the greedy text Node generates.
+// The bundle resolves `bitnet-wasm` as an installed package under the "workerd" condition,
+// which picks the web entry (dist/web.js): no node: import to mark external, none in the bundle.
 // Runs in the Node pass only (it builds and starts workerd from Node).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import process from "node:process";
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadBitNet } from "../model/load.ts";
-import { CI, dataPath, withData } from "./helpers.ts";
+import { dataPath, needs, onlyUnder } from "./helpers.ts";
 
 const test = suite("worker");
 const root = fileURLToPath(new URL("../", import.meta.url));
-const isNode = typeof (globalThis as { Deno?: unknown }).Deno === "undefined" && !(globalThis as { Bun?: unknown }).Bun;
 // workerd is not a project dependency (npm ci would need every platform's binary package in
 // the lock file): .ci/run installs it into .tools/workerd.
 const WORKERD = process.env.WORKERD ?? join(root, ".tools/workerd/node_modules/.bin/workerd");
+const WORKERD_TOOL = { tool: WORKERD, available: existsSync(WORKERD), reason: "npm install --prefix .tools/workerd workerd (.ci/run does), or set WORKERD" };
+
+/**
+ * Bundles examples/worker/worker.js into `dir`/worker.mjs as wrangler would: `bitnet-wasm` is
+ * this package installed in `dir`/node_modules (a link to the project) and resolved through
+ * its package.json exports under the "workerd" and "worker" conditions; only the three files
+ * the Worker imports are external. Returns the bundle's text.
+ */
+async function bundleWorker(dir: string): Promise<string> {
+  mkdirSync(join(dir, "node_modules"), { recursive: true });
+  symlinkSync(root, join(dir, "node_modules/bitnet-wasm"), "dir");
+  const esbuild = await import("esbuild");
+  const result = await esbuild.build({
+    entryPoints: [join(root, "examples/worker/worker.js")],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    outfile: join(dir, "worker.mjs"),
+    external: ["./kernels.wasm", "./model.bin", "./tokenizer.bin"],
+    nodePaths: [join(dir, "node_modules")],
+    conditions: ["workerd", "worker"],
+    mainFields: ["module", "main"],
+    logLevel: "error",
+    metafile: true,
+  });
+  const inputs = Object.keys(result.metafile!.inputs);
+  assert.ok(inputs.some((i) => /(^|\/)dist\/web\.js$/.test(i)), `bitnet-wasm resolved to dist/web.js: ${inputs.filter((i) => !i.includes("node_modules/@")).join(", ")}`);
+  assert.not.ok(inputs.some((i) => /(^|\/)dist\/(mod|runtime\/node)\.js$/.test(i)), "the main entry or the node adapter is in the bundle");
+  return readFileSync(join(dir, "worker.mjs"), "utf8");
+}
+
+/** The node: modules a bundle imports (static, dynamic or required). */
+const nodeImports = (code: string) => [...code.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)["'](node:[^"']+)["']/g)].map((m) => m[1]);
+
+const DIST_WEB = { tool: "dist/web.js", available: existsSync(join(root, "dist/web.js")), reason: "dist/ is not built: npm run build" };
+
+const BUNDLE = "the Worker bundle resolves bitnet-wasm to the web entry by the workerd condition, with no node: import and no externals for it";
+needs(test, BUNDLE, { tools: [onlyUnder("node"), DIST_WEB] }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bitnet-worker-bundle-"));
+  try {
+    assert.equal(nodeImports(await bundleWorker(dir)), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -30,20 +76,13 @@ function freePort(): Promise<number> {
   });
 }
 
-if (isNode) {
-  withData(test, "examples/worker in workerd streams the Node greedy text of bitllama-1M", ["models/bitllama-1M.bin", "models/tok512.bin"], async () => {
-    if (!existsSync(WORKERD)) {
-      if (CI) assert.unreachable(`${WORKERD} is missing (.ci/run installs workerd there)`);
-      console.log(`  (skipped: no ${WORKERD}; npm install --prefix .tools/workerd workerd, or set WORKERD)`);
-      return;
-    }
+needs(
+  test,
+  "examples/worker in workerd streams the Node greedy text of bitllama-1M",
+  { tools: [onlyUnder("node"), WORKERD_TOOL, DIST_WEB], files: ["models/bitllama-1M.bin", "models/tok512.bin"] },
+  async () => {
     const dir = mkdtempSync(join(tmpdir(), "bitnet-worker-"));
-    const esbuild = await import("esbuild");
-    await esbuild.build({
-      entryPoints: [join(root, "examples/worker/worker.js")], bundle: true, format: "esm", platform: "neutral", outfile: join(dir, "worker.mjs"),
-      external: ["./kernels.wasm", "./model.bin", "./tokenizer.bin", "node:*"], alias: { "bitnet-wasm": join(root, "dist/mod.js") },
-      mainFields: ["module", "main"], logLevel: "error",
-    });
+    await bundleWorker(dir);
     copyFileSync(join(root, "build/kernels-simd.wasm"), join(dir, "kernels.wasm"));
     copyFileSync(dataPath("models/bitllama-1M.bin"), join(dir, "model.bin"));
     copyFileSync(dataPath("models/tok512.bin"), join(dir, "tokenizer.bin"));
@@ -69,15 +108,18 @@ if (isNode) {
       }
       const m = await loadBitNet(dataPath("models/bitllama-1M.bin"));
       let want = prompt;
-      for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
-      m.dispose();
+      try {
+        for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
+      } finally {
+        m.dispose();
+      }
       assert.is(got, want, stderr);
       assert.ok(chunks > 1, `${chunks} chunk(s)`);
     } finally {
       workerd.kill();
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-}
+  },
+);
 
 test.run();

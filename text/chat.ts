@@ -20,6 +20,9 @@ export function renderChat(tokenizer: Tokenizer & { tokenText?: (id: number) => 
   }
   const text = (id: number) => tokenizer.tokenText?.(id) ?? "";
   return new Template(tokenizer.chatTemplate).render({
-    messages, add_generation_prompt: true, bos_token: text(tokenizer.bos), eos_token: text(tokenizer.eos),
+    messages,
+    add_generation_prompt: true,
+    bos_token: text(tokenizer.bos),
+    eos_token: text(tokenizer.eos),
   });
 }

@@ -53,12 +53,24 @@ const isNonNegativeInteger = (v: unknown) => Number.isInteger(v) && (v as number
 
 /** The keys generate options may have, and what each accepts. */
 export const GENERATE_OPTIONS: OptionRules = {
-  maxTokens: "number", temperature: "number", topK: "number", topP: "number", seed: "number", minP: "number",
-  repetitionPenalty: "number", frequencyPenalty: "number", presencePenalty: "number", penaltyLastN: "number", cooperative: "boolean",
+  maxTokens: "number",
+  temperature: "number",
+  topK: "number",
+  topP: "number",
+  seed: "number",
+  minP: "number",
+  repetitionPenalty: "number",
+  frequencyPenalty: "number",
+  presencePenalty: "number",
+  penaltyLastN: "number",
+  cooperative: "boolean",
   signal: ABORT_SIGNAL,
   stop: { test: (v) => typeof v === "string" || (Array.isArray(v) && v.every((s) => typeof s === "string")), expected: "a string or an array of strings" },
   contextShift: {
-    test: (v) => typeof v === "boolean" || (typeof v === "object" && v !== null && Object.keys(v).every((k) => k === "keep") && ((v as { keep?: unknown }).keep === undefined || isNonNegativeInteger((v as { keep: unknown }).keep))),
+    test: (v) =>
+      typeof v === "boolean" ||
+      (typeof v === "object" && v !== null && Object.keys(v).every((k) => k === "keep") &&
+        ((v as { keep?: unknown }).keep === undefined || isNonNegativeInteger((v as { keep: unknown }).keep))),
     expected: "a boolean or { keep: integer >= 0 }",
   },
 };

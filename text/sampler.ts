@@ -54,7 +54,15 @@ export class Xorshift64Star {
 /** Checks each sampling option's range and fills in the defaults. */
 export function checkSamplingOptions(o: SamplingOptions): Required<SamplingOptions> {
   const {
-    temperature = 1, topK = 0, topP = 0.9, seed = Date.now(), minP = 0, repetitionPenalty = 1, frequencyPenalty = 0, presencePenalty = 0, penaltyLastN = 64,
+    temperature = 1,
+    topK = 0,
+    topP = 0.9,
+    seed = Date.now(),
+    minP = 0,
+    repetitionPenalty = 1,
+    frequencyPenalty = 0,
+    presencePenalty = 0,
+    penaltyLastN = 64,
   } = o;
   const check = (name: string, value: unknown, ok: (v: number) => boolean, expected: string) => {
     if (typeof value !== "number" || !ok(value)) throw new OptionError(name, `expected ${expected}, got ${describe(value)}`);
@@ -72,7 +80,11 @@ export function checkSamplingOptions(o: SamplingOptions): Required<SamplingOptio
 }
 
 /** The penalties' effect on logits, in place: each token seen in `recent` is penalised once, by its count. */
-export function applyPenalties(logits: Float32Array, recent: ArrayLike<number>, o: Pick<Required<SamplingOptions>, "repetitionPenalty" | "frequencyPenalty" | "presencePenalty">): void {
+export function applyPenalties(
+  logits: Float32Array,
+  recent: ArrayLike<number>,
+  o: Pick<Required<SamplingOptions>, "repetitionPenalty" | "frequencyPenalty" | "presencePenalty">,
+): void {
   const counts = new Map<number, number>();
   for (let i = 0; i < recent.length; i++) counts.set(recent[i], (counts.get(recent[i]) ?? 0) + 1);
   for (const [id, count] of counts) {

@@ -5,9 +5,12 @@
 // one at a time, so a model larger than the JS heap converts through a file sink.
 import { type ByteSink, memorySink } from "../runtime/files.ts";
 import type { Kernels } from "../runtime/kernels.ts";
+import type { Ptr } from "../runtime/ptr.ts";
 import type { Checkpoint, LinearTensor, Span } from "../formats/checkpoint.ts";
 import { OptionError, ShapeError } from "../core/errors.ts";
-import { GgmlType, type GgufEntry, GgufType } from "../formats/gguf.ts";
+import { type GgufEntry, GgufType } from "../formats/gguf.ts";
+import { ARCHITECTURES, namedTensors } from "../formats/architectures.ts";
+import { scaleCount, TENSOR_TYPES, tensorBytes, type TensorType, type TensorTypeName } from "../formats/tensor-types.ts";
 import { type GgufTensorSource, writeGgufTo } from "../formats/gguf-writer.ts";
 import { type SafetensorsSource, writeSafetensorsTo } from "../formats/safetensors.ts";
 import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
@@ -19,18 +22,24 @@ import { decodeTernary, readSpan, widen } from "../quant/weights.ts";
 export const GGUF_TARGETS = ["gguf-f32", "gguf-i2s", "gguf-tq1", "gguf-tq2"] as const;
 /** One of GGUF_TARGETS. */
 export type GgufTarget = (typeof GGUF_TARGETS)[number];
+/** Hugging Face folder forms the converter writes. */
 export const HF_TARGETS = ["hf", "hf-bf16"] as const;
-/** Hugging Face forms the converter writes: packed weights or bf16 masters. */
+/** One of HF_TARGETS: packed weights or bf16 masters. */
 export type HfTarget = (typeof HF_TARGETS)[number];
 
-const TERNARY_TYPES = {
-  "gguf-i2s": { type: GgmlType.I2_S, rowMultiple: 128, bytes: (k: Kernels, n: number) => k.k.i2sBytes(n), encode: (k: Kernels) => k.k.encodeI2S },
-  "gguf-tq1": { type: GgmlType.TQ1_0, rowMultiple: 256, bytes: (_: Kernels, n: number) => (n / 256) * 54, encode: (k: Kernels) => k.k.encodeTQ1 },
-  "gguf-tq2": { type: GgmlType.TQ2_0, rowMultiple: 256, bytes: (_: Kernels, n: number) => (n / 256) * 66, encode: (k: Kernels) => k.k.encodeTQ2 },
-};
+/** The tensor type each GGUF target stores its linear layers in. */
+const TARGET_TYPES = { "gguf-f32": "F32", "gguf-i2s": "I2_S", "gguf-tq1": "TQ1_0", "gguf-tq2": "TQ2_0" } as const satisfies Record<GgufTarget, TensorTypeName>;
+
+/** `count` int8 codes at `int8` with one scale, encoded into `type` in kernel memory; returns the bytes. */
+function encodeTernary(kernels: Kernels, type: TensorType, int8: Ptr, count: number, scale: number): Uint8Array {
+  const size = tensorBytes(type, count)!, out = kernels.allocBytes(size);
+  const scales = kernels.put(new Float32Array(scaleCount(type, count)).fill(scale));
+  kernels.k[type.ternary!.encode](int8, count, scales, out);
+  return kernels.u8(out, size).slice();
+}
 
 /** Runs `use` on a tensor's int8 codes and scale in kernel memory, freeing them afterwards. */
-async function withTernary<T>(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, target: string, use: (int8: number, scale: number) => T): Promise<T> {
+async function withTernary<T>(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, target: string, use: (int8: Ptr, scale: number) => T): Promise<T> {
   if (t.encoding === "f32") throw new OptionError("to", `${t.name} is fp32; ${target} stores ternary weights (ternarize the model first; gguf-f32 keeps it as it is)`);
   const mark = kernels.arena.mark();
   try {
@@ -54,13 +63,11 @@ async function floatBytes(kernels: Kernels, ckpt: Checkpoint, span: Span, asF32:
   }
 }
 
-/** The GGUF architecture name a checkpoint is written under. */
+/** The GGUF architecture name a checkpoint is written under (formats/architectures.ts). */
 function ggufArch(ckpt: Checkpoint, target: GgufTarget): string {
-  const arch = ckpt.config.arch;
-  if (arch !== "bitnet-b1.58") return arch;
-  if (target === "gguf-f32") throw new OptionError("to", "bitnet-b1.58 models are ternary: write gguf-i2s, gguf-tq1 or gguf-tq2");
-  // I2_S is bitnet.cpp's type, read under its "bitnet-b1.58"; TQ1_0 / TQ2_0 are llama.cpp's, read under "bitnet".
-  return target === "gguf-i2s" ? "bitnet-b1.58" : "bitnet";
+  const arch = ckpt.config.arch, names = ARCHITECTURES[arch].gguf;
+  if (!ARCHITECTURES[arch].floatLinears && target === "gguf-f32") throw new OptionError("to", `${arch} models are ternary: write gguf-i2s, gguf-tq1 or gguf-tq2`);
+  return target === "gguf-i2s" ? names[names.length - 1] : names[0];
 }
 
 /** The tokenizers whose vocabulary GGUF can carry: SentencePiece ("llama") and byte-level BPE ("gpt2"). */
@@ -105,49 +112,28 @@ export async function writeCheckpointGguf(kernels: Kernels, ckpt: Checkpoint, to
   if (!(GGUF_TARGETS as readonly string[]).includes(target)) {
     throw new OptionError("to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(target)}`);
   }
-  const c = ckpt.config, arch = ggufArch(ckpt, target);
-  const GGML_FLOAT = { f16: GgmlType.F16, bf16: GgmlType.BF16 };
-  // Tables keep their stored precision; norms are written as F32, as llama.cpp expects.
-  const table = (name: string, dims: number[], span: Span): GgufTensorSource => ({
-    name, dims, type: span.dtype ? GGML_FLOAT[span.dtype] : GgmlType.F32, data: () => floatBytes(kernels, ckpt, span, false),
-  });
-  const norm = (name: string, dims: number[], span: Span): GgufTensorSource => ({ name, dims, type: GgmlType.F32, data: () => floatBytes(kernels, ckpt, span, true) });
-
+  const c = ckpt.config, arch = ggufArch(ckpt, target), type: TensorType = TENSOR_TYPES[TARGET_TYPES[target]];
+  const ggml = (span: Span) => TENSOR_TYPES[span.dtype === "f16" ? "F16" : span.dtype === "bf16" ? "BF16" : "F32"].ggml;
   const linear = (name: string, t: LinearTensor): GgufTensorSource => {
     const dims = [t.cols, t.rows];
     if (target === "gguf-f32") {
       if (t.encoding !== "f32") throw new OptionError("to", `${name} is ternary; gguf-f32 takes fp32 models (convert ternary models to gguf-i2s, gguf-tq1 or gguf-tq2)`);
-      return norm(name, dims, t.data);
+      return { name, dims, type: type.ggml!, data: () => floatBytes(kernels, ckpt, t.data, true) };
     }
     if (t.encoding === "f32") throw new OptionError("to", `${name} is fp32; ${target} stores ternary weights (ternarize the model first; gguf-f32 keeps it as it is)`);
-    const spec = TERNARY_TYPES[target];
-    if (t.cols % spec.rowMultiple !== 0) {
-      throw new ShapeError(`${name}: rows of ${t.cols} values; ${target} needs a multiple of ${spec.rowMultiple} (llama.cpp's block size)`);
+    if (t.cols % type.blockValues !== 0) {
+      throw new ShapeError(`${name}: rows of ${t.cols} values; ${target} needs a multiple of ${type.blockValues} (llama.cpp's block size)`);
     }
-    const count = t.rows * t.cols, size = spec.bytes(kernels, count);
-    return {
-      name, dims, type: spec.type,
-      data: () => withTernary(kernels, ckpt, t, target, (int8, scale) => {
-        const out = kernels.allocBytes(size);
-        spec.encode(kernels)(int8, count, scale, out);
-        return kernels.u8(out, size).slice();
-      }),
-    };
+    return { name, dims, type: type.ggml!, data: () => withTernary(kernels, ckpt, t, target, (int8, scale) => encodeTernary(kernels, type, int8, t.rows * t.cols, scale)) };
   };
-
-  const tensors: GgufTensorSource[] = [table("token_embd.weight", [c.dim, c.vocabSize], ckpt.embedding), norm("output_norm.weight", [c.dim], ckpt.finalNorm)];
-  if (ckpt.classifier) tensors.push(table("output.weight", [c.dim, c.vocabSize], ckpt.classifier));
-  ckpt.layers.forEach((l, i) => {
-    const b = `blk.${i}.`;
-    if (l.attnNorm) tensors.push(norm(`${b}attn_norm.weight`, [c.dim], l.attnNorm));
-    tensors.push(linear(`${b}attn_q.weight`, l.q), linear(`${b}attn_k.weight`, l.k), linear(`${b}attn_v.weight`, l.v));
-    if (l.attnSubNorm) tensors.push(norm(`${b}attn_sub_norm.weight`, [c.dim], l.attnSubNorm));
-    tensors.push(linear(`${b}attn_output.weight`, l.o));
-    if (l.ffnNorm) tensors.push(norm(`${b}ffn_norm.weight`, [c.dim], l.ffnNorm));
-    tensors.push(linear(`${b}ffn_gate.weight`, l.gate), linear(`${b}ffn_up.weight`, l.up));
-    if (l.ffnSubNorm) tensors.push(norm(`${b}ffn_sub_norm.weight`, [c.hiddenDim], l.ffnSubNorm));
-    tensors.push(linear(`${b}ffn_down.weight`, l.down));
-  });
+  // Tables keep their stored precision; norms are written as F32, as llama.cpp expects. GGUF dims run innermost first.
+  const tensors: GgufTensorSource[] = [...namedTensors(ckpt, "gguf")].map((n) =>
+    n.kind === "linear"
+      ? linear(n.name, n.tensor)
+      : n.kind === "table"
+      ? { name: n.name, dims: [...n.shape].reverse(), type: ggml(n.span), data: () => floatBytes(kernels, ckpt, n.span, false) }
+      : { name: n.name, dims: [...n.shape].reverse(), type: TENSOR_TYPES.F32.ggml, data: () => floatBytes(kernels, ckpt, n.span, true) }
+  );
 
   const u32 = (value: number): GgufEntry => ({ type: GgufType.UINT32, value });
   const metadata: [string, GgufEntry][] = [
@@ -208,11 +194,12 @@ export async function checkpointToGguf(kernels: Kernels, ckpt: Checkpoint, token
 export async function writeCheckpointHf(kernels: Kernels, ckpt: Checkpoint, target: HfTarget, sink: ByteSink): Promise<string> {
   const c = ckpt.config;
   if (!(HF_TARGETS as readonly string[]).includes(target)) throw new OptionError("to", `expected one of ${HF_TARGETS.join(", ")}, got ${JSON.stringify(target)}`);
-  if (c.arch !== "bitnet-b1.58") throw new OptionError("to", `the Hugging Face BitNet layout holds the bitnet-b1.58 architecture, not ${c.arch}`);
+  if (!(ARCHITECTURES[c.arch].formats as readonly string[]).includes("hf")) {
+    throw new OptionError("to", `the Hugging Face BitNet layout holds the bitnet-b1.58 architecture, not ${c.arch}`);
+  }
   const masters = target === "hf-bf16";
   const tensors: SafetensorsSource[] = [];
-  const float = (name: string, shape: number[], span: Span | undefined) => {
-    if (!span) throw new ShapeError(`${name} is missing from the checkpoint`);
+  const float = (name: string, shape: number[], span: Span) => {
     const dtype = span.dtype === "f16" ? "F16" : span.dtype === "bf16" ? "BF16" : "F32";
     tensors.push({ name, dtype, shape, data: () => floatBytes(kernels, ckpt, span, false) });
   };
@@ -220,52 +207,45 @@ export async function writeCheckpointHf(kernels: Kernels, ckpt: Checkpoint, targ
     const count = t.rows * t.cols;
     if (masters) {
       tensors.push({
-        name: `${name}.weight`, dtype: "BF16", shape: [t.rows, t.cols],
-        data: () => withTernary(kernels, ckpt, t, target, (int8, scale) => {
-          const nonZero = kernels.k.countNonZeroI8(int8, count), out = kernels.allocBytes(count * 2);
-          kernels.k.int8ToBF16(int8, count, nonZero > 0 ? (scale * count) / nonZero : scale, out);
-          return kernels.u8(out, count * 2).slice();
-        }),
+        name,
+        dtype: "BF16",
+        shape: [t.rows, t.cols],
+        data: () =>
+          withTernary(kernels, ckpt, t, target, (int8, scale) => {
+            const nonZero = kernels.k.countNonZeroI8(int8, count), out = kernels.allocBytes(count * 2);
+            kernels.k.int8ToBF16(int8, count, nonZero > 0 ? (scale * count) / nonZero : scale, out);
+            return kernels.u8(out, count * 2).slice();
+          }),
       });
       return;
     }
     if (t.rows % 4 !== 0) throw new ShapeError(`${t.name}: ${t.rows} output rows do not pack 4 to a byte`);
     let scale = NaN; // known once the weights are decoded; weight_scale is written right after them
     tensors.push({
-      name: `${name}.weight`, dtype: "U8", shape: [t.rows / 4, t.cols],
-      data: () => withTernary(kernels, ckpt, t, target, (int8, s) => {
-        scale = s;
-        const out = kernels.allocBytes(count / 4);
-        kernels.k.encodeHfPacked(int8, t.rows, t.cols, out);
-        return kernels.u8(out, count / 4).slice();
-      }),
+      name,
+      dtype: "U8",
+      shape: [t.rows / 4, t.cols],
+      data: () => withTernary(kernels, ckpt, t, target, (int8, s) => encodeTernary(kernels, TENSOR_TYPES.HF_PACKED, int8, count, scale = s)),
     });
-    tensors.push({ name: `${name}.weight_scale`, dtype: "F32", shape: [1], data: () => new Uint8Array(Float32Array.of(1 / scale).buffer) });
+    tensors.push({ name: `${name}_scale`, dtype: "F32", shape: [1], data: () => new Uint8Array(Float32Array.of(1 / scale).buffer) });
   };
-  float("model.embed_tokens.weight", [c.vocabSize, c.dim], ckpt.embedding);
-  ckpt.layers.forEach((l, i) => {
-    const p = `model.layers.${i}.`;
-    float(`${p}input_layernorm.weight`, [c.dim], l.attnNorm);
-    linear(`${p}self_attn.q_proj`, l.q);
-    linear(`${p}self_attn.k_proj`, l.k);
-    linear(`${p}self_attn.v_proj`, l.v);
-    linear(`${p}self_attn.o_proj`, l.o);
-    float(`${p}self_attn.attn_sub_norm.weight`, [c.dim], l.attnSubNorm);
-    float(`${p}post_attention_layernorm.weight`, [c.dim], l.ffnNorm);
-    linear(`${p}mlp.gate_proj`, l.gate);
-    linear(`${p}mlp.up_proj`, l.up);
-    linear(`${p}mlp.down_proj`, l.down);
-    float(`${p}mlp.ffn_sub_norm.weight`, [c.hiddenDim], l.ffnSubNorm);
-  });
-  float("model.norm.weight", [c.dim], ckpt.finalNorm);
-  if (ckpt.classifier) float("lm_head.weight", [c.vocabSize, c.dim], ckpt.classifier);
+  for (const n of namedTensors(ckpt, "hf")) n.kind === "linear" ? linear(n.name, n.tensor) : float(n.name, n.shape, n.span);
   await writeSafetensorsTo(sink, tensors);
   const config = {
-    architectures: ["BitNetForCausalLM"], model_type: "bitnet", hidden_act: c.activation,
-    hidden_size: c.dim, intermediate_size: c.hiddenDim, num_hidden_layers: c.nLayers,
-    num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, vocab_size: c.vocabSize,
-    max_position_embeddings: c.seqLen, rms_norm_eps: c.normEps, rope_theta: c.ropeTheta,
-    tie_word_embeddings: !ckpt.classifier, torch_dtype: "bfloat16",
+    architectures: ["BitNetForCausalLM"],
+    model_type: "bitnet",
+    hidden_act: c.activation,
+    hidden_size: c.dim,
+    intermediate_size: c.hiddenDim,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    vocab_size: c.vocabSize,
+    max_position_embeddings: c.seqLen,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    tie_word_embeddings: !ckpt.classifier,
+    torch_dtype: "bfloat16",
     ...(masters ? {} : { quantization_config: { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" } }),
   };
   return JSON.stringify(config, null, 2);

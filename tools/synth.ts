@@ -12,12 +12,20 @@
 import type { RandomAccessFile } from "../runtime/files.ts";
 import { type Kernels, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../formats/checkpoint.ts";
+import { type LayerRole, layerRoles, LINEAR_ROLES, roleShape, TENSOR_NAMES } from "../formats/architectures.ts";
+import { scaleCount, TENSOR_TYPES, tensorBytes } from "../formats/tensor-types.ts";
 import { makeConfig, type ModelConfig } from "../formats/config.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
 
 /** BitNet b1.58 2B4T's hyperparameters (Hugging Face config.json of microsoft/bitnet-b1.58-2B-4T). */
 export const BITNET_2B4T_SHAPE = {
-  dim: 2560, hiddenDim: 6912, nLayers: 30, nHeads: 20, nKvHeads: 5, vocabSize: 128256, seqLen: 4096,
+  dim: 2560,
+  hiddenDim: 6912,
+  nLayers: 30,
+  nHeads: 20,
+  nKvHeads: 5,
+  vocabSize: 128256,
+  seqLen: 4096,
 } as const;
 
 /** Sizes of a synthesized BitNet model (the fields of BITNET_2B4T_SHAPE). */
@@ -39,7 +47,7 @@ export const SYNTH_ARCHITECTURES = ["bitnet-b1.58", "llama"] as const;
 export type SynthArch = (typeof SYNTH_ARCHITECTURES)[number];
 
 /** The seven projections of a block. */
-export type LinearName = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
+export type LinearName = (typeof LINEAR_ROLES)[number];
 
 /** The plain parameters behind a synthetic checkpoint (for reference implementations). */
 export interface SynthWeights {
@@ -49,7 +57,10 @@ export interface SynthWeights {
   finalNorm: Float32Array;
   /** Each block's tensors as plain arrays. */
   layers: {
-    attnNorm: Float32Array; ffnNorm: Float32Array; attnSubNorm?: Float32Array; ffnSubNorm?: Float32Array;
+    attnNorm: Float32Array;
+    ffnNorm: Float32Array;
+    attnSubNorm?: Float32Array;
+    ffnSubNorm?: Float32Array;
     linears: Record<LinearName, { rows: number; cols: number; w: Int8Array; scale: number }>;
   }[];
 }
@@ -88,8 +99,10 @@ function embeddingBits(seed: number, index: number, n: number, dtype: "f32" | "f
   const out = dtype === "f32" ? new Uint32Array(n) : new Uint16Array(n);
   for (let i = 0; i < n; i++) {
     const r = next(), sign = r >>> 31, e = ((r >>> 7) & 7) % 5, m = r & 127;
-    out[i] = dtype === "f32" ? ((sign << 31) | ((126 - e) << 23) | (m << 16)) >>> 0
-      : dtype === "f16" ? (sign << 15) | ((14 - e) << 10) | (m << 3)
+    out[i] = dtype === "f32"
+      ? ((sign << 31) | ((126 - e) << 23) | (m << 16)) >>> 0
+      : dtype === "f16"
+      ? (sign << 15) | ((14 - e) << 10) | (m << 3)
       : (sign << 15) | ((126 - e) << 7) | m;
   }
   return new Uint8Array(out.buffer);
@@ -102,7 +115,8 @@ function generatedFile(name: string, tensors: { span: Span; make: () => Uint8Arr
   const size = tensors.length ? tensors[tensors.length - 1].span.offset + tensors[tensors.length - 1].span.length : 0;
   let cached: { index: number; bytes: Uint8Array } | null = null;
   return {
-    name, size,
+    name,
+    size,
     async read(offset, length, into) {
       let lo = 0, hi = tensors.length - 1;
       while (lo < hi) {
@@ -132,14 +146,13 @@ export interface SynthModel {
 }
 
 /** A BitNet b1.58 model with random ternary weights of the given shape, as a checkpoint over a generated virtual file (written tensor by tensor, never held whole) and the same weights as arrays. */
+// deno-lint-ignore require-await -- async so that bad options reject, as every loader does
 export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding = "f16", arch = "bitnet-b1.58" }: SynthOptions = {}): Promise<SynthModel> {
   const file = `synthetic ${arch} (seed ${seed})`;
   if (!["f32", "f16", "bf16"].includes(embedding)) throw new OptionError("embedding", `expected f32, f16 or bf16, got ${JSON.stringify(embedding)}`);
   if (!SYNTH_ARCHITECTURES.includes(arch)) throw new OptionError("arch", `expected ${SYNTH_ARCHITECTURES.join(" or ")}, got ${JSON.stringify(arch)}`);
-  const bitnet = arch === "bitnet-b1.58";
-  const config: ModelConfig = makeConfig(file, {
-    arch, ...shape, normEps: 1e-5, ropeTheta: 500000, rope: bitnet ? "neox" : "interleaved", activation: bitnet ? "relu2" : "silu",
-  }, (_, d) => new OptionError("shape", d));
+  // 2B4T's RoPE base for either architecture (llama's default would be 10000).
+  const config: ModelConfig = makeConfig(file, { arch, ...shape, ropeTheta: 500000 }, (_, d) => new OptionError("shape", d));
   const { dim, hiddenDim, kvDim, vocabSize, nLayers } = config;
   for (const [what, n] of [["dim", dim], ["hiddenDim", hiddenDim], ["kv dim", kvDim]] as const) {
     if (n % 128 !== 0) throw new OptionError("shape", `${what} ${n} must be a multiple of 128 (I2_S blocks)`);
@@ -157,35 +170,39 @@ export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding 
     const index = tensors.length;
     return place(n * 4, () => new Uint8Array(normValues(seed, index, n).buffer));
   };
+  const I2_S = TENSOR_TYPES.I2_S;
   const ternary = (name: string, rows: number, cols: number): LinearTensor => {
-    const index = tensors.length, count = rows * cols;
+    const index = tensors.length, count = rows * cols, bytes = tensorBytes(I2_S, count)!;
     const make = async () => {
       encoder ??= await loadKernels({ simd: "strict" });
       const { w, scale } = ternaryValues(seed, index, count);
       const k = encoder, mark = k.arena.mark();
       try {
-        const out = k.allocBytes(k.k.i2sBytes(count));
-        k.k.encodeI2S(k.put(w), count, scale, out);
-        return k.u8(out, k.k.i2sBytes(count)).slice();
+        const out = k.allocBytes(bytes);
+        k.k[I2_S.ternary.encode](k.put(w), count, k.put(new Float32Array(scaleCount(I2_S, count)).fill(scale)), out);
+        return k.u8(out, bytes).slice();
       } finally {
         k.arena.release(mark);
       }
     };
-    return { name, encoding: "i2s", rows, cols, data: place(count / 4 + 32, make) };
+    return { name, encoding: "I2_S", rows, cols, data: place(bytes, make) };
   };
 
-  const embeddingSpan = place(vocabSize * dim * (embedding === "f32" ? 4 : 2), () => embeddingBits(seed, 0, vocabSize * dim, embedding), embedding === "f32" ? undefined : embedding);
+  const embeddingSpan = place(
+    vocabSize * dim * (embedding === "f32" ? 4 : 2),
+    () => embeddingBits(seed, 0, vocabSize * dim, embedding),
+    embedding === "f32" ? undefined : embedding,
+  );
   const finalNorm = norm(dim);
+  // Tensors are generated in the table's order: a tensor's index seeds its values.
   const layers: LayerTensors[] = [];
   for (let l = 0; l < nLayers; l++) {
-    const b = `blk.${l}.`;
-    layers.push({
-      attnNorm: norm(dim), ffnNorm: norm(dim), attnSubNorm: bitnet ? norm(dim) : undefined, ffnSubNorm: bitnet ? norm(hiddenDim) : undefined,
-      q: ternary(`${b}attn_q.weight`, dim, dim), k: ternary(`${b}attn_k.weight`, kvDim, dim),
-      v: ternary(`${b}attn_v.weight`, kvDim, dim), o: ternary(`${b}attn_output.weight`, dim, dim),
-      gate: ternary(`${b}ffn_gate.weight`, hiddenDim, dim), up: ternary(`${b}ffn_up.weight`, hiddenDim, dim),
-      down: ternary(`${b}ffn_down.weight`, dim, hiddenDim),
-    });
+    const layer: Partial<Record<LayerRole, Span | LinearTensor>> = {};
+    for (const role of layerRoles(arch)) {
+      const shape = roleShape(role, config);
+      layer[role] = shape.length === 1 ? norm(shape[0]) : ternary(TENSOR_NAMES.gguf.layer(l, role), shape[0], shape[1]);
+    }
+    layers.push(layer as LayerTensors);
   }
   const checkpoint: Checkpoint = { file, source: generatedFile(file, tensors), config, embedding: embeddingSpan, finalNorm, layers };
 
@@ -195,12 +212,15 @@ export async function synthesizeBitNet(shape: SynthShape, { seed = 1, embedding 
     const bits = embeddingBits(seed, 0, vocabSize * dim, "f16");
     const table = Float32Array.from(new Uint16Array(bits.buffer), f16Value);
     return {
-      embedding: table, finalNorm: values(finalNorm, dim),
+      embedding: table,
+      finalNorm: values(finalNorm, dim),
       layers: layers.map((l) => {
         const linear = (t: LinearTensor) => ({ rows: t.rows, cols: t.cols, ...ternaryValues(seed, indexOf(t.data), t.rows * t.cols) });
         return {
-          attnNorm: values(l.attnNorm!, dim), ffnNorm: values(l.ffnNorm!, dim),
-          attnSubNorm: l.attnSubNorm && values(l.attnSubNorm, dim), ffnSubNorm: l.ffnSubNorm && values(l.ffnSubNorm, hiddenDim),
+          attnNorm: values(l.attnNorm!, dim),
+          ffnNorm: values(l.ffnNorm!, dim),
+          attnSubNorm: l.attnSubNorm && values(l.attnSubNorm, dim),
+          ffnSubNorm: l.ffnSubNorm && values(l.ffnSubNorm, hiddenDim),
           linears: { q: linear(l.q), k: linear(l.k), v: linear(l.v), o: linear(l.o), gate: linear(l.gate), up: linear(l.up), down: linear(l.down) },
         };
       }),

@@ -5,24 +5,24 @@ import { codeOf, decodePlanes16, invalidCount, resetInvalid } from "./ternary-co
 
 export const TQ2_BLOCK_BYTES = 66;
 
-/** Decodes `count` values (a multiple of 256) to int8, each block's d to scales[block] (f32). */
-export function decodeTQ2(src: usize, count: i32, dst: usize, scales: usize): i32 {
+/** Decodes `count` values (a multiple of 256) to int8 codes, each block's d to scales[block] (f32). */
+export function decodeTQ2(src: usize, count: i32, codes: usize, scales: usize): i32 {
   let bad = 0;
   for (let b = 0; b < count >> 8; b++) {
-    const block = src + <usize>b * TQ2_BLOCK_BYTES, out = dst + (<usize>b << 8);
+    const block = src + <usize> b * TQ2_BLOCK_BYTES, out = codes + (<usize> b << 8);
     for (let q = 0; q < 4; q++) bad += decodePlanes16(v128.load(block + (q << 4)), out + ((q >> 1) << 7) + ((q & 1) << 4), false);
-    store<f32>(scales + (<usize>b << 2), f16ToF32(load<u16>(block + 64)));
+    store<f32>(scales + (<usize> b << 2), f16ToF32(load<u16>(block + 64)));
   }
   return bad;
 }
 
-/** Encodes int8 ternary values with one scale, as ggml's reference quantizer writes them
- *  from values in {-scale, 0, scale} (an all-zero block gets d = 0); returns how many
+/** Encodes int8 ternary codes with block b's scale scales[b], as ggml's reference quantizer
+ *  writes them from values in {-d, 0, d} (an all-zero block gets d = 0); returns how many
  *  values were not -1, 0 or 1. */
-export function encodeTQ2(src: usize, count: i32, scale: f32, dst: usize): i32 {
+export function encodeTQ2(codes: usize, count: i32, scales: usize, dst: usize): i32 {
   resetInvalid();
   for (let b = 0; b < count >> 8; b++) {
-    const block = dst + <usize>b * TQ2_BLOCK_BYTES, vals = src + (<usize>b << 8);
+    const block = dst + <usize> b * TQ2_BLOCK_BYTES, vals = codes + (<usize> b << 8);
     let any = false;
     for (let j = 0; j < 64; j++) {
       let byte: u32 = 0;
@@ -33,7 +33,7 @@ export function encodeTQ2(src: usize, count: i32, scale: f32, dst: usize): i32 {
       }
       store<u8>(block + j, byte);
     }
-    store<u16>(block + 64, any ? f32ToF16(scale) : 0);
+    store<u16>(block + 64, any ? f32ToF16(load<f32>(scales + (<usize> b << 2))) : 0);
   }
   return invalidCount();
 }

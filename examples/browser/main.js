@@ -1,4 +1,5 @@
-// The browser example: load a model from a picked file or a URL (with a progress bar),
+// The browser example: load a model from a picked file (a File, read piece by piece: never
+// whole in memory) or a URL (by HTTP ranges), with a progress bar,
 // stream the generated text into the page and show tok/s. Query parameters fill the form
 // (?model=URL&tokenizer=URL&prompt=...&maxTokens=N&threads=N&autorun=1), which is how the
 // test drives it; #output then carries data-done="true" and the status line the speed.
@@ -20,8 +21,8 @@ async function run() {
   output.dataset.done = "false";
   status.textContent = "Loading...";
   try {
-    const m = await loadBitNet(model instanceof File ? new Uint8Array(await model.arrayBuffer()) : model, {
-      tokenizer: tokenizer instanceof File ? new Uint8Array(await tokenizer.arrayBuffer()) : tokenizer,
+    const m = await loadBitNet(model, {
+      tokenizer,
       threads: Number($("threads").value),
       onProgress: ({ phase, loaded, total }) => {
         progress.value = total ? loaded / total : 0;

@@ -12,8 +12,12 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const DATA = resolve(ROOT, "../shared/data");
 const TYPES = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".css": "text/css", ".json": "application/json", ".wasm": "application/wasm",
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".css": "text/css",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
 };
 
 /**
@@ -31,7 +35,7 @@ export function serve(port = 0, mounts = {}) {
     let stat;
     try {
       stat = statSync(file);
-      if (stat.isDirectory()) stat = statSync((file = join(file, "index.html")));
+      if (stat.isDirectory()) stat = statSync(file = join(file, "index.html"));
     } catch {
       return void res.writeHead(404).end("not found");
     }

@@ -9,8 +9,7 @@ import type { BpeVocabulary } from "../../formats/checkpoint.ts";
 export type { BpeVocabulary };
 
 // Llama 3's pre-tokenizer, as its tokenizer.json and llama.cpp's "llama-bpe" define it.
-const LLAMA3_SPLIT =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const LLAMA3_PRE_TOKENIZER = {
   type: "Sequence",
   pretokenizers: [
@@ -41,7 +40,10 @@ export class BpeTokenizer implements Tokenizer {
 
   private constructor(
     json: { model: { vocab: Record<string, number>; merges?: (string | string[])[] }; added_tokens?: { id: number; content: string; special?: boolean }[] },
-    readonly bos: number, readonly eos: number, file: string, readonly chatTemplate?: string,
+    readonly bos: number,
+    readonly eos: number,
+    file: string,
+    readonly chatTemplate?: string,
   ) {
     this.#json = json;
     try {
@@ -96,9 +98,24 @@ export class BpeTokenizer implements Tokenizer {
       } else vocab[token] = id;
     });
     const json = {
-      version: "1.0", added_tokens: added, normalizer: null, pre_tokenizer: pre, post_processor: null,
+      version: "1.0",
+      added_tokens: added,
+      normalizer: null,
+      pre_tokenizer: pre,
+      post_processor: null,
       decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: true, vocab, merges: v.merges },
+      model: {
+        type: "BPE",
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: true,
+        vocab,
+        merges: v.merges,
+      },
     };
     return new BpeTokenizer(json, v.bos, v.eos, file, v.chatTemplate);
   }
@@ -106,8 +123,13 @@ export class BpeTokenizer implements Tokenizer {
   /** The vocabulary as GGUF stores it (inverse of fromGguf). */
   ggufVocabulary(): BpeVocabulary {
     return {
-      tokens: this.#tokens, merges: this.#merges, tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)),
-      bos: this.bos, eos: this.eos, pre: "llama-bpe", chatTemplate: this.chatTemplate,
+      tokens: this.#tokens,
+      merges: this.#merges,
+      tokenTypes: this.#tokens.map((_, id) => (this.#special.has(id) ? 3 : 1)),
+      bos: this.bos,
+      eos: this.eos,
+      pre: "llama-bpe",
+      chatTemplate: this.chatTemplate,
     };
   }
 

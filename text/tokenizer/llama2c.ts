@@ -84,7 +84,10 @@ export class Llama2cTokenizer implements Tokenizer {
       at += len;
     }
     if (at !== bytes.length) {
-      throw new FormatError(file, `has ${bytes.length - at} bytes after ${vocabSize} tokens: its vocabulary is larger than the model's ${vocabSize} (wrong tokenizer for this model?)`);
+      throw new FormatError(
+        file,
+        `has ${bytes.length - at} bytes after ${vocabSize} tokens: its vocabulary is larger than the model's ${vocabSize} (wrong tokenizer for this model?)`,
+      );
     }
     return new Llama2cTokenizer(pieces, scores);
   }
@@ -237,7 +240,7 @@ class PairHeap {
     const last = items.pop();
     if (items.length > 0 && last) {
       items[0] = last;
-      for (let i = 0; ;) {
+      for (let i = 0;;) {
         const l = 2 * i + 1, r = l + 1;
         let best = i;
         if (l < items.length && this.#before(items[l], items[best])) best = l;

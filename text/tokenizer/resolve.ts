@@ -76,7 +76,10 @@ async function fromJsonFile(bytes: Uint8Array, name: string, beside: ((name: str
  * it looked when there is none, unless the option is "none".
  */
 export async function resolveTokenizer(
-  source: ByteSource | null, ckpt: Pick<Checkpoint, "file" | "config" | "vocabulary">, option?: TokenizerOption, { signal }: { signal?: AbortSignal } = {},
+  source: ByteSource | null,
+  ckpt: Pick<Checkpoint, "file" | "config" | "vocabulary">,
+  option?: TokenizerOption,
+  { signal }: { signal?: AbortSignal } = {},
 ): Promise<ResolvedTokenizer> {
   const vocabSize = ckpt.config.vocabSize;
   if (option === "none") return { tokenizer: null, from: "none" };
@@ -93,7 +96,9 @@ export async function resolveTokenizer(
       throw new FormatError(sourceName(given), `no tokenizer in this folder (looked for ${found.looked.join(", ")})`);
     }
     const name = sourceName(given), bytes = await readBytes(given, { signal });
-    const resolved = isJson(bytes) ? await fromJsonFile(bytes, name, await siblingsOf(given), signal) : { tokenizer: Llama2cTokenizer.fromBin(bytes, vocabSize, name), from: name, bin: bytes };
+    const resolved = isJson(bytes)
+      ? await fromJsonFile(bytes, name, await siblingsOf(given), signal)
+      : { tokenizer: Llama2cTokenizer.fromBin(bytes, vocabSize, name), from: name, bin: bytes };
     checkSize(resolved.tokenizer!, ckpt, name);
     return resolved;
   }
@@ -104,7 +109,9 @@ export async function resolveTokenizer(
   }
   const found = source === null ? { looked: [] } : await besideLookup(source, ckpt, signal);
   if ("tokenizer" in found) return found;
-  const places = found.looked.length ? `beside it: ${found.looked.join(", ")}` : `nothing beside it (${source === null ? "no model location" : `${sourceName(source)} has no location`} to look in)`;
+  const places = found.looked.length
+    ? `beside it: ${found.looked.join(", ")}`
+    : `nothing beside it (${source === null ? "no model location" : `${sourceName(source)} has no location`} to look in)`;
   throw new FormatError(
     ckpt.file,
     `no tokenizer found. Looked for: the tokenizer option (not given); the file's own vocabulary (none: only GGUF metadata, tokenizer.ggml.*, carries one); ${places}. ` +
