@@ -169,6 +169,13 @@ export function gemmI8Scalar(w: usize, wScales: usize, rows: i32, cols: i32, x: 
   gemmI8Impl(w, wScales, rows, cols, x, xStride, xScales, tokens, y, false);
 }
 
+/** How many of n f32 values are infinite or NaN (all exponent bits set). */
+export function countNonFiniteF32(src: usize, n: i32): i32 {
+  let bad = 0;
+  for (let i = 0; i < n; i++) if ((load<u32>(src + (<usize> i << 2)) & 0x7f800000) == 0x7f800000) bad++;
+  return bad;
+}
+
 /** How many of n f16 / bf16 values are infinite or NaN (all exponent bits set). */
 export function countNonFiniteHalf(src: usize, n: i32, bf16: bool): i32 {
   const exp: u32 = bf16 ? 0x7f80 : 0x7c00;

@@ -14,7 +14,7 @@ export { decodeTQ1, encodeTQ1 } from "./formats/tq1";
 export { decodeTQ2, encodeTQ2 } from "./formats/tq2";
 export { decodeHfPacked, encodeHfPacked } from "./formats/hf-packed";
 export { convertBF16ToF32, convertF16ToF32, f16ToF32, f32ToF16 } from "./formats/fp16";
-export { countNonFiniteHalf, gemmHalf, gemmI8, prepareHalfInput } from "./head";
+export { countNonFiniteF32, countNonFiniteHalf, gemmHalf, gemmI8, prepareHalfInput } from "./head";
 export { quantizeAbsmaxI8, quantizeAbsmeanI4 } from "./quantize";
 export { sparsifyTopK } from "./sparsify";
 export { nonZeroColumns, packTernaryColumns, ternaryColumnsBytes, ternaryGemvSparse } from "./sparse";

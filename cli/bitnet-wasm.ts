@@ -11,9 +11,9 @@ import { BITNET_2B4T_SHAPE, type SynthArch, synthesizeBitNet } from "../tools/sy
 import { type ResolvedTokenizer, resolveTokenizer } from "../text/tokenizer/resolve.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
-import { appendText, type ByteSink, fileExists, fileSink, isDirectory, openFile, readBytes } from "../runtime/files.ts";
+import { appendText, fileSink, isDirectory, openFile, readBytes, writeThrough } from "../runtime/files.ts";
 import "../runtime/node.ts"; // the Node / Deno / Bun adapter: paths through node:fs, threads through node:worker_threads
-import { runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
+import { readSweepRecord, runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
 import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
 import { nearestName } from "../core/options.ts";
@@ -328,20 +328,17 @@ async function ppl(args: string[]): Promise<void> {
  *  template in the metadata), or a Hugging Face folder (tokenizer.json + tokenizer_config.json, or tokenizer.bin). */
 async function writeTarget(ckpt: Checkpoint, resolved: ResolvedTokenizer | null, to: string, out: string, simd: LoadOptions["simd"]): Promise<void> {
   const kernels = await loadKernels({ simd });
-  let sink: ByteSink;
   if ((HF_TARGETS as readonly string[]).includes(to)) {
     const fs = await import("node:fs/promises");
     await fs.mkdir(out, { recursive: true });
-    sink = await fileSink(`${out}/model.safetensors`);
-    const config = await writeCheckpointHf(kernels, ckpt, to as HfTarget, sink).finally(() => sink.close());
+    const config = await writeThrough(await fileSink(`${out}/model.safetensors`), (sink) => writeCheckpointHf(kernels, ckpt, to as HfTarget, sink));
     await fs.writeFile(`${out}/config.json`, config);
     for (const [name, bytes] of hfTokenizerFiles(resolved)) await fs.writeFile(`${out}/${name}`, bytes);
   } else {
     if (!(GGUF_TARGETS as readonly string[]).includes(to)) {
       throw new OptionError("--to", `expected one of ${[...GGUF_TARGETS, ...HF_TARGETS].join(", ")}, got ${JSON.stringify(to)}`);
     }
-    sink = await fileSink(out);
-    await writeCheckpointGguf(kernels, ckpt, ggufVocabularySource(resolved?.tokenizer ?? null), to as GgufTarget, sink).finally(() => sink.close());
+    await writeThrough(await fileSink(out), (sink) => writeCheckpointGguf(kernels, ckpt, ggufVocabularySource(resolved?.tokenizer ?? null), to as GgufTarget, sink));
   }
   if (!resolved?.tokenizer) console.error(`note: ${out} carries no tokenizer (load it with one, or with tokenizer "none")`);
   console.error(`wrote ${out} (${to}, ${ckpt.config.arch} architecture, ${ckpt.config.nLayers} layers, from ${ckpt.file}); peak RSS ${mib(peakRss())}`);
@@ -444,7 +441,7 @@ async function sweep(args: string[]): Promise<void> {
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0") ?? grid.ctx;
   for (const v of variants) if (v !== "stored") parseVariant(v); // every name checked before the first run
   const prefix = values.out ?? "sweep", jsonl = `${prefix}.jsonl`;
-  const done = (await fileExists(jsonl)) ? new TextDecoder().decode(await readBytes(jsonl)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l)) : [];
+  const done = await readSweepRecord(jsonl); // a last line cut short by a kill is dropped
   const options = modelOptions(values);
   const tty = process.stderr.isTTY;
   let last = 0;

@@ -11,8 +11,8 @@ export class FormatError extends BitNetError {
   /** Error class name. */
   override name = "FormatError";
   /** `file` names the file; `detail` says what was expected. */
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
+  constructor(readonly file: string, detail: string, options?: ErrorOptions) {
+    super(`${file}: ${detail}`, options);
   }
 }
 

@@ -46,6 +46,12 @@ export function checkOptions(options: unknown, rules: OptionRules, what: string)
   }
 }
 
+/** `table[key]` when `key` is the table's own entry: a name read from a file or given by a caller
+ *  ("toString", "__proto__") never reaches Object.prototype. */
+export function own<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return typeof key === "string" && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 /** A short description of a value for messages: `-0.5`, `the string "2"`, `null`, `an array`. */
 export function describe(value: unknown): string {
   if (value === null) return "null";

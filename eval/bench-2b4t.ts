@@ -14,7 +14,7 @@ import { loadBitNet } from "../model/load.ts";
 import { argmax } from "../text/sampler.ts";
 import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
-import { fileSink } from "../runtime/files.ts";
+import { fileSink, writeThrough } from "../runtime/files.ts";
 import { loadKernels, type SimdLevel } from "../runtime/kernels.ts";
 import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
@@ -68,8 +68,7 @@ async function main(): Promise<void> {
     const path = (files[to] = `${dir}/2b4t-${to.slice(5)}.gguf`);
     if (existsSync(path)) continue;
     console.error(`writing ${path} ...`);
-    const sink = await fileSink(path);
-    await writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, to, sink).finally(() => sink.close());
+    await writeThrough(await fileSink(path), async (sink) => writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, to, sink));
   }
   const s = BITNET_2B4T_SHAPE, kvDim = (s.dim / s.nHeads) * s.nKvHeads;
   const ternaryBytes = (s.nLayers * (2 * s.dim * s.dim + 2 * kvDim * s.dim + 3 * s.hiddenDim * s.dim)) / 4;

@@ -12,7 +12,7 @@ import { drain } from "../text/generate.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
-import { fileSink } from "../runtime/files.ts";
+import { fileSink, writeThrough } from "../runtime/files.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
@@ -69,8 +69,10 @@ if (!values["skip-2b4t"]) {
   mkdirSync(dir, { recursive: true });
   if (!existsSync(file)) {
     console.error(`writing ${file} ...`);
-    const sink = await fileSink(file);
-    await writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, "gguf-i2s", sink).finally(() => sink.close());
+    await writeThrough(
+      await fileSink(file),
+      async (sink) => writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, "gguf-i2s", sink),
+    );
   }
   const big = await loadBitNet(file, { tokenizer: "none", threads: THREADS });
   // How many sessions fit beside the weights in 4 GiB of WebAssembly memory.

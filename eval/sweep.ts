@@ -2,8 +2,10 @@
 // README's protocol), evaluation and decode speed, bits per weight and per activation, and
 // the fraction of weights active in each product (top-K skips the rest). Each finished
 // variant is appended to a JSON-lines file, so an interrupted sweep loses nothing and a
-// rerun skips what is done; the results become a Markdown table and an SVG chart.
-import { type ByteSource, sourceName } from "../runtime/files.ts";
+// rerun skips what is done (readSweepRecord reads that file back, repairing a last line cut
+// short by a kill); the results become a Markdown table and an SVG chart.
+import { BitNetError } from "../core/errors.ts";
+import { type ByteSource, fileExists, readBytes, sourceName, writeBytes } from "../runtime/files.ts";
 import type { LoadOptions } from "../model/load.ts";
 import { loadBitNet } from "../model/load.ts";
 import { argmax } from "../text/sampler.ts";
@@ -81,13 +83,20 @@ function siteWeights(model: BitNetModel): Record<Site, number> {
   return { qkv: dim * (dim + 2 * kvDim), o: dim * dim, gateUp: 2 * hiddenDim * dim, down: dim * hiddenDim };
 }
 
-/** Loads the model once per variant and measures each (see SweepResult); finished variants from `done` are skipped. */
+/** What makes a result the same measurement: model, text, window and variant. */
+const resultKey = (r: Pick<SweepResult, "model" | "text" | "ctx" | "variant">) => JSON.stringify([r.model, r.text, r.ctx, r.variant]);
+
+/**
+ * Loads the model once per variant and measures each (see SweepResult); finished variants from
+ * `done` are skipped, and a variant named twice is measured (and reported to onResult) once.
+ */
 export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
   const results: SweepResult[] = [];
   const modelName = sourceName(options.model);
-  const key = (variant: string) => JSON.stringify([modelName, options.textName, options.ctx ?? null, variant]);
-  const done = new Map((options.done ?? []).map((r) => [JSON.stringify([r.model, r.text, r.ctx, r.variant]), r]));
-  for (const [index, variant] of options.variants.entries()) {
+  const key = (variant: string) => resultKey({ model: modelName, text: options.textName, ctx: options.ctx ?? null, variant });
+  const done = new Map((options.done ?? []).map((r) => [resultKey(r), r]));
+  const variants = [...new Set(options.variants)];
+  for (const [index, variant] of variants.entries()) {
     const previous = done.get(key(variant));
     if (previous) {
       results.push(previous);
@@ -100,7 +109,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
     try {
       const ppl = await model.perplexity(options.text, {
         ctx: options.ctx,
-        onProgress: (p) => options.onProgress?.({ variant, index, count: options.variants.length, ...p }),
+        onProgress: (p) => options.onProgress?.({ variant, index, count: variants.length, ...p }),
       });
       // Decode: one token at a time after a one-token prompt, greedy.
       const steps = Math.min(options.decodeTokens ?? 32, model.config.seqLen - 1);
@@ -133,6 +142,47 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
     }
   }
   return results;
+}
+
+const isResult = (v: unknown): v is SweepResult => {
+  const r = v as SweepResult;
+  return typeof r === "object" && r !== null && typeof r.model === "string" && typeof r.text === "string" && typeof r.variant === "string" &&
+    (r.ctx === null || typeof r.ctx === "number") && typeof r.perplexity === "number";
+};
+
+/**
+ * The results on record in a sweep's JSON-lines file (none when it does not exist), for
+ * `done`. Each result is appended as one line ending in a newline, so a run killed while
+ * appending can leave only a last line without its newline: that line is dropped if it is cut
+ * short, kept if whole, and the file is rewritten without it or with its newline, so the next
+ * append starts a line of its own. Any other line that is not a result is a BitNetError naming
+ * the file and line (nothing on record is thrown away). A result recorded twice counts once (the last).
+ */
+export async function readSweepRecord(path: string): Promise<SweepResult[]> {
+  if (!(await fileExists(path))) return [];
+  const text = new TextDecoder().decode(await readBytes(path));
+  const lines = text.split("\n"), tail = lines.pop()!; // "" when the file ends with its newline
+  const parse = (line: string): SweepResult | null => {
+    try {
+      const value: unknown = JSON.parse(line);
+      return isResult(value) ? value : null;
+    } catch {
+      return null;
+    }
+  };
+  const results = new Map<string, SweepResult>();
+  for (const [i, line] of lines.entries()) {
+    if (!line.trim()) continue;
+    const r = parse(line);
+    if (!r) throw new BitNetError(`${path}: line ${i + 1} is not a sweep result (a JSON object with model, text, ctx, variant, perplexity): ${JSON.stringify(line.slice(0, 80))}`);
+    results.set(resultKey(r), r);
+  }
+  if (tail.trim()) {
+    const r = parse(tail); // the last line, without its newline: whole, or cut short by a kill
+    if (r) results.set(resultKey(r), r);
+    await writeBytes(path, new TextEncoder().encode(lines.map((l) => l + "\n").join("") + (r ? tail + "\n" : "")));
+  }
+  return [...results.values()];
 }
 
 /** The results as a Markdown table. */

@@ -1,5 +1,6 @@
 // The shape and recipe of a transformer, whatever file it came from.
 import { ARCHITECTURES, type ArchName } from "./architectures.ts";
+import { describe } from "../core/options.ts";
 
 /** A model's architecture and sizes, as every reader fills it in. */
 export interface ModelConfig {
@@ -47,7 +48,10 @@ export function makeConfig(
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen } = fields;
   const dims = { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen };
   for (const [name, v] of Object.entries(dims)) {
-    if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) throw fail(file, `header field ${name} = ${v}, expected an integer in 1..${1 << 24}`);
+    if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) throw fail(file, `header field ${name} = ${describe(v)}, expected an integer in 1..${1 << 24}`);
+  }
+  for (const [name, v] of Object.entries({ normEps: fields.normEps, ropeTheta: fields.ropeTheta })) {
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw fail(file, `${name} = ${describe(v)}, expected a finite positive number`);
   }
   if (dim % nHeads !== 0) throw fail(file, `dim ${dim} is not a multiple of n_heads ${nHeads}`);
   if (nHeads % nKvHeads !== 0) throw fail(file, `n_heads ${nHeads} is not a multiple of n_kv_heads ${nKvHeads}`);

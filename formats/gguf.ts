@@ -72,6 +72,8 @@ export interface GgufFile {
 }
 
 const MAX_DIMS = 4;
+/** Arrays of arrays deeper than this are refused (ggml's own files nest at most 2). */
+export const MAX_GGUF_NESTING = 8;
 
 /** Thrown when the header runs past the bytes read so far but not past the file. */
 class NeedMoreBytes extends Error {}
@@ -118,7 +120,7 @@ class Reader {
       throw this.fail(`${what} is not valid UTF-8`);
     }
   }
-  value(type: number, what: string): GgufEntry {
+  value(type: number, what: string, depth = 0): GgufEntry {
     const v = this.view;
     const at = (n: number) => {
       this.need(n, what);
@@ -155,11 +157,12 @@ class Reader {
       case GgufType.FLOAT64:
         return { type, value: v.getFloat64(at(8), true) };
       case GgufType.ARRAY: {
+        if (depth >= MAX_GGUF_NESTING) throw this.fail(`${what}: arrays nested more than ${MAX_GGUF_NESTING} deep`);
         const itemType = this.u32(`${what} item type`);
         // Every item takes at least one byte: a count past the file's end is refused here.
         const n = this.count(`${what} item count`, this.size - this.pos - 8);
         const items: GgufValue[] = [];
-        for (let i = 0; i < n; i++) items.push(this.value(itemType, `${what}[${i}]`).value);
+        for (let i = 0; i < n; i++) items.push(this.value(itemType, `${what}[${i}]`, depth + 1).value);
         return { type, itemType, value: items };
       }
       default:

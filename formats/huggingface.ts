@@ -14,6 +14,7 @@ import type { Checkpoint, LinearTensor, Span } from "./checkpoint.ts";
 import { readLayers, TENSOR_NAMES } from "./architectures.ts";
 import { makeConfig } from "./config.ts";
 import { FormatError } from "../core/errors.ts";
+import { describe } from "../core/options.ts";
 import { readSafetensorsFile, type SafetensorsTensor } from "./safetensors.ts";
 
 interface HfConfig {
@@ -46,9 +47,15 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
     throw new FormatError(`${file}/config.json`, `not valid JSON: ${(e as Error).message}`);
   }
   const cfgFail = (detail: string) => new FormatError(`${file}/config.json`, detail);
-  if (!hf.architectures?.includes("BitNetForCausalLM")) throw cfgFail(`architectures ${JSON.stringify(hf.architectures)}, expected ["BitNetForCausalLM"]`);
+  if (typeof hf !== "object" || hf === null || Array.isArray(hf)) throw cfgFail(`is ${JSON.stringify(hf)?.slice(0, 40)}, expected a JSON object`);
+  if (!Array.isArray(hf.architectures) || !hf.architectures.includes("BitNetForCausalLM")) {
+    throw cfgFail(`architectures ${JSON.stringify(hf.architectures)}, expected ["BitNetForCausalLM"]`);
+  }
   const quant = hf.quantization_config, method = quant?.quant_method;
-  if (method !== undefined && method !== "bitnet") throw cfgFail(`quantization_config.quant_method "${method}", expected "bitnet" (packed) or none (master weights)`);
+  if (quant !== undefined && (typeof quant !== "object" || quant === null || Array.isArray(quant))) {
+    throw cfgFail(`quantization_config is ${JSON.stringify(quant)?.slice(0, 40)}, expected an object`);
+  }
+  if (method !== undefined && method !== "bitnet") throw cfgFail(`quantization_config.quant_method is ${describe(method)}, expected "bitnet" (packed) or none (master weights)`);
   // transformers' BitNet quantizer: quantization_mode "online" (AutoBitLinear) quantizes float
   // master weights on the fly; "offline" (the default) reads packed weights.
   const mode = typeof quant?.quantization_mode === "string" ? quant.quantization_mode.trim().toLowerCase() : undefined;
@@ -56,7 +63,7 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
   const configSays = quant === undefined || method === undefined
     ? "no quantization_config"
     : `quantization_config ${JSON.stringify({ quant_method: method, linear_class: quant.linear_class, quantization_mode: quant.quantization_mode })}`;
-  if ((hf.hidden_act ?? "relu2") !== "relu2") throw cfgFail(`hidden_act "${hf.hidden_act}", expected "relu2"`);
+  if ((hf.hidden_act ?? "relu2") !== "relu2") throw cfgFail(`hidden_act is ${describe(hf.hidden_act)}, expected "relu2"`);
   const config = makeConfig(file, {
     arch: "bitnet-b1.58",
     dim: hf.hidden_size,
@@ -90,7 +97,7 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
   // Packed or master weights, as the first projection's dtype says; config.json must say the same.
   const first = all.get(TENSOR_NAMES.hf.layer(0, "q"));
   const packed = first ? first.dtype === "U8" : configPacked;
-  if (first && first.dtype !== "U8" && !(first.dtype in FLOAT_DTYPES)) {
+  if (first && first.dtype !== "U8" && !Object.hasOwn(FLOAT_DTYPES, first.dtype)) {
     throw fail(`tensor ${first.name} is ${first.dtype}, expected packed U8 or F32, F16 or BF16 master weights`);
   }
   if (first && packed !== configPacked) {
@@ -111,7 +118,7 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
   };
   const float = (name: string, shape: number[]): Span => {
     const t = tensor(name, shape);
-    if (!(t.dtype in FLOAT_DTYPES)) throw fail(`tensor ${name} is ${t.dtype}, expected F32, F16 or BF16`);
+    if (!Object.hasOwn(FLOAT_DTYPES, t.dtype)) throw fail(`tensor ${name} is ${t.dtype}, expected F32, F16 or BF16`);
     return { offset: t.offset, length: t.bytes, dtype: FLOAT_DTYPES[t.dtype as keyof typeof FLOAT_DTYPES] };
   };
   const scalar = async (name: string): Promise<number> => {
@@ -134,6 +141,7 @@ export async function readHfBitNet(configJson: string, shards: RandomAccessFile[
   const layers = await readLayers(config, "hf", { float, linear });
   const { dim, vocabSize } = config;
   const tied = hf.tie_word_embeddings ?? true;
+  if (typeof tied !== "boolean") throw cfgFail(`tie_word_embeddings is ${JSON.stringify(tied)}, expected true or false`);
   return {
     file,
     source,

@@ -68,7 +68,7 @@ export function readSafetensors(bytes: Uint8Array, file: string, size = bytes.le
       continue;
     }
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof dtype !== "string" || !(dtype in SAFETENSORS_DTYPES)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(SAFETENSORS_DTYPES, dtype)) {
       throw fail(`tensor ${name}: dtype ${JSON.stringify(dtype)} is not supported (supported: ${Object.keys(SAFETENSORS_DTYPES).join(", ")})`);
     }
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw fail(`tensor ${name}: shape ${JSON.stringify(shape)} is not a list of sizes`);
@@ -105,7 +105,9 @@ export function readSafetensorsIndex(json: string, file: string): Map<string, st
   if (typeof map !== "object" || map === null) throw new FormatError(file, "has no weight_map object");
   const shards = new Map<string, string>();
   for (const [name, shard] of Object.entries(map)) {
-    if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) throw new FormatError(file, `weight_map.${name} is not a file name in the same folder`);
+    if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\") || shard === "" || shard === "." || shard === "..") {
+      throw new FormatError(file, `weight_map.${name} is ${JSON.stringify(shard)}, expected the name of a file in the same folder`);
+    }
     shards.set(name, shard);
   }
   return shards;

@@ -27,8 +27,10 @@ export class KVCache {
     this.#layerValues = length * config.kvDim;
     this.#layerScales = length * config.nKvHeads;
     const valueBytes = config.nLayers * this.#layerValues * (bits === 32 ? 4 : 1), scaleBytes = bits === 32 ? 0 : config.nLayers * this.#layerScales * 4;
-    const block = (bytes: number) => {
-      if (bytes === 0) return NULL_PTR;
+    const block = (size: number) => {
+      if (size === 0) return NULL_PTR;
+      // Whole 64-byte lines: a block freed at the top then takes its alignment padding with it.
+      const bytes = Math.ceil(size / 64) * 64;
       const ptr = kernels.arena.alloc(bytes, 64, false); // positions are written before they are read
       this.#blocks.push([ptr, bytes]);
       return ptr;

@@ -16,7 +16,7 @@ import { readSafetensorsIndex } from "../formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
 
 /** Options of loadBitNet: kernels (simd, threads), reading (progress, abort), tokenizer, LM head, context, variant. */
-export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant"> {
+export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant" | "allowNonFinite"> {
   /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes; told by content; a
    *  tokenizer.json path or URL also reads the tokenizer_config.json beside it), or a ready Tokenizer; "none" for
    *  token ids only (generate and chat then fail; logits, step and perplexity of ids work).
@@ -42,6 +42,8 @@ export const LOAD_OPTIONS: OptionRules = {
   lmHead: { test: (v) => v === "stored" || v === "int8", expected: `"stored" or "int8"` },
   contextLength: "number",
   variant: "string",
+  allowNonFinite: "boolean",
+  stallTimeoutMs: "number",
   tokenizer: {
     test: (v) => typeof v === "string" || v instanceof URL || isBytes(v) || (typeof v === "object" && v !== null && typeof (v as { encode?: unknown }).encode === "function"),
     expected: `"none", a path or URL, bytes, a Blob, or a Tokenizer`,
@@ -127,6 +129,7 @@ async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, optio
       lmHead: options.lmHead,
       contextLength: options.contextLength,
       variant: options.variant,
+      allowNonFinite: options.allowNonFinite,
       onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
     });
     return new BitNetModel(kernels, transformer, tokenizer, file);

@@ -12,8 +12,8 @@ import { NULL_PTR, offset, type Ptr } from "../runtime/ptr.ts";
 import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "../formats/checkpoint.ts";
 import type { ModelConfig } from "../formats/config.ts";
 import { ARCHITECTURES } from "../formats/architectures.ts";
-import { FormatError, OptionError, ShapeError } from "../core/errors.ts";
-import { decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
+import { FormatError, NonFiniteError, OptionError, ShapeError } from "../core/errors.ts";
+import { checkFinite, decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
 import { type KVBits, KVCache } from "./kv-cache.ts";
 import { yieldToEventLoop } from "../runtime/yield.ts";
 
@@ -42,10 +42,12 @@ export interface TransformerOptions {
   variant?: string;
   /** The LM head: the table in its stored precision ("stored", default) or int8 rows with absmax scales ("int8"). */
   lmHead?: "stored" | "int8";
-  /** Context length to allocate the KV cache for (default and maximum: the model's). */
+  /** Context length to allocate KV caches for: at most the model's; default the model's up to DEFAULT_CONTEXT (a header's context is not backed by any bytes, so it alone never sizes an allocation). */
   contextLength?: number;
   /** Called as each layer's weights are ready. */
   onLayer?: (done: number) => void;
+  /** Load float weights that hold NaN or infinity (for research on damaged checkpoints); by default such a tensor is a FormatError naming it. */
+  allowNonFinite?: boolean;
 }
 
 /** The token embedding table as stored: its address and value type. */
@@ -81,7 +83,13 @@ export class Transformer {
   readonly #kStage: Ptr;
   readonly #vStage: Ptr;
 
-  private constructor(kernels: Kernels, config: ModelConfig, weights: { embedding: Table; finalNorm: Ptr; classifier: Linear; layers: Layer[] }, kvBits: KVBits) {
+  private constructor(
+    kernels: Kernels,
+    config: ModelConfig,
+    weights: { embedding: Table; finalNorm: Ptr; classifier: Linear; layers: Layer[] },
+    kvBits: KVBits,
+    readonly allowNonFinite = false,
+  ) {
     const c = (this.config = config);
     this.#k = kernels;
     this.#embedding = weights.embedding;
@@ -123,25 +131,31 @@ export class Transformer {
       return quantizers.get(key)!;
     };
     const quantizer = quantizerFor(INT8_ABSMAX);
-    const upload = (span: Span) => uploadFloat(kernels, ckpt, span);
-    const embedding = await uploadTable(kernels, ckpt, ckpt.embedding, "embedding");
-    const finalNorm = await upload(ckpt.finalNorm);
-    const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier") : embedding;
+    const finite = (ptr: Ptr, n: number, what: string) => options.allowNonFinite || checkFinite(kernels, ptr, n, ckpt.file, what);
+    const upload = async (span: Span, what: string) => {
+      const ptr = await uploadFloat(kernels, ckpt, span);
+      finite(ptr, span.dtype ? span.length / 2 : span.length / 4, what);
+      return ptr;
+    };
+    const embedding = await uploadTable(kernels, ckpt, ckpt.embedding, "embedding", finite);
+    const finalNorm = await upload(ckpt.finalNorm, "final norm");
+    const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier", finite) : embedding;
     const head = headLinear(kernels, quantizer, classifier, c, lmHead, ckpt.file);
     const linear = (t: LinearTensor, site: Site) => {
       // H-BitLinear rotates the weights to match the rotated input, so they are ternarized again.
       const h = plan[site].hadamard;
       const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
       const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level];
-      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, ARCHITECTURES[c.arch].bitLinearNorm, ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
+      return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, ARCHITECTURES[c.arch].bitLinearNorm, finite, ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
     };
     const layers: Layer[] = [];
-    for (const l of ckpt.layers) {
+    for (const [i, l] of ckpt.layers.entries()) {
+      const norm = (span: Span | undefined, role: string) => span && upload(span, `layer ${i} ${role}`);
       layers.push({
-        attnNorm: l.attnNorm && (await upload(l.attnNorm)),
-        ffnNorm: l.ffnNorm && (await upload(l.ffnNorm)),
-        attnSubNorm: l.attnSubNorm && (await upload(l.attnSubNorm)),
-        ffnSubNorm: l.ffnSubNorm && (await upload(l.ffnSubNorm)),
+        attnNorm: await norm(l.attnNorm, "attention norm"),
+        ffnNorm: await norm(l.ffnNorm, "feed-forward norm"),
+        attnSubNorm: await norm(l.attnSubNorm, "attention sub-norm"),
+        ffnSubNorm: await norm(l.ffnSubNorm, "feed-forward sub-norm"),
         q: await linear(l.q, "qkv"),
         k: await linear(l.k, "qkv"),
         v: await linear(l.v, "qkv"),
@@ -153,7 +167,7 @@ export class Transformer {
       options.onLayer?.(layers.length);
       await yieldToEventLoop(); // a page stays responsive while a large model loads
     }
-    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, plan.kvBits ?? 32);
+    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, plan.kvBits ?? 32, options.allowNonFinite);
   }
 
   /** A KV cache for `length` positions (default: the whole context), in this model's precision. */
@@ -236,10 +250,12 @@ export class Transformer {
     k.rmsNorm(this.#xn, this.#x, this.#finalNorm, dim, T, normEps);
     if (onLogits) {
       this.#classifier.apply(this.#classifier.prepare(this.#xn, T), this.#logits);
+      this.#checkLogits(T, pos);
       for (let t = 0; t < T; t++) onLogits(offset(this.#logits, t * vocabSize * 4), t);
       return offset(this.#logits, (T - 1) * vocabSize * 4);
     }
     this.#classifier.apply(this.#classifier.prepare(offset(this.#xn, (T - 1) * dim * 4), 1), this.#logits);
+    this.#checkLogits(1, pos + T - 1);
     return this.#logits;
   }
 
@@ -254,6 +270,13 @@ export class Transformer {
     if (weight === undefined) return x;
     this.#k.k.rmsNorm(this.#xn, x, weight, n, tokens, eps);
     return this.#xn;
+  }
+
+  /** Weights that are finite but huge overflow somewhere on the way: such logits are an error, never a silent answer. */
+  #checkLogits(rows: number, pos: number): void {
+    if (this.allowNonFinite) return;
+    const bad = this.#k.k.countNonFiniteF32(this.#logits, rows * this.config.vocabSize);
+    if (bad > 0) throw new NonFiniteError(`logits at position ${pos}: ${bad} values are NaN or infinite (the weights overflow f32)`);
   }
 
   /** A copy of logits at a kernel address. */
@@ -273,12 +296,17 @@ async function buildLinear(
   ckpt: Checkpoint,
   t: LinearTensor,
   l2Norm: boolean,
+  finite: (ptr: Ptr, n: number, what: string) => void,
   ternarizer?: WeightTernarizer,
   rotation?: { ternarizer: WeightTernarizer; block: number },
   scales: VariantPlan["weightScales"] = "tensor",
   sparse = false,
 ): Promise<Linear> {
-  if (t.encoding === "f32" && !ternarizer && !rotation) return new F32Linear(kernels, await uploadFloat(kernels, ckpt, t.data), t.rows, t.cols);
+  if (t.encoding === "f32" && !ternarizer && !rotation) {
+    const ptr = await uploadFloat(kernels, ckpt, t.data);
+    finite(ptr, t.rows * t.cols, t.name);
+    return new F32Linear(kernels, ptr, t.rows, t.cols);
+  }
   const method = rotation?.ternarizer ?? ternarizer;
   const what = `${ckpt.file}: ${t.name}`;
   const groups = method && scales !== "tensor" ? groupScales(kernels, t, scales === "channel" ? t.cols : scales, what) : undefined;
@@ -293,13 +321,13 @@ function groupScales(kernels: Kernels, t: LinearTensor, groupCols: number, what:
   return { groupCols, scales: kernels.allocF32(t.rows * (t.cols / groupCols)) };
 }
 
-/** The embedding (or an untied classifier) in its stored precision; half tables must be finite. */
-async function uploadTable(kernels: Kernels, ckpt: Checkpoint, span: Span, what: string): Promise<Table> {
+/** The embedding (or an untied classifier) in its stored precision; half tables must be finite (the head kernels need it), f32 ones unless allowed. */
+async function uploadTable(kernels: Kernels, ckpt: Checkpoint, span: Span, what: string, finite: (ptr: Ptr, n: number, what: string) => void): Promise<Table> {
   const ptr = await readSpan(kernels, ckpt, span);
   if (span.dtype) {
     const bad = kernels.k.countNonFiniteHalf(ptr, span.length / 2, span.dtype === "bf16");
     if (bad > 0) throw new FormatError(ckpt.file, `${what}: ${bad} ${span.dtype} values are infinite or NaN`);
-  }
+  } else finite(ptr, span.length / 4, what);
   return { ptr, dtype: span.dtype ?? "f32" };
 }
 
@@ -314,8 +342,11 @@ function headLinear(kernels: Kernels, quantizer: ActivationQuantizer, table: Tab
   return dtype === "f32" ? new F32Linear(kernels, ptr, rows, cols) : new HalfLinear(kernels, ptr, rows, cols, dtype, quantizer.maxTokens);
 }
 
+/** The context a model gets unless asked for more (llama.cpp's default n_ctx). */
+export const DEFAULT_CONTEXT = 4096;
+
 function withContext(config: ModelConfig, contextLength: number | undefined): ModelConfig {
-  if (contextLength === undefined) return config;
+  if (contextLength === undefined) return config.seqLen <= DEFAULT_CONTEXT ? config : { ...config, seqLen: DEFAULT_CONTEXT };
   if (!Number.isInteger(contextLength) || contextLength < 1 || contextLength > config.seqLen) {
     throw new OptionError("contextLength", `expected an integer in 1..${config.seqLen} (the model's context), got ${contextLength}`);
   }

@@ -4,6 +4,7 @@
 // "weights=median:group:128,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
 // site; a preset name may come first, e.g. "a4.8,kv=3"; later entries override earlier ones).
 import { OptionError } from "../core/errors.ts";
+import { own } from "../core/options.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
 
 /** Where activation variants apply: the inputs of q/k/v, o, gate/up and down. */
@@ -94,7 +95,7 @@ function parseSpec(text: string): ActivationSpec {
 /** A preset name ("b1.58", "a4.8", "q-sparse:0.5") or a full spec, as a plan for every site. */
 export function parseVariant(variant: string): VariantPlan {
   const [name, arg] = variant.split(":");
-  const preset = PRESETS[name];
+  const preset = own(PRESETS, name);
   if (preset && !variant.includes("=")) {
     if (arg !== undefined && name !== "q-sparse") throw new OptionError("variant", `preset ${name} takes no parameter`);
     return preset.plan(arg === undefined ? undefined : Number(arg));
@@ -106,7 +107,7 @@ export function parseVariant(variant: string): VariantPlan {
   for (const part of variant.split(",")) {
     const [site, spec] = part.split("=");
     const key = site === "gateup" ? "gateUp" : site;
-    if (!part.includes("=") && PRESETS[part.split(":")[0]]) Object.assign(plan, parseVariant(part)); // a preset to start from
+    if (!part.includes("=") && own(PRESETS, part.split(":")[0])) Object.assign(plan, parseVariant(part)); // a preset to start from
     else if (key === "kv") {
       if (!["8", "4", "3"].includes(spec)) throw new OptionError("variant", `kv=${spec}: the KV cache takes 8, 4 or 3 bits`);
       plan.kvBits = Number(spec) as 8 | 4 | 3;

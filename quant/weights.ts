@@ -113,6 +113,12 @@ function finiteScale(scale: number, fail: (detail: string) => Error): number {
   return scale;
 }
 
+/** Throws a FormatError naming the tensor when any of its `n` f32 values at `ptr` is NaN or infinite. */
+export function checkFinite(kernels: Kernels, ptr: Ptr, n: number, file: string, what: string): void {
+  const bad = kernels.k.countNonFiniteF32(ptr, n);
+  if (bad > 0) throw new FormatError(file, `${what}: ${bad} of its ${n} values are infinite or NaN (the allowNonFinite option loads them anyway)`);
+}
+
 /** Uploads a float tensor as f32 (converting f16 / bf16 in WASM); returns its address. */
 export async function uploadFloat(kernels: Kernels, ckpt: Checkpoint, span: Span): Promise<Ptr> {
   if (!span.dtype) return readSpan(kernels, ckpt, span);

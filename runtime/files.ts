@@ -7,7 +7,7 @@
 // Models are opened as random-access files: the loader reads the header, then each tensor
 // straight into WebAssembly memory, so a file is never held whole in the JS heap when its
 // source allows piecewise reads (paths, Blobs, URLs whose server honours Range requests).
-import { BitNetError } from "../core/errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 
 /**
  * A file path (needs the Node / Deno / Bun entry, or a FileSystem given to useFileSystem), a
@@ -31,6 +31,89 @@ export interface ReadOptions {
   onProgress?: (p: Progress) => void;
   /** Aborts the reading. */
   signal?: AbortSignal;
+  /**
+   * How long an http(s) transfer may make no progress (no response yet, or no byte of the body)
+   * before it fails with a BitNetError naming the URL, in milliseconds: default 30000
+   * (DEFAULT_STALL_TIMEOUT_MS); Infinity waits forever. It bounds silence, not the whole
+   * transfer: a slow download that keeps sending bytes never trips it (`signal` bounds the whole).
+   */
+  stallTimeoutMs?: number;
+}
+
+/** How long an http(s) transfer may make no progress before it fails, unless `stallTimeoutMs` says otherwise. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+// setTimeout's longest delay (a longer one fires at once).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The stall limit of `options`, checked: a number of milliseconds > 0 up to MAX_TIMER_MS, or Infinity. */
+function stallLimit(options: ReadOptions): number {
+  const ms = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  if (typeof ms !== "number" || !(ms > 0) || (ms > MAX_TIMER_MS && ms !== Infinity)) {
+    throw new OptionError("stallTimeoutMs", `expected a number of milliseconds from 1 to ${MAX_TIMER_MS}, or Infinity, got ${typeof ms === "number" ? ms : typeof ms}`);
+  }
+  return ms;
+}
+
+const ignore = () => {};
+
+/**
+ * One http(s) exchange under a stall limit: its fetch and each read of its body must make
+ * progress within the limit, else the exchange is aborted (its connection dropped) and the wait
+ * fails with a BitNetError naming the URL. The caller's signal aborts it too, with its reason.
+ */
+class Exchange {
+  readonly #controller = new AbortController();
+  readonly #ms: number;
+  readonly #unlink: () => void;
+
+  constructor(readonly url: URL, options: ReadOptions) {
+    this.#ms = stallLimit(options);
+    const outer = options.signal, controller = this.#controller;
+    const onAbort = () => controller.abort(outer!.reason);
+    if (outer?.aborted) onAbort();
+    outer?.addEventListener("abort", onAbort, { once: true });
+    this.#unlink = () => outer?.removeEventListener("abort", onAbort);
+  }
+
+  /** Aborted by the caller's signal (with its reason) or by a stall (with the stall's error). */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** `promise`, unless it does not settle within the limit: then the exchange is aborted and a BitNetError says `what` did not come. */
+  async within<T>(promise: Promise<T>, what: () => string): Promise<T> {
+    if (this.#ms === Infinity) return promise;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const e = new BitNetError(`${this.url.href}: ${what()} within ${this.#ms} ms (stalled transfer; the stallTimeoutMs option sets the limit)`);
+        promise.catch(ignore); // it rejects once the connection is dropped: nobody waits for it any more
+        this.#controller.abort(e);
+        reject(e);
+      }, this.#ms);
+    });
+    try {
+      return await Promise.race([promise, stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Fetches the URL under the limit (until its response headers arrive). */
+  fetch(headers?: Record<string, string>): Promise<Response> {
+    return this.within(fetchOrFail(this.url, { headers, signal: this.signal }), () => "no response");
+  }
+
+  /** The next chunk of a body under the limit (`progress`: how far the body got, for the message). */
+  read(reader: ReadableStreamDefaultReader<Uint8Array>, progress: () => string): Promise<ReadableStreamReadResult<Uint8Array>> {
+    return this.within(reader.read(), () => `no bytes ${progress()}`);
+  }
+
+  /** Ends the exchange: drops the connection if a body is left unread, stops following the caller's signal. */
+  end(): void {
+    this.#controller.abort();
+    this.#unlink();
+  }
 }
 
 /** A file read piece by piece. */
@@ -49,8 +132,10 @@ export interface RandomAccessFile {
 export interface ByteSink {
   /** Appends bytes (the sink may keep `bytes` only until the returned promise settles). */
   write(bytes: Uint8Array): Promise<void>;
-  /** Flushes and releases the sink. */
+  /** Flushes and releases the sink: a file sink's file appears complete under its name only now. */
   close(): Promise<void>;
+  /** Releases the sink and discards what was written (a file sink leaves no file behind). */
+  abort(): Promise<void>;
 }
 
 /**
@@ -72,7 +157,7 @@ export interface FileSystem {
   writeFile(path: string, bytes: Uint8Array): Promise<void>;
   /** Appends text (UTF-8) to a file, creating it. */
   appendFile(path: string, text: string): Promise<void>;
-  /** A sink that writes a file from its start, creating or truncating it. */
+  /** A sink that writes a file: to a temporary name beside it, renamed to `path` by close(), removed by abort(). */
   sink(path: string): Promise<ByteSink>;
 }
 
@@ -111,19 +196,30 @@ function needFileSystem(path: string | URL): FileSystem {
   return fileSystem;
 }
 
-/** Collects a stream into one buffer, preallocated when the length is known (no second copy). */
-async function readStream(stream: ReadableStream<Uint8Array>, total: number | undefined, name: string, { onProgress, signal }: ReadOptions): Promise<Uint8Array> {
+/**
+ * Collects a stream into one buffer, preallocated when the length is known (no second copy);
+ * a response body's stream reads under its exchange's stall limit.
+ */
+async function readStream(
+  stream: ReadableStream<Uint8Array>,
+  total: number | undefined,
+  name: string,
+  { onProgress, signal }: ReadOptions,
+  exchange?: Exchange,
+): Promise<Uint8Array> {
   const reader = stream.getReader();
   let buffer = new Uint8Array(total ?? 1 << 20), loaded = 0;
+  const progress = () => `after ${loaded}${total === undefined ? "" : ` of ${total}`} bytes`;
   try {
     for (;;) {
       signal?.throwIfAborted();
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        chunk = await reader.read();
+        chunk = await (exchange ? exchange.read(reader, progress) : reader.read());
       } catch (e) {
         signal?.throwIfAborted();
-        throw new BitNetError(`${name}: transfer failed after ${loaded}${total === undefined ? "" : ` of ${total}`} bytes: ${(e as Error).message}`, { cause: e });
+        if (e instanceof BitNetError) throw e; // a stall
+        throw new BitNetError(`${name}: transfer failed ${progress()}: ${(e as Error).message}`, { cause: e });
       }
       const { done, value } = chunk;
       if (done) break;
@@ -158,6 +254,7 @@ function urlOf(source: string | URL): URL | null {
 
 /** Reads a whole source into memory, reporting progress for streams, Blobs and URLs. */
 export async function readBytes(source: ByteSource, options: ReadOptions = {}): Promise<Uint8Array> {
+  stallLimit(options); // checked whatever the source
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
   if (isBlob(source)) return readStream(source.stream(), source.size, sourceName(source), options);
@@ -174,16 +271,30 @@ export async function readBytes(source: ByteSource, options: ReadOptions = {}): 
     options.onProgress?.({ phase: "read", loaded: bytes.length, total: bytes.length });
     return bytes;
   }
-  const response = await fetchOrFail(url, { signal: options.signal });
-  if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
-  return readResponse(response, url.href, options);
+  return fetchWhole(url, options);
+}
+
+/** A URL's body in one buffer (anything but a 2xx with a body is an error naming the URL and the status). */
+async function fetchWhole(url: URL, options: ReadOptions): Promise<Uint8Array> {
+  const exchange = new Exchange(url, options);
+  try {
+    const response = await exchange.fetch();
+    if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
+    return await readResponse(response, url.href, options, exchange);
+  } finally {
+    exchange.end();
+  }
+}
+
+/** The exact length a response announces (content-length of an unencoded body), if it does. */
+function announcedLength(response: Response): number | undefined {
+  const length = response.headers.get("content-length");
+  return length !== null && /^\d+$/.test(length) && !response.headers.get("content-encoding") ? Number(length) : undefined;
 }
 
 /** A response body in one buffer, preallocated from its content-length when it is exact. */
-function readResponse(response: Response, name: string, options: ReadOptions): Promise<Uint8Array> {
-  const length = response.headers.get("content-length");
-  const total = length !== null && /^\d+$/.test(length) && !response.headers.get("content-encoding") ? Number(length) : undefined;
-  return readStream(response.body!, total, name, options);
+function readResponse(response: Response, name: string, options: ReadOptions, exchange?: Exchange): Promise<Uint8Array> {
+  return readStream(response.body!, announcedLength(response), name, options, exchange);
 }
 
 /** Writes bytes to a file path (through the installed file system). */
@@ -232,15 +343,18 @@ const ABSENT_STATUSES = new Set([401, 403, 404, 410]);
  * and absent when that fails.
  */
 export async function readIfPresent(location: string | URL, options: ReadOptions = {}): Promise<{ bytes: Uint8Array } | { bytes: null; status?: number }> {
+  stallLimit(options);
   const url = urlOf(location);
   if (url && (url.protocol === "http:" || url.protocol === "https:")) {
-    const response = await fetchOrFail(url, { signal: options.signal });
-    if (ABSENT_STATUSES.has(response.status)) {
-      await response.body?.cancel();
-      return { bytes: null, status: response.status };
+    const exchange = new Exchange(url, options);
+    try {
+      const response = await exchange.fetch();
+      if (ABSENT_STATUSES.has(response.status)) return { bytes: null, status: response.status }; // its body is dropped with the exchange
+      if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
+      return { bytes: await readResponse(response, url.href, options, exchange) };
+    } finally {
+      exchange.end();
     }
-    if (!response.ok || !response.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${response.status}`);
-    return { bytes: await readResponse(response, url.href, options) };
   }
   if (url && url.protocol !== "file:") return { bytes: null };
   if (url && !fileSystem) {
@@ -356,42 +470,64 @@ async function fetchOrFail(url: URL, init: RequestInit): Promise<Response> {
 
 /** A URL read with HTTP Range requests when the server honours them, else downloaded whole. */
 async function openUrl(url: URL, options: ReadOptions): Promise<RandomAccessFile> {
-  const signal = options.signal;
-  const probe = await fetchOrFail(url, { headers: { Range: "bytes=0-0" }, signal });
-  const total = /^bytes 0-0\/(\d+)$/.exec(probe.headers.get("content-range") ?? "");
-  if (probe.status !== 206 || !total) {
-    if (!probe.ok || !probe.body) throw new BitNetError(`cannot fetch ${url.href}: HTTP ${probe.status}`);
-    return memoryFile(await readResponse(probe, url.href, options), url.href);
+  const name = url.href, probing = new Exchange(url, options);
+  let size: number;
+  try {
+    const probe = await probing.fetch({ Range: "bytes=0-0" });
+    const total = /^bytes 0-0\/(\d+)$/.exec(probe.headers.get("content-range") ?? "");
+    if (probe.status !== 206 || !total) {
+      if (!probe.ok || !probe.body) throw new BitNetError(`cannot fetch ${name}: HTTP ${probe.status}`);
+      return memoryFile(await readResponse(probe, name, options, probing), name);
+    }
+    size = Number(total[1]);
+  } finally {
+    probing.end();
   }
-  await probe.body?.cancel();
-  const size = Number(total[1]);
   return {
-    name: url.href,
+    name,
     size,
     async read(offset, length, into) {
-      checkRange({ name: url.href, size }, offset, length, into);
+      checkRange({ name, size }, offset, length, into);
       const buffer = into ?? new Uint8Array(length);
       if (length === 0) return buffer;
-      const response = await fetchOrFail(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
-      if (response.status !== 206 || !response.body) throw new BitNetError(`${url.href}: HTTP ${response.status} to a Range request for bytes ${offset}..${offset + length}`);
-      let done = 0;
-      const reader = response.body.getReader();
+      const range = `bytes ${offset}..${offset + length}`, exchange = new Exchange(url, options);
       try {
-        for (;;) {
-          const { done: end, value } = await reader.read().catch((e) => {
-            signal?.throwIfAborted();
-            throw new BitNetError(`${url.href}: transfer failed after ${done} of ${length} bytes: ${(e as Error).message}`, { cause: e });
-          });
-          if (end) break;
-          if (done + value.length > length) throw new BitNetError(`${url.href}: server sent more than the ${length} bytes asked for`);
-          buffer.set(value, done);
-          done += value.length;
+        const response = await exchange.fetch({ Range: `bytes=${offset}-${offset + length - 1}` });
+        if (response.status !== 206 || !response.body) throw new BitNetError(`${name}: HTTP ${response.status} to a Range request for ${range}`);
+        // The server says which bytes it sends: exactly those asked for, of a file of the size the probe gave.
+        const answered = response.headers.get("content-range"), announced = announcedLength(response);
+        if (answered === null || !new RegExp(`^bytes ${offset}-${offset + length - 1}/(${size}|\\*)$`).test(answered.trim())) {
+          throw new BitNetError(
+            `${name}: the answer to a Range request for ${range} has Content-Range ${answered === null ? "missing" : JSON.stringify(answered)}, expected "bytes ${offset}-${
+              offset + length - 1
+            }/${size}" (changed while open?)`,
+          );
         }
+        if (announced !== undefined && announced !== length) {
+          throw new BitNetError(`${name}: the answer to a Range request for ${range} announces ${announced} bytes (content-length), not ${length}`);
+        }
+        let done = 0;
+        const reader = response.body.getReader();
+        try {
+          for (;;) {
+            const { done: end, value } = await exchange.read(reader, () => `after ${done} of the ${length} bytes of a Range request for ${range}`).catch((e) => {
+              options.signal?.throwIfAborted();
+              if (e instanceof BitNetError) throw e; // a stall
+              throw new BitNetError(`${name}: transfer failed after ${done} of ${length} bytes: ${(e as Error).message}`, { cause: e });
+            });
+            if (end) break;
+            if (done + value.length > length) throw new BitNetError(`${name}: server sent more than the ${length} bytes asked for`);
+            buffer.set(value, done);
+            done += value.length;
+          }
+        } finally {
+          reader.releaseLock();
+        }
+        if (done !== length) throw new BitNetError(`${name}: ${done} bytes arrived for a range of ${length} (truncated transfer)`);
+        return buffer;
       } finally {
-        reader.releaseLock();
+        exchange.end();
       }
-      if (done !== length) throw new BitNetError(`${url.href}: ${done} bytes arrived for a range of ${length} (truncated transfer)`);
-      return buffer;
     },
     close: () => Promise.resolve(),
   };
@@ -418,6 +554,7 @@ function watched(file: RandomAccessFile, { onProgress, signal }: ReadOptions): R
 /** Opens any source for random access: paths, Blobs and ranged URLs are read piece by piece;
  *  streams and servers without Range support are read into memory first. */
 export async function openFile(source: ByteSource, options: ReadOptions = {}): Promise<RandomAccessFile> {
+  stallLimit(options); // checked whatever the source
   const name = sourceName(source);
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return memoryFile(await readBytes(source), name);
   if (isBlob(source)) return watched(blobFile(source, name), options);
@@ -436,7 +573,21 @@ export async function fileSink(path: string): Promise<ByteSink> {
   return {
     write: (bytes) => sink.write(bytes).catch((e) => Promise.reject(fail(e))),
     close: () => sink.close().catch((e) => Promise.reject(fail(e))),
+    abort: () => sink.abort().catch((e) => Promise.reject(fail(e))),
   };
+}
+
+/** Runs `write` into `sink`, then closes it; when `write` fails the sink is aborted (no partial file) and the error rethrown. */
+export async function writeThrough<T>(sink: ByteSink, write: (sink: ByteSink) => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await write(sink);
+  } catch (e) {
+    await sink.abort().catch(() => {}); // the write's own error says what went wrong
+    throw e;
+  }
+  await sink.close();
+  return result;
 }
 
 /** A sink that collects everything into one array (`bytes()` after `close`). */
@@ -448,6 +599,7 @@ export function memorySink(): ByteSink & { bytes(): Uint8Array } {
       return Promise.resolve();
     },
     close: () => Promise.resolve(),
+    abort: () => Promise.resolve(void chunks.splice(0)),
     bytes() {
       const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
       let at = 0;

@@ -106,6 +106,8 @@ export interface KernelExports {
   f16ToF32(h: number): number;
   /** One f32 as IEEE half bits, rounded to nearest even (overflow to infinity, NaN kept NaN). */
   f32ToF16(f: number): number;
+  /** How many of n f32 values are infinite or NaN (all exponent bits set). */
+  countNonFiniteF32(src: Ptr, n: number): number;
   /** How many of n f16 / bf16 values are infinite or NaN (all exponent bits set). */
   countNonFiniteHalf(src: Ptr, n: number, bf16: boolean): number;
   /**
@@ -269,6 +271,7 @@ export const KERNEL_PARAMS = {
   convertF16ToF32: ["src", "n", "dst"],
   f16ToF32: ["h"],
   f32ToF16: ["f"],
+  countNonFiniteF32: ["src", "n"],
   countNonFiniteHalf: ["src", "n", "bf16"],
   gemmHalf: ["w", "rows", "cols", "x", "tokens", "y", "bf16", "rescale"],
   gemmI8: ["w", "wScales", "rows", "cols", "x", "xStride", "xScales", "tokens", "y"],

@@ -7,7 +7,8 @@
 //   Workers like browsers; and Node's core count from os.availableParallelism.
 // mod.ts, the command line and the Node-side scripts import it; web.ts never does. Nothing
 // in the core looks at which runtime it is in: choosing this module is the entry's job.
-import { appendFile, open, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import process from "node:process";
 import { availableParallelism, cpus } from "node:os";
 import { Worker } from "node:worker_threads";
 import { BitNetError } from "../core/errors.ts";
@@ -19,7 +20,11 @@ const MAX_IO = 1 << 30; // node:fs reads and writes at most 2 GiB per call
 
 async function openRead(path: string | URL): Promise<RandomAccessFile> {
   const handle = await open(path, "r");
-  const size = (await handle.stat()).size, name = String(path);
+  const info = await handle.stat(), size = info.size, name = String(path);
+  if (!info.isFile()) {
+    await handle.close();
+    throw new BitNetError(`${name} is a directory or device, expected a file`);
+  }
   return {
     name,
     size,
@@ -37,7 +42,14 @@ async function openRead(path: string | URL): Promise<RandomAccessFile> {
 }
 
 async function writeSink(path: string): Promise<ByteSink> {
-  const handle = await open(path, "w");
+  // Written under a temporary name and renamed when complete: a failed write leaves no file.
+  const partial = `${path}.${process.pid}-${Math.random().toString(36).slice(2, 8)}.partial`;
+  const handle = await open(partial, "w");
+  let open_ = true;
+  const release = async () => {
+    if (open_) await handle.close();
+    open_ = false;
+  };
   return {
     async write(bytes) {
       for (let done = 0; done < bytes.length;) {
@@ -45,7 +57,14 @@ async function writeSink(path: string): Promise<ByteSink> {
         done += bytesWritten;
       }
     },
-    close: () => handle.close(),
+    async close() {
+      await release();
+      await rename(partial, path);
+    },
+    async abort() {
+      await release();
+      await rm(partial, { force: true });
+    },
   };
 }
 

@@ -31,6 +31,15 @@ export const JOB_BYTES = ARGS_BYTE + 8 * SLOTS * MAX_CHUNKS;
 const MIN_WORK = 1 << 16;
 // A spin-loop hint (x86 PAUSE) where the runtime has it (not Node 20).
 const pause = (Atomics as { pause?: () => void }).pause ?? (() => {});
+// A worker that claimed a chunk and never finishes it (terminated from outside, crashed, or
+// killed with its process's resources) would leave the calling thread spinning forever, and it
+// spins synchronously, so nothing else in its event loop could notice. So the wait for the last
+// chunks gives up after STALL_MS plus STALL_FACTOR times what the largest chunk of the job should
+// take at the slowest rate the calling thread has measured on its own chunks (PRIOR_MS_PER_WORK
+// until it has measured one of at least TIMED_WORK multiply-adds), and the pool is then broken.
+// The clock counts time spent waiting only: a gap of more than GAP_MS between two looks (this
+// thread descheduled, the process stopped and resumed) counts as GAP_MS.
+const STALL_MS = 2000, STALL_FACTOR = 20, PRIOR_MS_PER_WORK = 1e-5, TIMED_WORK = 1 << 20, GAP_MS = 50;
 
 type Args = number[];
 type Params = typeof KERNEL_PARAMS;
@@ -211,14 +220,21 @@ export interface ThreadHandle {
   terminate(): void;
 }
 
-/** One piece of a job: a kernel (its index and function) and its arguments. */
+/** One piece of a job: a kernel (its index and function), its arguments and its multiply-adds. */
 interface Chunk {
   fn: number;
   run: (...a: number[]) => void;
   args: Args;
+  work: number;
 }
 
-/** Kernel worker threads sharing the main instance's memory, and the job block that drives them. */
+/**
+ * Kernel worker threads sharing the main instance's memory, and the job block that drives them.
+ * A worker that dies between jobs costs only speed (the others, and the calling thread, claim
+ * its share); one that dies holding a chunk breaks the pool: that product throws a BitNetError
+ * once the wait for it times out (see STALL_MS), the workers are stopped, and every later product
+ * throws the same error, so the model's calls fail instead of hanging or computing on.
+ */
 export class ThreadPool {
   readonly #workers: ThreadHandle[];
   readonly #job: Int32Array;
@@ -226,6 +242,10 @@ export class ThreadPool {
   #seq = 0;
   /** Chunks collected by `together`, or null when each product runs as its own job. */
   #pending: Chunk[] | null = null;
+  /** Milliseconds per multiply-add of the slowest chunk this thread has timed (0: none yet). */
+  #msPerWork = 0;
+  /** Why the pool is broken, once a job's chunk was never finished. */
+  #broken: BitNetError | null = null;
 
   /** A pool over started `workers`, driven through the job block at `job` in `memory`. */
   constructor(memory: WebAssembly.Memory, job: Ptr, workers: ThreadHandle[]) {
@@ -254,6 +274,7 @@ export class ThreadPool {
    * depend on each other's outputs (none of them may read what another writes).
    */
   together(body: () => void): void {
+    if (this.#broken) throw this.#broken;
     if (this.#pending) return body();
     this.#pending = [];
     let chunks: Chunk[];
@@ -267,15 +288,18 @@ export class ThreadPool {
   }
 
   #submit(fn: number, run: (...a: number[]) => void, split: Split, a: Args): void {
-    const tokens = split.tokens(a), rows = a[split.rowsAt];
-    if (rows * a[split.colsAt] * tokens < MIN_WORK) return run(...a);
+    if (this.#broken) throw this.#broken;
+    const tokens = split.tokens(a), rows = a[split.rowsAt], cols = a[split.colsAt];
+    if (rows * cols * tokens < MIN_WORK) return run(...a);
     split.measure(a);
     // [0, n) in `parts` ranges of whole `align`-sized pieces (the last takes the rest): rows for one token, else tokens.
     const byRows = tokens === 1, n = byRows ? rows : tokens, align = byRows ? split.rowAlign : 1;
     const parts = this.threads * CHUNKS_PER_THREAD, pieces = Math.ceil(n / align), chunks: Chunk[] = [];
     for (let p = 0, start = 0; p < parts && start < n; p++) {
       const end = Math.min(n, Math.round((pieces * (p + 1)) / parts) * align);
-      if (end > start) chunks.push({ fn, run, args: byRows ? split.byRows(a, start, end) : split.byTokens(a, start, end) });
+      if (end > start) {
+        chunks.push({ fn, run, args: byRows ? split.byRows(a, start, end) : split.byTokens(a, start, end), work: (end - start) * cols * (byRows ? 1 : rows) });
+      }
       start = end;
     }
     const pending = this.#pending;
@@ -286,9 +310,11 @@ export class ThreadPool {
 
   #runJob(chunks: Chunk[]): void {
     const job = this.#job, tag = ++this.#seq & 0xffff;
+    let largest = 0;
     chunks.forEach((c, i) => {
       this.#slots[i * SLOTS] = c.fn;
       this.#slots.set(c.args, i * SLOTS + 1);
+      largest = Math.max(largest, c.work);
     });
     job[CHUNKS] = chunks.length;
     job[COMPLETED] = 0;
@@ -298,19 +324,44 @@ export class ThreadPool {
     Atomics.notify(job, SEQ);
     for (let v = Atomics.load(job, CLAIM); (v & 0xffff) < chunks.length; v = Atomics.load(job, CLAIM)) {
       if (Atomics.compareExchange(job, CLAIM, v, v + 1) !== v) continue;
-      const c = chunks[v & 0xffff];
+      const c = chunks[v & 0xffff], timed = c.work >= TIMED_WORK, t0 = timed ? performance.now() : 0;
       try {
         c.run(...c.args);
       } catch {
         job[FAILED] = c.fn + 1;
       }
+      if (timed) this.#msPerWork = Math.max(this.#msPerWork, (performance.now() - t0) / c.work);
       Atomics.add(job, COMPLETED, 1);
     }
-    while (Atomics.load(job, COMPLETED) < chunks.length) pause(); // the last chunks are as short as ours: spin
+    // The last chunks are as short as ours: spin, looking at the clock now and then (see STALL_MS).
+    if (Atomics.load(job, COMPLETED) < chunks.length) this.#awaitChunks(chunks, STALL_MS + STALL_FACTOR * largest * (this.#msPerWork || PRIOR_MS_PER_WORK));
     if (job[FAILED]) throw new BitNetError(`kernel ${PARALLEL_KERNELS[job[FAILED] - 1]} trapped (an address or size out of range)`);
   }
 
-  /** Stops the workers. */
+  /** Spins until every chunk is done; breaks the pool if none finishes for `limit` ms of waiting. */
+  #awaitChunks(chunks: Chunk[], limit: number): void {
+    const job = this.#job;
+    let seen = Atomics.load(job, COMPLETED), waited = 0, last = performance.now();
+    for (let spins = 1; Atomics.load(job, COMPLETED) < chunks.length; spins++) {
+      pause();
+      if ((spins & 1023) !== 0) continue;
+      const now = performance.now(), n = Atomics.load(job, COMPLETED);
+      waited = n === seen ? waited + Math.min(now - last, GAP_MS) : 0;
+      seen = n;
+      last = now;
+      if (waited > limit) {
+        const names = [...new Set(chunks.map((c) => PARALLEL_KERNELS[c.fn]))].join(", ");
+        this.#broken = new BitNetError(
+          `a kernel worker thread stopped in the middle of a job (${chunks.length - n} of its ${chunks.length} chunks of ${names} unfinished after ` +
+            `${Math.round(limit)} ms: the worker was terminated or crashed); this model's threads are stopped and it cannot compute any more: dispose() it and load it again`,
+        );
+        this.close();
+        throw this.#broken;
+      }
+    }
+  }
+
+  /** Stops the workers (products still run, on the calling thread alone, unless the pool is broken). */
   close(): void {
     this.#job[STOP] = 1;
     Atomics.store(this.#job, SEQ, ++this.#seq);

@@ -90,7 +90,7 @@ test("decode(encode(text)) and the streamed decodeBytes pieces both give the tex
 
 test("a tokenizer.json that is not byte-level BPE is refused", () => {
   throwsTyped(() => BpeTokenizer.fromJson("{", undefined, "t.json"), FormatError, /^t\.json: not valid JSON/);
-  throwsTyped(() => BpeTokenizer.fromJson(JSON.stringify({ model: { type: "Unigram", vocab: [] } }), undefined, "t.json"), FormatError, /model type Unigram, expected BPE/);
+  throwsTyped(() => BpeTokenizer.fromJson(JSON.stringify({ model: { type: "Unigram", vocab: [] } }), undefined, "t.json"), FormatError, /model type "Unigram", expected "BPE"/);
 });
 
 test.run();

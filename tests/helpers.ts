@@ -1,5 +1,6 @@
 // Shared test utilities: the real data in ../shared/data, tests that need data or tools (skipped
 // without them, failed under CI), typed-error assertions, kernel builds, random inputs.
+import { uniform } from "../core/random.ts";
 import process from "node:process";
 import { suite, type Test } from "uvu";
 import * as assert from "uvu/assert";
@@ -197,16 +198,7 @@ export async function testKernels(level: SimdLevel): Promise<Kernels<TestKernelE
 }
 
 /** A deterministic generator for test data (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = uniform;
 
 export function randomF32(n: number, next: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);

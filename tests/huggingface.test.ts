@@ -212,7 +212,11 @@ test("malformed Hugging Face checkpoints are refused naming the file and tensor"
   };
   const cfg = JSON.parse(configJson);
   await fails(JSON.stringify({ ...cfg, architectures: ["LlamaForCausalLM"] }), weights, /^m\/config\.json: architectures \["LlamaForCausalLM"\], expected \["BitNetForCausalLM"\]/);
-  await fails(JSON.stringify({ ...cfg, quantization_config: { quant_method: "gptq" } }), weights, /quant_method "gptq", expected "bitnet" \(packed\) or none \(master weights\)/);
+  await fails(
+    JSON.stringify({ ...cfg, quantization_config: { quant_method: "gptq" } }),
+    weights,
+    /quant_method is the string "gptq", expected "bitnet" \(packed\) or none \(master weights\)/,
+  );
   await fails(
     JSON.stringify({ ...cfg, quantization_config: undefined }),
     weights,
@@ -223,7 +227,7 @@ test("malformed Hugging Face checkpoints are refused naming the file and tensor"
     weights,
     /quantization_mode":"online"\} means float master weights, but tensor model\.layers\.0\.self_attn\.q_proj\.weight is U8/,
   );
-  await fails(JSON.stringify({ ...cfg, hidden_act: "silu" }), weights, /hidden_act "silu", expected "relu2"/);
+  await fails(JSON.stringify({ ...cfg, hidden_act: "silu" }), weights, /hidden_act is the string "silu", expected "relu2"/);
   await fails("{", weights, /^m\/config\.json: not valid JSON/);
   await fails(configJson, rebuilt((ts) => ts.splice(ts.findIndex((t) => t.name === "model.norm.weight"), 1)), /^m\/model\.safetensors: tensor model\.norm\.weight is missing/);
   await fails(

@@ -18,12 +18,12 @@ globalThis.UVU_DEFER = 1;
 globalThis.UVU_QUEUE = [];
 /**
  * The files --quick leaves out (npm run test:quick: the rest runs in about 40 s under Node
- * on a 2-core machine): child processes (cli, examples, exit, package), external tools
+ * on a 2-core machine): child processes (cli, examples, exit, faults, fuzz, package), external tools
  * (browser, worker, llamacpp), thread pools (threads), every shared model end to end
  * (digest), and files of 15 s or more each (tokenizer ~55 s, variants ~35 s, chat, bpe and
  * bindings ~15 s). The "slowest files" line at the end of every run shows where the time goes.
  */
-const SLOW = ["bindings", "bpe", "browser", "chat", "cli", "digest", "examples", "exit", "llamacpp", "package", "threads", "tokenizer", "variants", "worker"];
+const SLOW = ["bindings", "bpe", "browser", "chat", "cli", "digest", "examples", "exit", "faults", "fuzz", "llamacpp", "package", "threads", "tokenizer", "variants", "worker"];
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const only = args.filter((a) => a !== "--quick");

@@ -55,6 +55,21 @@ withData(test, "three prompts at once on one model (two sessions and a one-shot 
   assert.ok(order.slice(0, 6).includes(1) && order.slice(0, 6).includes(2), "the three streams interleave token by token");
 });
 
+withData(
+  test,
+  "sessions of odd lengths with a quantized KV cache give all their memory back (no alignment padding left behind)",
+  ["models/stories260K.bin", "models/tok512.bin"],
+  async () => {
+    const model = await loadBitNet(dataPath("models/stories260K.bin"), { tokenizer: dataPath("models/tok512.bin"), variant: "kv=8" });
+    const open = (contextLength: number) => model.createSession({ contextLength }).dispose();
+    open(101);
+    const top = model.memoryBytes;
+    for (const length of [101, 37, 250, 101, 3]) open(length);
+    assert.is(model.memoryBytes, top, "the allocator's top after every session is disposed");
+    model.dispose();
+  },
+);
+
 withData(test, "two calls on one session run in turn, the second continuing the first", FILES, async () => {
   const model = await bitllama();
   using session = model.createSession();

@@ -1,7 +1,8 @@
 // Chat prompts: the checkpoint's own Jinja chat template (tokenizer_config.json's
-// chat_template or GGUF's tokenizer.chat_template), rendered by @huggingface/jinja.
-import { Template } from "@huggingface/jinja";
+// chat_template or GGUF's tokenizer.chat_template), rendered by @huggingface/jinja within
+// limits (template.ts).
 import { BitNetError, OptionError } from "../core/errors.ts";
+import { renderTemplate } from "./template.ts";
 import type { Tokenizer } from "./tokenizer/llama2c.ts";
 
 /** One chat turn. */
@@ -19,10 +20,5 @@ export function renderChat(tokenizer: Tokenizer & { tokenText?: (id: number) => 
     throw new OptionError("messages", "expected a non-empty list of { role: system | user | assistant, content: string }");
   }
   const text = (id: number) => tokenizer.tokenText?.(id) ?? "";
-  return new Template(tokenizer.chatTemplate).render({
-    messages,
-    add_generation_prompt: true,
-    bos_token: text(tokenizer.bos),
-    eos_token: text(tokenizer.eos),
-  });
+  return renderTemplate(tokenizer.chatTemplate, { messages, add_generation_prompt: true, bos_token: text(tokenizer.bos), eos_token: text(tokenizer.eos) }, source);
 }

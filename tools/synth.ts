@@ -9,6 +9,7 @@
 // Ternary weights are I2_S (encoded by a private kernel instance) with one scale each;
 // embedding values are exact in f32, f16 and bf16 alike, so the same model can be stored
 // in any of them.
+import { mulberry32 } from "../core/random.ts";
 import type { RandomAccessFile } from "../runtime/files.ts";
 import { type Kernels, loadKernels } from "../runtime/kernels.ts";
 import type { Checkpoint, LayerTensors, LinearTensor, Span } from "../formats/checkpoint.ts";
@@ -67,13 +68,7 @@ export interface SynthWeights {
 
 /** A deterministic stream of u32 (mulberry32), seeded per tensor: the same model in every runtime. */
 function stream(seed: number, index: number): () => number {
-  let a = (Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  return mulberry32(Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
 }
 
 // Generators, one per kind of tensor.

@@ -29,6 +29,43 @@ const BYTE_OF_CHAR = new Map<number, number>();
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The parts of a tokenizer.json this class reads, checked before any is used: a BPE model
+ * whose vocabulary maps strings to ids, merges as "a b" or ["a", "b"], added tokens with an
+ * id and a content. Ids are dense (below the number of entries), so no table is sized by a
+ * number from the file.
+ */
+function checkTokenizerJson(
+  json: unknown,
+  file: string,
+): asserts json is { model: { vocab: Record<string, number>; merges?: (string | string[])[] }; added_tokens?: { id: number; content: string; special?: boolean }[] } {
+  const fail = (detail: string) => new FormatError(file, detail);
+  if (!isObject(json) || !isObject(json.model)) throw fail("has no model object");
+  const { type, vocab, merges } = json.model;
+  if (type !== "BPE") throw fail(`model type ${JSON.stringify(type)}, expected "BPE"`);
+  if (!isObject(vocab)) throw fail("model.vocab is not an object of token -> id");
+  if (
+    merges !== undefined && !(Array.isArray(merges) && merges.every((m) => typeof m === "string" || (Array.isArray(m) && m.length === 2 && m.every((s) => typeof s === "string"))))
+  ) {
+    throw fail(`model.merges is not a list of "a b" strings or ["a", "b"] pairs`);
+  }
+  const added = json.added_tokens ?? [];
+  if (
+    !Array.isArray(added) ||
+    !added.every((t) => isObject(t) && typeof t.content === "string" && Number.isSafeInteger(t.id) && (t.special === undefined || typeof t.special === "boolean"))
+  ) {
+    throw fail("added_tokens is not a list of { id, content, special }");
+  }
+  const ids = [...Object.values(vocab), ...added.map((t) => t.id)], entries = ids.length;
+  for (const id of ids) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= entries) {
+      throw fail(`token id ${JSON.stringify(id)} is not an integer in 0..${entries - 1} (ids are dense: the file has ${entries} entries)`);
+    }
+  }
+}
+
 /** Byte-level BPE (Llama 3, BitNet 2B4T) on @huggingface/tokenizers. */
 export class BpeTokenizer implements Tokenizer {
   readonly #hf: HfTokenizer;
@@ -48,8 +85,10 @@ export class BpeTokenizer implements Tokenizer {
     this.#json = json;
     try {
       this.#hf = new HfTokenizer(json, {});
+      // A field of the wrong type may only fail at the first use: use it once here.
+      this.#hf.decode(this.#hf.encode("Hello, world! 123\n", { add_special_tokens: false }).ids, { skip_special_tokens: true });
     } catch (e) {
-      throw new FormatError(file, `not a usable tokenizer: ${(e as Error).message}`);
+      throw new FormatError(file, `not a usable tokenizer: ${(e as Error)?.message ?? e}`, { cause: e });
     }
     this.#tokens = [];
     for (const [text, id] of Object.entries(json.model.vocab)) this.#tokens[id] = text;
@@ -74,11 +113,12 @@ export class BpeTokenizer implements Tokenizer {
     } catch (e) {
       throw new FormatError(file, `not valid JSON: ${(e as Error).message}`);
     }
-    if (json?.model?.type !== "BPE" || typeof json.model.vocab !== "object") throw new FormatError(file, `model type ${json?.model?.type}, expected BPE`);
+    checkTokenizerJson(json, file);
+    if (typeof config !== "object" || config === null || Array.isArray(config)) throw new FormatError(file, "its tokenizer_config.json is not a JSON object");
     const idOf = (token: unknown, fallback: string) => {
-      const text = typeof token === "string" ? token : (token as { content?: string })?.content ?? fallback;
+      const text = typeof token === "string" ? token : typeof (token as { content?: unknown })?.content === "string" ? (token as { content: string }).content : fallback;
       const added = (json.added_tokens ?? []).find((t: { content: string }) => t.content === text);
-      return added?.id ?? json.model.vocab[text] ?? -1;
+      return added?.id ?? (Object.hasOwn(json.model.vocab, text) ? json.model.vocab[text] : -1);
     };
     // chat_template is one template, or (newer files) a list of named ones whose "default" applies.
     const named = Array.isArray(config.chat_template) ? config.chat_template.find((t: { name?: string }) => t?.name === "default")?.template : undefined;
