@@ -7,6 +7,7 @@
 import { BitNetError, NonFiniteError } from "../core/errors.ts";
 import type { Kernels } from "../runtime/kernels.ts";
 import { NULL_PTR, offset, type Ptr } from "../runtime/ptr.ts";
+import type { MovableBlock } from "../runtime/arena.ts";
 import type { ModelConfig } from "../formats/config.ts";
 
 /** Precision of cached keys and values: f32, or 8-, 4- or 3-bit codes. */
@@ -14,34 +15,23 @@ export type KVBits = 32 | 8 | 4 | 3;
 
 /** One session's keys and values, in kernel memory. */
 export class KVCache {
-  readonly #keys: Ptr;
-  readonly #values: Ptr;
-  readonly #keyScales: Ptr;
-  readonly #valueScales: Ptr;
+  /** Keys, values, key scales and value scales, back to back in one block the arena may move (so read its address at each use). */
+  #block: MovableBlock | null;
+  readonly #parts: { values: number; keyScales: number; valueScales: number };
   readonly #layerValues: number;
   readonly #layerScales: number;
-  #blocks: Array<[number, number]> = [];
 
   /** Room for `length` positions (at most the model's context). */
   constructor(readonly kernels: Kernels, readonly config: ModelConfig, readonly bits: KVBits = 32, readonly length: number = config.seqLen) {
     this.#layerValues = length * config.kvDim;
     this.#layerScales = length * config.nKvHeads;
-    const valueBytes = config.nLayers * this.#layerValues * (bits === 32 ? 4 : 1), scaleBytes = bits === 32 ? 0 : config.nLayers * this.#layerScales * 4;
-    const block = (size: number) => {
-      if (size === 0) return NULL_PTR;
-      // Whole 64-byte lines: a block freed at the top then takes its alignment padding with it.
-      const bytes = Math.ceil(size / 64) * 64;
-      const ptr = kernels.arena.alloc(bytes, 64, false); // positions are written before they are read
-      this.#blocks.push([ptr, bytes]);
-      return ptr;
-    };
+    // Whole 64-byte lines per part.
+    const line = (n: number) => Math.ceil(n / 64) * 64;
+    const valueBytes = line(config.nLayers * this.#layerValues * (bits === 32 ? 4 : 1)), scaleBytes = bits === 32 ? 0 : line(config.nLayers * this.#layerScales * 4);
+    this.#parts = { values: valueBytes, keyScales: 2 * valueBytes, valueScales: 2 * valueBytes + scaleBytes };
     try {
-      this.#keys = block(valueBytes);
-      this.#values = block(valueBytes);
-      this.#keyScales = block(scaleBytes);
-      this.#valueScales = block(scaleBytes);
+      this.#block = kernels.arena.allocMovable(2 * valueBytes + 2 * scaleBytes); // positions are written before they are read
     } catch (e) {
-      this.dispose();
       const mib = (n: number) => (n / 2 ** 20).toFixed(0);
       throw new BitNetError(
         `a KV cache for ${length} tokens needs ${mib(KVCache.bytes(config, bits, length))} MiB of WebAssembly memory and ${mib(kernels.arena.bytesUsed)} MiB are in use ` +
@@ -63,8 +53,14 @@ export class KVCache {
 
   /** Returns the memory to the arena; the cache must not be used afterwards. */
   dispose(): void {
-    for (const [ptr, bytes] of this.#blocks) this.kernels.arena.free(ptr, bytes);
-    this.#blocks = [];
+    if (this.#block) this.kernels.arena.freeMovable(this.#block);
+    this.#block = null;
+  }
+
+  /** Address of a part of the block (where the arena has it now). */
+  #at(part: number): Ptr {
+    if (!this.#block) throw new BitNetError("KV cache: used after dispose()");
+    return offset(this.#block.ptr, part);
   }
 
   /** Whether keys and values are held as codes with scales. */
@@ -74,22 +70,22 @@ export class KVCache {
 
   /** Address of layer l's keys [length, kvDim] (f32, or int8 codes when quantized). */
   keys(layer: number): Ptr {
-    return offset(this.#keys, layer * this.#layerValues * (this.quantized ? 1 : 4));
+    return offset(this.#at(0), layer * this.#layerValues * (this.quantized ? 1 : 4));
   }
 
   /** Address of layer l's values [length, kvDim]. */
   values(layer: number): Ptr {
-    return offset(this.#values, layer * this.#layerValues * (this.quantized ? 1 : 4));
+    return offset(this.#at(this.#parts.values), layer * this.#layerValues * (this.quantized ? 1 : 4));
   }
 
   /** Address of layer l's key / value scales [length, kvHeads] (quantized caches). */
   keyScales(layer: number): Ptr {
-    return offset(this.#keyScales, layer * this.#layerScales * 4);
+    return offset(this.quantized ? this.#at(this.#parts.keyScales) : NULL_PTR, layer * this.#layerScales * 4); // f32 caches have none
   }
 
   /** Address of layer l's value scales [length, kvHeads]. */
   valueScales(layer: number): Ptr {
-    return offset(this.#valueScales, layer * this.#layerScales * 4);
+    return offset(this.quantized ? this.#at(this.#parts.valueScales) : NULL_PTR, layer * this.#layerScales * 4);
   }
 
   /** Quantizes f32 key and value rows [tokens, kvDim] into positions pos.. of layer l. */
