@@ -410,6 +410,25 @@ needs(test, "the sweep command killed with SIGKILL (between variants, early in o
   const dir = mkdtempSync(`${tmpdir()}/bitnet-faults-`);
   try {
     writeFileSync(`${dir}/text.txt`, new TextDecoder().decode(text).slice(0, 1500));
+    /** The sweep command line of run `i` (its own record `s<i>.jsonl`). */
+    const sweepArgs = (
+      i: number,
+    ) => [
+      "--model",
+      dataPath(MODEL),
+      "--text",
+      `${dir}/text.txt`,
+      "--ctx",
+      "64",
+      "--variants",
+      VARIANTS.join(","),
+      "--out",
+      `${dir}/s${i}`,
+      "--decode-tokens",
+      "2",
+      "--simd",
+      "strict",
+    ];
     const kills: [string, (stderr: string, rows: number) => boolean][] = [
       ["as the first row is written (between variants)", (_, rows) => rows >= 1],
       ["early in the first variant", (stderr) => stderr.includes("[1/3]")],
@@ -417,22 +436,7 @@ needs(test, "the sweep command killed with SIGKILL (between variants, early in o
     ];
     for (const [i, [when, kill]] of kills.entries()) {
       const jsonl = `${dir}/s${i}.jsonl`;
-      const args = [
-        "--model",
-        dataPath(MODEL),
-        "--text",
-        `${dir}/text.txt`,
-        "--ctx",
-        "64",
-        "--variants",
-        VARIANTS.join(","),
-        "--out",
-        `${dir}/s${i}`,
-        "--decode-tokens",
-        "2",
-        "--simd",
-        "strict",
-      ];
+      const args = sweepArgs(i);
       const killed = await sweepRun(args, jsonl, kill);
       assert.is(killed.signal, "SIGKILL", `killed ${when}: ${killed.stderr}`);
       const kept = recordVariants(jsonl);
@@ -447,23 +451,7 @@ needs(test, "the sweep command killed with SIGKILL (between variants, early in o
     // Killed while appending a row (the file ends in part of a line): the rerun drops it and measures that variant again.
     const jsonl = `${dir}/s0.jsonl`, rows = recordRows(jsonl);
     writeFileSync(jsonl, rows.slice(0, 2).map((l) => l + "\n").join("") + rows[2].slice(0, 60));
-    const args = [
-      "--model",
-      dataPath(MODEL),
-      "--text",
-      `${dir}/text.txt`,
-      "--ctx",
-      "64",
-      "--variants",
-      VARIANTS.join(","),
-      "--out",
-      `${dir}/s0`,
-      "--decode-tokens",
-      "2",
-      "--simd",
-      "strict",
-    ];
-    const rerun = await sweepRun(args, jsonl);
+    const rerun = await sweepRun(sweepArgs(0), jsonl);
     assert.is(rerun.code, 0, rerun.stderr);
     assert.equal(recordVariants(jsonl), VARIANTS, rerun.stderr);
   } finally {
