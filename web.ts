@@ -23,6 +23,8 @@ export type { SamplingOptions } from "./text/sampler.ts";
 export type { Tokenizer } from "./text/tokenizer/llama2c.ts";
 export type { TokenizerOption } from "./text/tokenizer/resolve.ts";
 export { type ChatMessage, renderChat } from "./text/chat.ts";
+export { createHandler, type Handler, type HandlerOptions, type RequestRecord } from "./server/handler.ts";
+export { ApiError } from "./server/openai.ts";
 export type { PerplexityOptions, PerplexityResult } from "./model/perplexity.ts";
 export { BitNetError, FormatError, NonFiniteError, OptionError, ShapeError } from "./core/errors.ts";
 export type { Activation, ModelConfig } from "./formats/config.ts";

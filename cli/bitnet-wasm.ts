@@ -18,6 +18,8 @@ import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
 import { nearestName } from "../core/options.ts";
 import { VERSION } from "./version.ts";
+import { createHandler, type RequestRecord } from "../server/handler.ts";
+import { listen } from "./listen.ts";
 
 const FORMATS = [...GGUF_TARGETS, ...HF_TARGETS].join(" | ");
 const MODELS_NOTE = `Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary
@@ -45,6 +47,13 @@ const COMMANDS_HELP: Record<string, { summary: string; usage: string; note?: str
     summary: "write a BitNet b1.58 model with the 2B4T shapes (flags shrink it) and random weights",
     usage: "bitnet-wasm synth --to FORMAT --out F [options]",
     note: `FORMAT: ${FORMATS} (hf and hf-bf16 write a folder)\n--arch llama: the same shapes and ternary weights under llama's architecture.`,
+  },
+  serve: {
+    summary: "an OpenAI-compatible HTTP API (chat completions, completions, models) for one model",
+    usage: "bitnet-wasm serve --model F [--host 127.0.0.1] [--port 8080] [--parallel K] [--queue Q] [options]",
+    note: `Endpoints: POST /v1/chat/completions, POST /v1/completions (stream: true for server-sent events),
+GET /v1/models, GET /health. One log line per request on stderr. The key may come from the
+environment as BITNET_WASM_API_KEY instead of --api-key (which other users can see in ps).`,
   },
   sweep: {
     summary: "perplexity, bits and speed of quantization variants on one model and text",
@@ -100,6 +109,15 @@ const FLAG_DOCS: Record<string, FlagDoc> = {
   ctx: { arg: "N", text: "evaluation window in tokens", default: "the model's context length" },
   to: { arg: "FORMAT", text: `output format: ${FORMATS}`, default: "none; required" },
   out: { arg: "F", text: "output file (a folder for hf, hf-bf16)", default: "none; required" },
+  host: { arg: "H", text: "address to listen on (0.0.0.0: every interface)", default: "127.0.0.1, this machine only" },
+  port: { arg: "N", text: "port to listen on (0: any free one)", default: "8080" },
+  parallel: { arg: "K", text: "generations at once, each with its own KV cache; their tokens interleave", default: "1" },
+  queue: { arg: "Q", text: "requests that may wait for a slot; more get 503 with Retry-After", default: "16" },
+  "api-key": { arg: "KEY", text: "require Authorization: Bearer KEY on /v1/", default: "$BITNET_WASM_API_KEY, else none" },
+  cors: { arg: "ORIGIN", text: "allow browser calls from ORIGIN (or *)", default: "off" },
+  "chat-template": { arg: "F", text: "Jinja chat template for chat completions, for a checkpoint without one", default: "the checkpoint's" },
+  alias: { arg: "NAME", text: "the model's name in the API", default: "the file name without its extension" },
+  "max-body": { arg: "BYTES", text: "largest request body", default: "1048576" },
 };
 
 /** Where a command's flag means something else than FLAG_DOCS says. */
@@ -408,6 +426,69 @@ async function synth(args: string[]): Promise<void> {
   await writeTarget(checkpoint, tokenizer, values.to, values.out, values.simd as LoadOptions["simd"]);
 }
 
+async function serve(args: string[]): Promise<void> {
+  const { json: _, ...loading } = common;
+  const values = parseFlags("serve", args, {
+    ...loading,
+    host: { type: "string" },
+    port: { type: "string" },
+    parallel: { type: "string" },
+    queue: { type: "string" },
+    "api-key": { type: "string" },
+    cors: { type: "string" },
+    "chat-template": { type: "string" },
+    alias: { type: "string" },
+    "max-body": { type: "string" },
+  });
+  if (!values) return;
+  if (!values.model) throw new BitNetError("serve needs --model F: a model file or Hugging Face folder");
+  const chatTemplate = values["chat-template"] ? new TextDecoder().decode(await readBytes(values["chat-template"])) : undefined;
+  const name = values.alias ?? values.model.replace(/\/+$/, "").split("/").pop()!.replace(/\.(bin|gguf)$/, "");
+  const handler = (model: Awaited<ReturnType<typeof loadBitNet>>) =>
+    createHandler({ [name]: model }, {
+      parallel: numberOption(values, "parallel", isPositiveInteger, "an integer > 0"),
+      queue: numberOption(values, "queue", isNonNegativeInteger, "an integer >= 0"),
+      maxBodyBytes: numberOption(values, "max-body", isPositiveInteger, "an integer > 0"),
+      apiKey: values["api-key"] ?? (process.env.BITNET_WASM_API_KEY || undefined),
+      cors: values.cors,
+      onRequest: (r) => console.error(logLine(r)),
+    });
+  const port = numberOption(values, "port", (n) => isNonNegativeInteger(n) && n < 65536, "a port number 0..65535") ?? 8080;
+  const host = values.host ?? "127.0.0.1";
+  const model = await loadBitNet(values.model, { ...modelOptions(values), chatTemplate });
+  const server = await listen(handler(model), { host, port });
+  console.error(`serving ${name} (${model.simd} SIMD, ${model.threads} thread${model.threads > 1 ? "s" : ""}, context ${model.config.seqLen}) on ${server.url}`);
+  const stop = async (signal: string) => {
+    await server.close();
+    model.dispose();
+    console.error(`stopped (${signal})`);
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+/** One access-log line: what was asked, the answer, and where the time went. */
+function logLine(r: RequestRecord): string {
+  const ms = (v: number | undefined) => (v === undefined ? "" : `${v.toFixed(0)}ms`);
+  const fields = [
+    r.method,
+    r.path,
+    r.status,
+    r.model,
+    r.promptTokens !== undefined ? `prompt=${r.promptTokens}` : "",
+    r.completionTokens !== undefined ? `completion=${r.completionTokens}` : "",
+  ];
+  fields.push(
+    r.finishReason ?? "",
+    r.queuedMs !== undefined ? `queued=${ms(r.queuedMs)}` : "",
+    r.firstTokenMs !== undefined ? `first=${ms(r.firstTokenMs)}` : "",
+    `total=${ms(r.totalMs)}`,
+    r.error ? `: ${r.error}` : "",
+  );
+  return fields.filter((f) => f !== "" && f !== undefined).join(" ");
+}
+
 async function sweep(args: string[]): Promise<void> {
   const values = parseFlags("sweep", args, {
     model: common.model,
@@ -482,7 +563,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth, sweep };
+const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth, serve, sweep };
 try {
   if (!command || command === "--help" || command === "-h") console.log(USAGE);
   else if (command === "--version" || command === "-v") console.log(VERSION);

@@ -12,6 +12,7 @@ import { readGgufCheckpoint } from "../formats/gguf-model.ts";
 import { readHfBitNet } from "../formats/huggingface.ts";
 import { readLlama2c } from "../formats/llama2c.ts";
 import { BitNetModel } from "./model.ts";
+import { renderChat } from "../text/chat.ts";
 import { readSafetensorsIndex } from "../formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
 
@@ -23,6 +24,8 @@ export interface LoadOptions extends KernelOptions, ReadOptions, Pick<Transforme
    *  Default: the vocabulary stored in a GGUF file, else tokenizer.json (+ tokenizer_config.json), tok512.bin or
    *  tokenizer.bin beside the model (path, folder or URL); none found is a FormatError listing where it looked. */
   tokenizer?: TokenizerOption;
+  /** A Jinja chat template for chat() (in place of the checkpoint's, or where it has none, as llama2.c files never do). */
+  chatTemplate?: string;
   /** bitllama files: first 2-bit code of a byte in bits 7-6 ("msb", default) or 1-0 ("lsb"). */
   bitOrder?: "msb" | "lsb";
 }
@@ -43,6 +46,7 @@ export const LOAD_OPTIONS: OptionRules = {
   contextLength: "number",
   variant: "string",
   allowNonFinite: "boolean",
+  chatTemplate: "string",
   stallTimeoutMs: "number",
   tokenizer: {
     test: (v) => typeof v === "string" || v instanceof URL || isBytes(v) || (typeof v === "object" && v !== null && typeof (v as { encode?: unknown }).encode === "function"),
@@ -132,7 +136,8 @@ async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, optio
       allowNonFinite: options.allowNonFinite,
       onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
     });
-    return new BitNetModel(kernels, transformer, tokenizer, file);
+    if (options.chatTemplate !== undefined && tokenizer) renderChat(tokenizer, [{ role: "user", content: "" }], file, options.chatTemplate); // parses and renders now
+    return new BitNetModel(kernels, transformer, tokenizer, file, options.chatTemplate ?? tokenizer?.chatTemplate);
   } catch (e) {
     kernels.dispose();
     throw e;

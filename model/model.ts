@@ -25,13 +25,17 @@ export class BitNetModel {
   /** Threads the matrix products run on (1 where the runtime has no shared-memory workers). */
   readonly threads: number;
 
+  /** The Jinja template chat() renders conversations with: the checkpoint's own, or the load option `chatTemplate`. */
+  readonly chatTemplate: string | undefined;
+
   /** Made by loadBitNet; `tokenizer` is null for a model loaded with `tokenizer: "none"` (token ids only). */
-  constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string) {
+  constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string, chatTemplate = tokenizer?.chatTemplate) {
     this.#kernels = kernels;
     this.#transformer = transformer;
     this.simd = kernels.level;
     this.threads = kernels.threads;
-    this.#core = { transformer: () => this.#live(), tokenizer, source };
+    this.chatTemplate = chatTemplate;
+    this.#core = { transformer: () => this.#live(), tokenizer, chatTemplate, source };
   }
 
   /** Architecture and sizes. */
@@ -81,7 +85,7 @@ export class BitNetModel {
    */
   chat(messages: ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
     checkGenerateOptions(options);
-    renderChat(this.#tokenizer(), messages, this.source); // the template and the messages are checked now
+    renderChat(this.#tokenizer(), messages, this.source, this.chatTemplate); // the template and the messages are checked now
     return this.#oneShot((s) => s.chatStream(messages, options));
   }
 

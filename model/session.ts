@@ -27,6 +27,8 @@ export interface ModelCore {
   /** The forward pass (throws once the model is disposed). */
   transformer(): Transformer;
   tokenizer: Tokenizer | null;
+  /** The chat template chat turns are rendered with (the checkpoint's, or the one given at load). */
+  chatTemplate: string | undefined;
   source: string;
 }
 
@@ -103,7 +105,7 @@ export class Session {
   chatStream(message: string | ChatMessage | ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
     checkGenerateOptions(options);
     const added = typeof message === "string" ? [{ role: "user" as const, content: message }] : [message].flat();
-    renderChat(this.#tokenizer(), [...this.#messages, ...added], this.#model.source); // template and messages checked now
+    renderChat(this.#tokenizer(), [...this.#messages, ...added], this.#model.source, this.#model.chatTemplate); // template and messages checked now
     return this.#inTurn(() => this.#chatTurn(added, options));
   }
 
@@ -153,7 +155,7 @@ export class Session {
   async *#chatTurn(added: ChatMessage[], options: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationResult> {
     this.#messages.push(...added);
     const tokenizer = this.#tokenizer();
-    const result = yield* this.#run(tokenizer.encode(renderChat(tokenizer, this.#messages, this.#model.source), { bos: false }), options);
+    const result = yield* this.#run(tokenizer.encode(renderChat(tokenizer, this.#messages, this.#model.source, this.#model.chatTemplate), { bos: false }), options);
     this.#messages.push({ role: "assistant", content: result.text });
     return result;
   }

@@ -1,7 +1,7 @@
 // The command line, run as a user runs it, in the runtime running the tests.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Buffer } from "node:buffer";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -264,7 +264,7 @@ needs(test, "--version from dist/ (the built CLI) prints the package version too
   assert.is(built.stdout, `${VERSION}\n`);
 });
 
-const COMMANDS = ["generate", "ppl", "convert", "synth", "sweep"];
+const COMMANDS = ["generate", "ppl", "convert", "synth", "serve", "sweep"];
 
 test("--help (and no command) lists every command, one line each, and says where the options are", () => {
   for (const args of [["--help"], ["-h"], []]) {
@@ -313,6 +313,7 @@ test("<command> --help lists exactly that command's flags, each with its default
     convert: ["model", "to", "out", "tokenizer", "simd", "bit-order", "help"],
     synth: ["to", "out", "layers", "dim", "hidden", "heads", "kv-heads", "vocab", "context", "embedding", "seed", "arch", "tokenizer", "simd", "help"],
     sweep: ["model", "text", "variants", "grid", "ctx", "out", "decode-tokens", "tokenizer", "simd", "lm-head", "help"],
+    serve: [...loading, "host", "port", "parallel", "queue", "api-key", "cors", "chat-template", "alias", "max-body", "help"],
   };
   const help: Record<string, Map<string, string>> = {};
   for (const c of COMMANDS) {
@@ -385,5 +386,48 @@ withData(test, "a closed stdout (generate ... | head -c 5) ends the run at once,
   assert.not.match(r.stderr, /EPIPE|Error|\n\s+at /, r.stderr);
   assert.not.match(r.stderr, /tokens \(\w+\), [\d.]+ tok\/s/, "it stopped at the closed pipe instead of generating for nobody");
 });
+
+withData(
+  test,
+  "serve: binds 127.0.0.1 by default, serves chat with --chat-template, wants the key from the environment, logs one line per request, exits 0 on SIGTERM",
+  ["models/bitllama-1M.bin", "models/tok512.bin"],
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/bitnet-serve-`);
+    writeFileSync(`${dir}/chat.jinja`, "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:");
+    const [cmd, ...pre] = runtimeCommand();
+    const args = [...pre, CLI, "serve", "--model", dataPath("models/bitllama-1M.bin"), "--port", "0", "--chat-template", `${dir}/chat.jinja`, "--parallel", "2"];
+    const server = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, BITNET_WASM_API_KEY: "k1" }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    server.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+    // Deno's node:child_process reports a child that handled SIGTERM and exited 0 as killed by it.
+    const cleanExit = typeof Deno === "undefined" ? 0 : null;
+    try {
+      for (let i = 0; i < 600 && !/on http:/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+      const url = /serving bitllama-1M \(\w+ SIMD, 1 thread, context \d+\) on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)?.[1];
+      assert.ok(url, stderr);
+      const body = JSON.stringify({ model: "bitllama-1M", messages: [{ role: "user", content: "Hello" }], temperature: 0, max_tokens: 8 });
+      const denied = await fetch(`${url}v1/chat/completions`, { method: "POST", body });
+      assert.is(denied.status, 401);
+      const r = await fetch(`${url}v1/chat/completions`, { method: "POST", body, headers: { authorization: "Bearer k1" } });
+      assert.is(r.status, 200, await r.clone().text());
+      const reply = await r.json();
+      assert.is(reply.choices[0].message.role, "assistant");
+      assert.ok(reply.usage.completion_tokens > 0);
+      server.kill("SIGTERM");
+      assert.is(await exited, cleanExit, stderr);
+      assert.match(stderr, /\nstopped \(SIGTERM\)\n$/);
+      const lines = stderr.split("\n").filter((l) => /^[A-Z]+ \//.test(l));
+      assert.is(lines.length, 2, stderr);
+      assert.match(lines[0], /^POST \/v1\/chat\/completions 401 total=\d+ms : Incorrect API key/);
+      assert.match(lines[1], /^POST \/v1\/chat\/completions 200 bitllama-1M prompt=\d+ completion=\d+ (stop|length) queued=\d+ms first=\d+ms total=\d+ms$/);
+    } finally {
+      server.kill("SIGKILL");
+    }
+    const bad = cli(["serve", "--model", dataPath("models/bitllama-1M.bin"), "--port", "70000"]);
+    assert.is(bad.code, 2);
+    assert.match(bad.stderr, /option --port: expected a port number 0\.\.65535, got "70000"/);
+  },
+);
 
 test.run();

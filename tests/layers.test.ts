@@ -1,5 +1,5 @@
 // The library's layers: a file in a folder imports only from its own folder and the folders
-// below it, in the order core < runtime < formats < quant < text < model < tools < eval < cli;
+// below it, in the order core < runtime < formats < quant < text < model < tools < server < eval < cli;
 // the root entry files (mod.ts, web.ts, research.ts) sit above eval (research.ts exports the
 // sweep) and below cli; only the Node / Deno / Bun adapter (runtime/node.ts, and the worker
 // script it starts), eval/ and cli/ import node: modules; examples/ are demos the library never
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 const test = suite("layers");
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const ORDER = ["core", "runtime", "formats", "quant", "text", "model", "tools", "eval", "cli"];
+const ORDER = ["core", "runtime", "formats", "quant", "text", "model", "tools", "server", "eval", "cli"];
 /** The root entry files' place: above eval, below cli (which may import them). */
 const ROOT_RANK = ORDER.indexOf("eval") + 0.5;
 /** Folders and files that may import node: modules. */

@@ -13,12 +13,17 @@ export interface ChatMessage {
   content: string;
 }
 
-/** The prompt text of a conversation, ending where the assistant's reply begins. */
-export function renderChat(tokenizer: Tokenizer & { tokenText?: (id: number) => string | undefined }, messages: ChatMessage[], source: string): string {
-  if (!tokenizer.chatTemplate) throw new BitNetError(`${source}: the checkpoint has no chat template; use generate() with a prompt`);
+/** The prompt text of a conversation, ending where the assistant's reply begins (by the checkpoint's template, or `template`). */
+export function renderChat(
+  tokenizer: Tokenizer & { tokenText?: (id: number) => string | undefined },
+  messages: ChatMessage[],
+  source: string,
+  template: string | undefined = tokenizer.chatTemplate,
+): string {
+  if (!template) throw new BitNetError(`${source}: the checkpoint has no chat template; use generate() with a prompt, or load it with a chatTemplate`);
   if (!Array.isArray(messages) || messages.length === 0 || messages.some((m) => typeof m?.content !== "string" || !["system", "user", "assistant"].includes(m?.role))) {
     throw new OptionError("messages", "expected a non-empty list of { role: system | user | assistant, content: string }");
   }
   const text = (id: number) => tokenizer.tokenText?.(id) ?? "";
-  return renderTemplate(tokenizer.chatTemplate, { messages, add_generation_prompt: true, bos_token: text(tokenizer.bos), eos_token: text(tokenizer.eos) }, source);
+  return renderTemplate(template, { messages, add_generation_prompt: true, bos_token: text(tokenizer.bos), eos_token: text(tokenizer.eos) }, source);
 }

@@ -1,34 +1,34 @@
-// A Cloudflare Worker that streams a generation as its response:
-//   GET /?prompt=Once%20upon%20a%20time&maxTokens=64&temperature=0
+// An OpenAI-compatible Cloudflare Worker: POST /v1/chat/completions and /v1/completions
+// (streamed with `stream: true`), GET /v1/models and /health, by bitnet-wasm's createHandler.
 // Workers cannot compile WebAssembly from bytes, so the kernels come in as a compiled module
 // (`import ... from "./kernels.wasm"`); the model and its tokenizer come in as bundled data
-// modules here (a fetch() of a URL works as well: `loadBitNet("https://...")`). Workers have
-// no threads and 128 MB of memory: see README.md beside this file for the model sizes that fit.
-import { loadBitNet } from "bitnet-wasm";
+// modules (a fetch() of a URL works as well: `loadBitNet("https://...")`), and the chat
+// template as a text module (llama2.c tokenizers carry none). Workers have no threads and
+// 128 MB of memory: see README.md beside this file for the model sizes that fit.
+import { createHandler, loadBitNet } from "bitnet-wasm";
 import kernels from "./kernels.wasm";
 import modelBytes from "./model.bin";
 import tokenizerBytes from "./tokenizer.bin";
+import chatTemplate from "./chat-template.jinja";
 
-let model; // loaded once per isolate, reused by later requests
+const MODEL_NAME = "bitllama-1M";
+
+let handler; // a promise of the handler: the model is loaded once per isolate, reused by later requests
+
+/** The handler, loading the model on the first call; a failed load is forgotten, so the next request retries. */
+function load(env) {
+  handler ??= loadBitNet(new Uint8Array(modelBytes), { tokenizer: new Uint8Array(tokenizerBytes), wasmModule: kernels, simd: "strict", chatTemplate })
+    // One generation at a time (an isolate has one thread), a few waiting; past that, 503.
+    .then((model) => createHandler({ [MODEL_NAME]: model }, { apiKey: env.API_KEY, parallel: 1, queue: 4 }))
+    .catch((e) => {
+      handler = undefined;
+      throw e;
+    });
+  return handler;
+}
 
 export default {
-  async fetch(request) {
-    const params = new URL(request.url).searchParams;
-    model ??= await loadBitNet(new Uint8Array(modelBytes), { tokenizer: new Uint8Array(tokenizerBytes), wasmModule: kernels, simd: "strict" });
-    const prompt = params.get("prompt") ?? "Once upon a time";
-    const options = { maxTokens: Number(params.get("maxTokens") ?? 64), temperature: Number(params.get("temperature") ?? 0) };
-    const encoder = new TextEncoder(), pieces = model.generate(prompt, options)[Symbol.asyncIterator]();
-    // One token per pull: the response streams as the client reads it.
-    const body = new ReadableStream({
-      start(controller) {
-        controller.enqueue(encoder.encode(prompt));
-      },
-      async pull(controller) {
-        const { done, value } = await pieces.next();
-        if (done) controller.close();
-        else controller.enqueue(encoder.encode(value.text));
-      },
-    }, { highWaterMark: 0 });
-    return new Response(body, { headers: { "content-type": "text/plain; charset=utf-8" } });
+  async fetch(request, env) {
+    return (await load(env))(request);
   },
 };
