@@ -8,6 +8,7 @@ import { BitNetError } from "../core/errors.ts";
 import { checkGenerateOptions, drain, type GeneratedToken, type GenerateOptions, type GenerationResult } from "../text/generate.ts";
 import type { KVCache } from "./kv-cache.ts";
 import { type ChatMessage, renderChat } from "../text/chat.ts";
+import { DecodeBatcher } from "./batch.ts";
 import { checkTokenIds, type ModelCore, Session, type SessionOptions } from "./session.ts";
 import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
@@ -29,13 +30,20 @@ export class BitNetModel {
   readonly chatTemplate: string | undefined;
 
   /** Made by loadBitNet; `tokenizer` is null for a model loaded with `tokenizer: "none"` (token ids only). */
-  constructor(kernels: Kernels, transformer: Transformer, readonly tokenizer: Tokenizer | null, readonly source: string, chatTemplate = tokenizer?.chatTemplate) {
+  constructor(
+    kernels: Kernels,
+    transformer: Transformer,
+    readonly tokenizer: Tokenizer | null,
+    readonly source: string,
+    chatTemplate: string | undefined = tokenizer?.chatTemplate,
+  ) {
     this.#kernels = kernels;
     this.#transformer = transformer;
     this.simd = kernels.level;
     this.threads = kernels.threads;
     this.chatTemplate = chatTemplate;
-    this.#core = { transformer: () => this.#live(), tokenizer, chatTemplate, source };
+    const live = () => this.#live();
+    this.#core = { transformer: live, tokenizer, chatTemplate, source, batcher: new DecodeBatcher(live) };
   }
 
   /** Architecture and sizes. */

@@ -1,14 +1,16 @@
 // A session: one KV cache and the tokens in it. Text or a chat turn is appended to what the
 // session already holds; only the tokens past the longest cached prefix are computed
 // (a new chat turn prefills its new tokens, not the whole conversation). Calls on one
-// session run one at a time; sessions of one model interleave token by token, each
-// exactly as it would run alone, since a forward step is synchronous and reads nothing
-// of another session's but the shared weights.
+// session run one at a time; sessions of one model interleave token by token, and their
+// decoding steps run as one batched forward pass when several generate at once (batch.ts),
+// each exactly as it would run alone: a row of a pass reads nothing of another session's
+// but the shared weights.
 import { yieldToEventLoop } from "../runtime/yield.ts";
 import { type ChatMessage, renderChat } from "../text/chat.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
 import { checkGenerateOptions, drain, type FinishReason, type GeneratedToken, type GenerateOptions, type GenerationResult, shiftKeep, StopMatcher } from "../text/generate.ts";
 import type { KVCache } from "./kv-cache.ts";
+import type { DecodeBatcher } from "./batch.ts";
 import { checkOptions, describe } from "../core/options.ts";
 import { Sampler } from "../text/sampler.ts";
 import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
@@ -29,6 +31,8 @@ export interface ModelCore {
   tokenizer: Tokenizer | null;
   /** The chat template chat turns are rendered with (the checkpoint's, or the one given at load). */
   chatTemplate: string | undefined;
+  /** Decoding steps of the model's sessions, run together when several generate at once. */
+  batcher: DecodeBatcher;
   source: string;
 }
 
@@ -160,15 +164,17 @@ export class Session {
     return result;
   }
 
-  /** Runs `body` once the calls before it on this session have finished. */
+  /** Runs `body` once the calls before it on this session have finished (as one of the model's generating sessions). */
   async *#inTurn<T>(body: () => AsyncGenerator<GeneratedToken, T>): AsyncGenerator<GeneratedToken, T> {
     let release!: () => void;
     const before = this.#queue;
     this.#queue = new Promise<void>((resolve) => (release = resolve));
     await before;
+    const leave = this.#model.batcher.enter();
     try {
       return yield* body();
     } finally {
+      leave();
       release();
     }
   }
@@ -258,6 +264,12 @@ export class Session {
 
   /** Computes the keys and values of the uncached tokens, block by block; the last one's logits (null if aborted). */
   async #feed(cache: KVCache, cooperative: boolean, signal: AbortSignal | undefined): Promise<Float32Array | null> {
+    if (this.#tokens.length - this.#cached === 1) {
+      // A decoding step: with the steps of the model's other generating sessions, when there are any.
+      const logits = await this.#model.batcher.step(cache, this.#tokens[this.#cached], this.#cached);
+      this.#cached++;
+      return logits;
+    }
     const t = this.#model.transformer();
     for (;;) {
       const block = this.#tokens.slice(this.#cached, this.#cached + MAX_BLOCK);

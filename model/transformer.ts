@@ -36,6 +36,25 @@ interface Layer {
 /** Tokens processed together in prefill (bounds the activation buffers). */
 export const MAX_BLOCK = 32;
 
+/** One sequence's decoding step: its cache, the token fed and its position. */
+export interface DecodeStep {
+  cache: KVCache;
+  token: number;
+  pos: number;
+}
+
+/** Rows [row, row + count) of a block: one sequence's tokens at positions pos.. of its cache. */
+interface Segment {
+  cache: KVCache;
+  pos: number;
+  row: number;
+  count: number;
+}
+
+function checkPositions(cache: KVCache, pos: number, count: number): void {
+  if (pos < 0 || pos + count > cache.length) throw new ShapeError(`forward: positions ${pos}..${pos + count - 1} exceed the context of ${cache.length} tokens`);
+}
+
 /** Options of Transformer.load. */
 export interface TransformerOptions {
   /** Activation variant of the BitLinear inputs: a preset ("b1.58" default, "a4.8", "q-sparse:S") or a spec (quant/variants.ts). */
@@ -99,9 +118,9 @@ export class Transformer {
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
     this.kvBits = kvBits;
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);
-    // A quantized cache takes each block's keys and values from f32 staging rows.
-    this.#kStage = kvBits !== 32 ? block(c.kvDim) : NULL_PTR;
-    this.#vStage = kvBits !== 32 ? block(c.kvDim) : NULL_PTR;
+    // Keys and values go through f32 staging rows into a quantized cache, or into several caches.
+    this.#kStage = block(c.kvDim);
+    this.#vStage = block(c.kvDim);
     this.#x = block(c.dim);
     this.#xn = block(c.dim);
     this.#q = block(c.dim);
@@ -183,21 +202,37 @@ export class Transformer {
    */
   forward(cache: KVCache, tokens: ArrayLike<number>, pos: number, onLogits?: (logits: Ptr, index: number) => void): Ptr {
     if (tokens.length === 0) throw new ShapeError("forward: no tokens");
-    if (pos < 0 || pos + tokens.length > cache.length) {
-      throw new ShapeError(`forward: positions ${pos}..${pos + tokens.length - 1} exceed the context of ${cache.length} tokens`);
-    }
+    checkPositions(cache, pos, tokens.length);
     let last = NULL_PTR;
     for (let start = 0; start < tokens.length; start += MAX_BLOCK) {
       const block = Array.prototype.slice.call(tokens, start, start + MAX_BLOCK) as number[];
-      last = this.#forwardBlock(cache, block, pos + start, onLogits ? (p, i) => onLogits(p, start + i) : undefined);
+      const at = [{ cache, pos: pos + start, row: 0, count: block.length }];
+      last = this.#forwardBlock(block, at, onLogits ? (p, i) => onLogits(p, start + i) : undefined);
     }
     return last;
   }
 
-  #forwardBlock(cache: KVCache, tokens: number[], pos: number, onLogits?: (logits: Ptr, index: number) => void): Ptr {
+  /**
+   * One decoding step of several sequences at once (at most MAX_BLOCK): step i feeds its token
+   * at its position of its own cache. The weights are read once for all of them, and every row
+   * is computed as forward() computes it alone. Returns the logits [steps.length, vocab]
+   * (valid until the next call).
+   */
+  decode(steps: readonly DecodeStep[]): Ptr {
+    if (steps.length === 0 || steps.length > MAX_BLOCK) throw new ShapeError(`decode: ${steps.length} steps, expected 1..${MAX_BLOCK}`);
+    for (const { cache, pos } of steps) checkPositions(cache, pos, 1);
+    const at = steps.map(({ cache, pos }, row) => ({ cache, pos, row, count: 1 }));
+    let first = NULL_PTR;
+    this.#forwardBlock(steps.map((s) => s.token), at, (logits, i) => i === 0 && (first = logits));
+    return first;
+  }
+
+  /** Runs a block of tokens: `at` says which rows are which sequence's, from what position of what cache; with `onLogits`, every row's logits. */
+  #forwardBlock(tokens: number[], at: Segment[], onLogits?: (logits: Ptr, index: number) => void): Ptr {
     const k = this.#k.k, c = this.config, T = tokens.length;
     const { dim, kvDim, hiddenDim, headSize, nHeads, nKvHeads, normEps, vocabSize } = c;
     const neox = c.rope === "neox";
+    const row = (ptr: Ptr, width: number, r: number) => offset(ptr, r * width * 4);
 
     // Token embeddings into the residual stream x [T, dim].
     const { ptr: table, dtype } = this.#embedding;
@@ -208,25 +243,34 @@ export class Transformer {
       else widen(this.#k, dtype, offset(table, token * dim * 2), dim, dst);
     });
 
+    // One f32 cache takes its block's keys and values in place; otherwise they are staged and stored.
+    const inPlace = at.length === 1 && !at[0].cache.quantized;
     this.#layers.forEach((layer, l) => {
-      const kCache = cache.keys(l), vCache = cache.values(l);
       // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> (sub-norm) -> o -> residual.
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
-      // k and v go straight into f32 cache rows, or through staging rows into a quantized cache.
-      const kRows = cache.quantized ? this.#kStage : offset(kCache, pos * kvDim * 4), vRows = cache.quantized ? this.#vStage : offset(vCache, pos * kvDim * 4);
+      const kRows = inPlace ? row(at[0].cache.keys(l), kvDim, at[0].pos) : this.#kStage, vRows = inPlace ? row(at[0].cache.values(l), kvDim, at[0].pos) : this.#vStage;
       this.#k.together(() => {
         layer.q.apply(h, this.#q);
         layer.k.apply(h, kRows);
         layer.v.apply(h, vRows);
       });
-      k.rope(this.#q, nHeads, headSize, T, dim, pos, this.#ropeCos, this.#ropeSin, neox);
-      k.rope(kRows, nKvHeads, headSize, T, kvDim, pos, this.#ropeCos, this.#ropeSin, neox);
-      if (cache.quantized) {
-        cache.store(l, pos, T, kRows, vRows);
-        k.attentionCodes(this.#att, this.#q, kCache, cache.keyScales(l), vCache, cache.valueScales(l), this.#scores, nHeads, nKvHeads, headSize, T, pos);
-      } else {
-        k.attention(this.#att, this.#q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, T, pos);
+      for (const { cache, pos, row: r, count } of at) {
+        const q = row(this.#q, dim, r), keys = row(kRows, kvDim, r), values = row(vRows, kvDim, r), att = row(this.#att, dim, r);
+        k.rope(q, nHeads, headSize, count, dim, pos, this.#ropeCos, this.#ropeSin, neox);
+        k.rope(keys, nKvHeads, headSize, count, kvDim, pos, this.#ropeCos, this.#ropeSin, neox);
+        const kCache = cache.keys(l), vCache = cache.values(l);
+        if (cache.quantized) {
+          cache.store(l, pos, count, keys, values);
+          k.attentionCodes(att, q, kCache, cache.keyScales(l), vCache, cache.valueScales(l), this.#scores, nHeads, nKvHeads, headSize, count, pos);
+        } else {
+          if (!inPlace) {
+            const memory = this.#k.u8(NULL_PTR, this.#k.memory.buffer.byteLength), bytes = count * kvDim * 4;
+            memory.copyWithin(row(kCache, kvDim, pos), keys, keys + bytes);
+            memory.copyWithin(row(vCache, kvDim, pos), values, values + bytes);
+          }
+          k.attention(att, q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, count, pos);
+        }
       }
       if (layer.attnSubNorm !== undefined) k.rmsNorm(this.#att, this.#att, layer.attnSubNorm, dim, T, normEps);
       layer.o.apply(layer.o.prepare(this.#att, T), this.#proj);
@@ -248,6 +292,7 @@ export class Transformer {
 
     // Final RMSNorm and the classifier: every token's logits only when asked for.
     k.rmsNorm(this.#xn, this.#x, this.#finalNorm, dim, T, normEps);
+    const pos = at[0].pos;
     if (onLogits) {
       this.#classifier.apply(this.#classifier.prepare(this.#xn, T), this.#logits);
       this.#checkLogits(T, pos);
