@@ -54,7 +54,7 @@ export {
   type SynthShape,
   type SynthWeights,
 } from "./tools/synth.ts";
-export { Transformer, type TransformerOptions } from "./model/transformer.ts";
+export { type DecodeStep, Transformer, type TransformerOptions } from "./model/transformer.ts";
 export {
   type CodecName,
   type GgmlName,
@@ -84,7 +84,7 @@ export {
   type TensorNames,
 } from "./formats/architectures.ts";
 export { asPtr, NULL_PTR, offset, type Ptr } from "./runtime/ptr.ts";
-export type { Arena } from "./runtime/arena.ts";
+export type { Arena, MovableBlock } from "./runtime/arena.ts";
 export type { ThreadPool } from "./runtime/threads.ts";
 export type { KVBits, KVCache } from "./model/kv-cache.ts";
 // Types of the main entry that the API above refers to (the same types, for reference here).

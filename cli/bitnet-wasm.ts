@@ -477,15 +477,14 @@ function logLine(r: RequestRecord): string {
     r.status,
     r.model,
     r.promptTokens !== undefined ? `prompt=${r.promptTokens}` : "",
+    r.cachedTokens ? `cached=${r.cachedTokens}` : "",
     r.completionTokens !== undefined ? `completion=${r.completionTokens}` : "",
-  ];
-  fields.push(
     r.finishReason ?? "",
     r.queuedMs !== undefined ? `queued=${ms(r.queuedMs)}` : "",
     r.firstTokenMs !== undefined ? `first=${ms(r.firstTokenMs)}` : "",
     `total=${ms(r.totalMs)}`,
     r.error ? `: ${r.error}` : "",
-  );
+  ];
   return fields.filter((f) => f !== "" && f !== undefined).join(" ");
 }
 

@@ -1,8 +1,10 @@
 // The OpenAI-compatible server under concurrent streams: `bitnet-wasm serve` in a child
 // process (so the client's work does not share its thread), then 1, 2, 4 and 8 streamed
 // completions at once; aggregate tokens/s (all completion tokens / wall time) and the p50 /
-// p95 time to first token, next to one stream alone. Prints a markdown table headed by the CPU.
-// Run: node --import tsx eval/bench-serve.ts --model F [--tokens 32] [--streams 1,2,4,8] [--threads N] [--simd S]
+// p95 time to first token, next to one stream alone; then the prompt cache: a request that
+// repeats an earlier one's prompt and reply and adds a sentence (a chat's next turn), its
+// time to first token against the first's. Prints markdown tables headed by the CPU.
+// Run: node --import tsx eval/bench-serve.ts --model F [--tokens 32] [--streams 1,2,4,8] [--history 200] [--threads N] [--simd S]
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
@@ -16,11 +18,11 @@ const { values } = parseArgs({
     streams: { type: "string" },
     threads: { type: "string" },
     simd: { type: "string" },
-    prompt: { type: "string" },
+    history: { type: "string" },
   },
 });
 const MODEL = values.model ?? fileURLToPath(new URL("../../shared/data/models/bitllama-3M.bin", import.meta.url));
-const TOKENS = Number(values.tokens ?? 32), STREAMS = (values.streams ?? "1,2,4,8").split(",").map(Number);
+const TOKENS = Number(values.tokens ?? 32), STREAMS = (values.streams ?? "1,2,4,8").split(",").map(Number), HISTORY = Number(values.history ?? 200);
 const PROMPTS = ["Once upon a time", "The little dog ran", "Tom and his sister", "In a small town", "The sun was", "A girl named Sue", "One day, a bird", "There was a big"];
 
 /** Starts `bitnet-wasm serve` on a free port with `parallel` slots; resolves with its URL and a stop function. */
@@ -43,8 +45,8 @@ async function startServer(parallel: number): Promise<{ url: string; banner: str
   return { url, banner, stop: () => child.kill("SIGTERM") };
 }
 
-/** One streamed completion: ms to the first token, completion tokens, ms in all. */
-async function stream(url: string, model: string, prompt: string): Promise<{ ttft: number; tokens: number; ms: number }> {
+/** One streamed completion: ms to the first token, completion tokens, prompt tokens reused from a kept session, ms in all, the text. */
+async function stream(url: string, model: string, prompt: string): Promise<{ ttft: number; tokens: number; cached: number; prompt: number; ms: number; text: string }> {
   const start = performance.now();
   const r = await fetch(`${url}v1/completions`, {
     method: "POST",
@@ -53,7 +55,7 @@ async function stream(url: string, model: string, prompt: string): Promise<{ ttf
   });
   if (r.status !== 200) throw new Error(`${r.status}: ${await r.text()}`);
   const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let ttft = 0, tokens = 0, buffered = "";
+  let ttft = 0, tokens = 0, cached = 0, promptTokens = 0, buffered = "", text = "";
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -65,10 +67,11 @@ async function stream(url: string, model: string, prompt: string): Promise<{ ttf
       if (event === "[DONE]") continue;
       const chunk = JSON.parse(event);
       if (!ttft && chunk.choices[0]?.text) ttft = performance.now() - start;
-      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+      text += chunk.choices[0]?.text ?? "";
+      if (chunk.usage) [tokens, cached, promptTokens] = [chunk.usage.completion_tokens, chunk.usage.prompt_tokens_details.cached_tokens, chunk.usage.prompt_tokens];
     }
   }
-  return { ttft, tokens, ms: performance.now() - start };
+  return { ttft, tokens, cached, prompt: promptTokens, ms: performance.now() - start, text };
 }
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
@@ -101,6 +104,13 @@ try {
   console.log("| streams | tokens | aggregate tok/s | vs 1 stream | tok/s per stream | TTFT p50 ms | TTFT p95 ms |");
   console.log("|---:|---:|---:|---:|---:|---:|---:|");
   console.log(rows.join("\n"));
+  // A conversation's second turn: the first request's prompt and reply sent again, plus a sentence.
+  const history = Array.from({ length: HISTORY }, (_, i) => PROMPTS[i % PROMPTS.length]).join(". ").split(" ").slice(0, HISTORY).join(" ");
+  const first = await stream(server.url, model, history);
+  const second = await stream(server.url, model, `${history}${first.text} Then they went home.`);
+  console.log(`\n| request | prompt tokens | reused from the kept session | TTFT ms |\n|---|---:|---:|---:|`);
+  console.log(`| first (${HISTORY} words) | ${first.prompt} | ${first.cached} | ${first.ttft.toFixed(0)} |`);
+  console.log(`| second (first + reply + a sentence) | ${second.prompt} | ${second.cached} | ${second.ttft.toFixed(0)} |`);
 } finally {
   server.stop();
 }

@@ -57,6 +57,8 @@ export class Session {
   #tokens: number[] = [];
   /** How many of #tokens have their keys and values in the cache. */
   #cached = 0;
+  /** After reset(): the tokens whose keys and values the cache still holds. */
+  #held: number[] = [];
   #messages: ChatMessage[] = [];
   #queue: Promise<void> = Promise.resolve();
 
@@ -118,11 +120,21 @@ export class Session {
     return (await drain(this.chatStream(message, options))).text;
   }
 
-  /** Forgets the text and the conversation (the cache is kept for the next one). */
+  /**
+   * Forgets the text and the conversation. The cache keeps its keys and values: a next prompt
+   * that starts the same way (the same system prompt, or a chat's earlier turns sent again)
+   * computes only the tokens after the shared start.
+   */
   reset(): void {
+    this.#held = [...this.cachedTokens];
     this.#tokens = [];
     this.#cached = 0;
     this.#messages = this.#messages.filter((m) => m.role === "system").slice(0, 1);
+  }
+
+  /** The tokens whose keys and values the cache holds (positions 0..), which a next generation reuses where its tokens start the same. */
+  get cachedTokens(): readonly number[] {
+    return this.#cached > 0 ? this.#tokens.slice(0, this.#cached) : this.#held;
   }
 
   /** Frees the session's KV cache; the session cannot be used afterwards. */
@@ -193,8 +205,10 @@ export class Session {
       tokens = shifted(tokens, keep);
     }
     const sampler = new Sampler(options);
+    const held = this.cachedTokens;
     let cached = 0;
-    while (cached < Math.min(this.#cached, tokens.length - 1) && this.#tokens[cached] === tokens[cached]) cached++;
+    while (cached < Math.min(held.length, tokens.length - 1) && held[cached] === tokens[cached]) cached++;
+    this.#held = [];
     const promptTokens = tokens.length;
     this.#tokens = [...tokens];
     this.#cached = cached;

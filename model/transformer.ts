@@ -38,8 +38,11 @@ export const MAX_BLOCK = 32;
 
 /** One sequence's decoding step: its cache, the token fed and its position. */
 export interface DecodeStep {
+  /** The sequence's KV cache. */
   cache: KVCache;
+  /** The token fed at this step. */
   token: number;
+  /** Its position in the sequence (the cache holds positions 0..pos-1). */
   pos: number;
 }
 

@@ -13,7 +13,9 @@ const MAX_BYTES = 4 * 1024 * 1024 * 1024; // wasm32 address space
 
 /** A block the arena may move when it compacts: read `ptr` at each use, never keep it. */
 export interface MovableBlock {
+  /** The block's current address. */
   readonly ptr: Ptr;
+  /** Its size in bytes. */
   readonly bytes: number;
 }
 

