@@ -4,6 +4,7 @@
 // history). Up to `keep` idle sessions per model, each with a cache of the model's whole
 // context; when WebAssembly memory runs out for a new one, idle sessions are freed, and a
 // cache only as long as the request needs is the last resort.
+import { BitNetError } from "../core/errors.ts";
 import type { BitNetModel } from "../model/model.ts";
 import type { Session } from "../model/session.ts";
 
@@ -31,7 +32,8 @@ export class SessionPool {
     for (;;) {
       try {
         return model.createSession({ contextLength: full });
-      } catch {
+      } catch (e) {
+        if (!(e instanceof BitNetError)) throw e; // only the arena's out-of-memory is a reason to make room
         if (!this.#freeOne()) return model.createSession({ contextLength: length }); // no memory for a whole context: what this request needs
       }
     }
@@ -43,11 +45,6 @@ export class SessionPool {
     this.#idle.set(model, idle);
     idle.push(session);
     if (idle.length > this.keep) idle.shift()!.dispose();
-  }
-
-  /** Frees every idle session. */
-  dispose(): void {
-    for (const idle of this.#idle.values()) for (const s of idle.splice(0)) s.dispose();
   }
 
   /** Frees an idle session (a model's oldest); false when there is none. */
