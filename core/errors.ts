@@ -37,3 +37,13 @@ export class ShapeError extends BitNetError {
   /** Error class name. */
   override name = "ShapeError";
 }
+
+/** A Hugging Face Hub id could not be resolved: a bad id, an HTTP status of the hub, a file missing from the repo or the cache. */
+export class HubError extends BitNetError {
+  /** Error class name. */
+  override name = "HubError";
+  /** `id` is the hub id as given; `detail` says what went wrong and what to do; `status` is the hub's HTTP status, when it answered. */
+  constructor(readonly id: string, detail: string, readonly status?: number, options?: ErrorOptions) {
+    super(`${id}: ${detail}`, options);
+  }
+}

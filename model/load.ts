@@ -15,9 +15,12 @@ import { BitNetModel } from "./model.ts";
 import { renderChat } from "../text/chat.ts";
 import { readSafetensorsIndex } from "../formats/safetensors.ts";
 import { Transformer, type TransformerOptions } from "./transformer.ts";
+import { throttled } from "../runtime/progress.ts";
+import { isHubId } from "../hub/id.ts";
+import { cacheHubModel, type HubLoadOptions } from "../hub/resolve.ts";
 
-/** Options of loadBitNet: kernels (simd, threads), reading (progress, abort), tokenizer, LM head, context, variant. */
-export interface LoadOptions extends KernelOptions, ReadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant" | "allowNonFinite"> {
+/** Options of loadBitNet: kernels (simd, threads), reading (progress, abort), hub and cache, tokenizer, LM head, context, variant. */
+export interface LoadOptions extends KernelOptions, ReadOptions, HubLoadOptions, Pick<TransformerOptions, "lmHead" | "contextLength" | "variant" | "allowNonFinite"> {
   /** The tokenizer: a llama2.c tokenizer.bin or a Hugging Face tokenizer.json (path, URL or bytes; told by content; a
    *  tokenizer.json path or URL also reads the tokenizer_config.json beside it), or a ready Tokenizer; "none" for
    *  token ids only (generate and chat then fail; logits, step and perplexity of ids work).
@@ -48,6 +51,10 @@ export const LOAD_OPTIONS: OptionRules = {
   allowNonFinite: "boolean",
   chatTemplate: "string",
   stallTimeoutMs: "number",
+  hubEndpoint: "string",
+  accessToken: "string",
+  cacheDir: "string",
+  offline: "boolean",
   tokenizer: {
     test: (v) => typeof v === "string" || v instanceof URL || isBytes(v) || (typeof v === "object" && v !== null && typeof (v as { encode?: unknown }).encode === "function"),
     expected: `"none", a path or URL, bytes, a Blob, or a Tokenizer`,
@@ -109,11 +116,15 @@ export { resolveTokenizer, tokenizerFromBytes } from "../text/tokenizer/resolve.
 
 /**
  * Loads a model with its tokenizer: llama2.c v0 (fp32), bitllama (ternary), GGUF of either,
- * or a Hugging Face BitNet b1.58 folder (packed weights, tokenizer.json).
+ * or a Hugging Face BitNet b1.58 folder (packed weights, tokenizer.json); by path, URL, bytes,
+ * or hub id ("hf:ORG/REPO[@REVISION][/FILE]", downloaded once into the cache). Progress
+ * events come per phase and file, monotone, a few a second at most.
  */
 export async function loadBitNet(source: ByteSource, options: LoadOptions = {}): Promise<BitNetModel> {
   checkOptions(options, LOAD_OPTIONS, "loadBitNet");
+  if (options.onProgress) options = { ...options, onProgress: throttled(options.onProgress) };
   const file = sourceName(source);
+  if (isHubId(source)) source = (await cacheHubModel(source, options)).source;
   const folder = (await isDirectory(source)) ? (source as string) : null;
   const ckpt = folder ? await readHfFolder(folder, options) : await closingOnError([await openFile(source, options)], ([f]) => readCheckpoint(f, options));
   try {
@@ -134,7 +145,7 @@ async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, optio
       contextLength: options.contextLength,
       variant: options.variant,
       allowNonFinite: options.allowNonFinite,
-      onLayer: (done) => options.onProgress?.({ phase: "weights", loaded: done, total: layers }),
+      onLayer: (done) => options.onProgress?.({ phase: "weights", file, loaded: done, total: layers }),
     });
     if (options.chatTemplate !== undefined && tokenizer) renderChat(tokenizer, [{ role: "user", content: "" }], file, options.chatTemplate); // parses and renders now
     return new BitNetModel(kernels, transformer, tokenizer, file, options.chatTemplate ?? tokenizer?.chatTemplate);

@@ -15,10 +15,12 @@ import { BitNetError, OptionError } from "../core/errors.ts";
  */
 export type ByteSource = string | URL | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
 
-/** Progress of a long operation: `phase` names it, `total` is undefined when unknown. */
+/** Progress of a long operation: `phase` names it, `file` what it works on, `total` is undefined when unknown. */
 export interface Progress {
-  /** What is being loaded: the file's bytes, or the layers. */
-  phase: "read" | "weights";
+  /** What is being done: a file downloaded into the cache, a file's bytes read, or the layers built. */
+  phase: "download" | "read" | "weights";
+  /** The file (a path, URL or a hub repo's file name) the event is about. */
+  file?: string;
   /** Done so far (bytes or layers). */
   loaded: number;
   /** In all, when known. */
@@ -61,7 +63,7 @@ const ignore = () => {};
  * progress within the limit, else the exchange is aborted (its connection dropped) and the wait
  * fails with a BitNetError naming the URL. The caller's signal aborts it too, with its reason.
  */
-class Exchange {
+export class Exchange {
   readonly #controller = new AbortController();
   readonly #ms: number;
   readonly #unlink: () => void;
@@ -99,9 +101,9 @@ class Exchange {
     }
   }
 
-  /** Fetches the URL under the limit (until its response headers arrive). */
-  fetch(headers?: Record<string, string>): Promise<Response> {
-    return this.within(fetchOrFail(this.url, { headers, signal: this.signal }), () => "no response");
+  /** Fetches the URL (or `url`, a redirect's target) under the limit, until its response headers arrive. */
+  fetch(headers?: Record<string, string>, redirect: RequestRedirect = "follow", url: URL = this.url): Promise<Response> {
+    return this.within(fetchOrFail(url, { headers, redirect, signal: this.signal }), () => "no response");
   }
 
   /** The next chunk of a body under the limit (`progress`: how far the body got, for the message). */
@@ -231,11 +233,12 @@ async function readStream(
       }
       buffer.set(value, loaded);
       loaded += value.length;
-      onProgress?.({ phase: "read", loaded, total });
+      onProgress?.({ phase: "read", file: name, loaded, total });
     }
   } finally {
     reader.releaseLock();
   }
+  if (total === undefined) onProgress?.({ phase: "read", file: name, loaded, total: loaded }); // the total is known now
   if (total !== undefined && loaded !== total) throw new BitNetError(`${name}: ${loaded} bytes arrived, ${total} were announced (truncated transfer)`);
   return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
 }
@@ -268,7 +271,7 @@ export async function readBytes(source: ByteSource, options: ReadOptions = {}): 
     } catch (e) {
       throw fsError("read", path, e, options.signal);
     }
-    options.onProgress?.({ phase: "read", loaded: bytes.length, total: bytes.length });
+    options.onProgress?.({ phase: "read", file: String(path), loaded: bytes.length, total: bytes.length });
     return bytes;
   }
   return fetchWhole(url, options);
@@ -544,7 +547,7 @@ function watched(file: RandomAccessFile, { onProgress, signal }: ReadOptions): R
       signal?.throwIfAborted();
       const bytes = await file.read(offset, length, into);
       loaded += length;
-      onProgress?.({ phase: "read", loaded: Math.min(loaded, file.size), total: file.size });
+      onProgress?.({ phase: "read", file: file.name, loaded: Math.min(loaded, file.size), total: file.size });
       return bytes;
     },
     close: () => file.close(),

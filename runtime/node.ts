@@ -2,17 +2,22 @@
 // (Node, Deno and Bun all provide node:fs, node:os and node:worker_threads). Importing it
 // installs, for the whole program:
 // - node:fs as the FileSystem that paths and file: URLs go through (files.ts);
+// - a folder as the model cache (cache-files.ts): $BITNET_WASM_CACHE, else
+//   $XDG_CACHE_HOME/bitnet-wasm, else ~/.cache/bitnet-wasm; and process.env as the environment;
 // - the thread starter (spawn-thread.ts): Node and Deno start kernel workers through
 //   node:worker_threads (Deno for its Worker.unref(), see spawn-thread.ts), Bun as module Web
 //   Workers like browsers; and Node's core count from os.availableParallelism.
 // mod.ts, the command line and the Node-side scripts import it; web.ts never does. Nothing
 // in the core looks at which runtime it is in: choosing this module is the entry's job.
-import { appendFile, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import process from "node:process";
-import { availableParallelism, cpus } from "node:os";
+import { join, resolve } from "node:path";
+import { availableParallelism, cpus, homedir } from "node:os";
 import { Worker } from "node:worker_threads";
 import { BitNetError } from "../core/errors.ts";
 import { type ByteSink, type FileSystem, type RandomAccessFile, useFileSystem } from "./files.ts";
+import { type CacheFiles, useCacheFiles } from "./cache-files.ts";
+import { env, useEnvironment } from "./environment.ts";
 import { spawnWebWorker, type ThreadStarter, useThreadStarter } from "./spawn-thread.ts";
 import type { ThreadHandle } from "./threads.ts";
 
@@ -79,6 +84,56 @@ export const nodeFileSystem: FileSystem = {
   sink: writeSink,
 };
 
+/** Where the model cache is unless told: $BITNET_WASM_CACHE, else $XDG_CACHE_HOME/bitnet-wasm, else ~/.cache/bitnet-wasm. */
+export function defaultCacheRoot(): string {
+  const xdg = env("XDG_CACHE_HOME");
+  return env("BITNET_WASM_CACHE") ?? (xdg ? join(xdg, "bitnet-wasm") : join(env("HOME") ?? homedir(), ".cache", "bitnet-wasm"));
+}
+
+const missing = (e: unknown) => (e as { code?: string }).code === "ENOENT";
+
+/** A folder as the model cache. */
+export function nodeCacheFiles(root: string = defaultCacheRoot()): CacheFiles {
+  const base = resolve(root), at = (path: string) => join(base, ...path.split("/"));
+  const parent = (path: string) => mkdir(join(at(path), ".."), { recursive: true });
+  return {
+    root: base,
+    source: (path) => Promise.resolve(at(path)),
+    stat: (path) => stat(at(path)).then((s) => ({ size: s.size, ageMs: Date.now() - s.mtimeMs }), (e) => (missing(e) ? null : Promise.reject(e))),
+    readText: (path) => readFile(at(path), "utf8").catch((e) => (missing(e) ? null : Promise.reject(e))),
+    async writeText(path, text) {
+      await parent(path);
+      const temporary = `${at(path)}.${process.pid}-${Math.random().toString(36).slice(2, 8)}.tmp`;
+      await writeFile(temporary, text);
+      await rename(temporary, at(path));
+    },
+    async createExclusive(path, text) {
+      await parent(path);
+      return writeFile(at(path), text, { flag: "wx" }).then(() => true, (e) => ((e as { code?: string }).code === "EEXIST" ? false : Promise.reject(e)));
+    },
+    async append(path, fresh) {
+      await parent(path);
+      const handle = await open(at(path), fresh ? "w" : "a");
+      return {
+        async write(bytes) {
+          for (let done = 0; done < bytes.length;) done += (await handle.write(bytes, done, Math.min(bytes.length - done, MAX_IO))).bytesWritten;
+        },
+        close: () => handle.close(),
+      };
+    },
+    async rename(from, to) {
+      await parent(to);
+      await rename(at(from), at(to));
+    },
+    remove: (path) => rm(at(path), { recursive: true, force: true }),
+    list: (path) =>
+      readdir(at(path), { withFileTypes: true }).then(
+        (entries) => entries.map((e) => ({ name: e.name, directory: e.isDirectory() })),
+        (e) => (missing(e) ? [] : Promise.reject(e)),
+      ),
+  };
+}
+
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 
@@ -114,4 +169,6 @@ export const nodeThreads: ThreadStarter = {
 };
 
 useFileSystem(nodeFileSystem);
+useCacheFiles(nodeCacheFiles);
+useEnvironment((name) => process.env[name]);
 useThreadStarter(nodeThreads);

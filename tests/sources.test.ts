@@ -5,6 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { BitNetError, FormatError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
+import { PROGRESS_INTERVAL_MS } from "../runtime/progress.ts";
 import type { BitNetModel } from "../model/model.ts";
 import { dataPath, rejects, withData } from "./helpers.ts";
 
@@ -95,13 +96,16 @@ withData(
           c.close();
         },
       });
-    const events: { phase: string; loaded: number; total?: number }[] = [];
-    const streamed = await loadBitNet(chunks(model, 65536), { tokenizer: tok, onProgress: (p) => events.push({ ...p }) });
+    const events: { phase: string; loaded: number; total?: number; at: number }[] = [];
+    const streamed = await loadBitNet(chunks(model, 65536), { tokenizer: tok, onProgress: (p) => events.push({ ...p, at: performance.now() }) });
     assert.is(await greedy(streamed), want);
-    const reads = events.filter((e) => e.phase === "read"), layers = events.filter((e) => e.phase === "weights");
-    assert.is(reads.length, Math.ceil(model.length / 65536));
-    assert.is(reads.at(-1)!.loaded, model.length);
-    assert.equal(layers.map((e) => e.loaded), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // Per phase: the first event, then at most one per PROGRESS_INTERVAL_MS, growing, and the last at the total.
+    for (const [phase, total] of [["read", model.length], ["weights", 8]] as const) {
+      const seen = events.filter((e) => e.phase === phase);
+      assert.ok(seen.length >= 1 && seen.length <= 1 + Math.ceil((seen.at(-1)!.at - seen[0].at) / PROGRESS_INTERVAL_MS), `${phase}: ${seen.length} events`);
+      assert.ok(seen.every((e, i) => i === 0 || (e.loaded >= seen[i - 1].loaded && (e.at - seen[i - 1].at >= PROGRESS_INTERVAL_MS - 1 || e.loaded === total))), `${phase} events: ${JSON.stringify(seen)}`);
+      assert.is(seen.at(-1)!.loaded, total);
+    }
 
     const server = createServer((req, res) => {
       if (req.url === "/short") {
