@@ -20,12 +20,20 @@ import { nearestName } from "../core/options.ts";
 import { VERSION } from "./version.ts";
 import { createHandler, type RequestRecord } from "../server/handler.ts";
 import { listen } from "./listen.ts";
+import { isHubId } from "../hub/id.ts";
+import { cacheHubModel, deleteCachedModel, listCachedModels } from "../hub/resolve.ts";
+import type { Progress } from "../runtime/files.ts";
+import { throttled } from "../runtime/progress.ts";
 
 const FORMATS = [...GGUF_TARGETS, ...HF_TARGETS].join(" | ");
 const MODELS_NOTE = `Models (told by content): llama2.c v0 checkpoints (e.g. stories260K.bin), bitllama ternary
 files (ak42), GGUF (architectures llama, bitllama, bitnet-b1.58 as bitnet.cpp writes it,
 bitnet as llama.cpp writes it; I2_S, TQ1_0, TQ2_0 weights), and Hugging Face BitNet folders
 (config.json + model.safetensors or its shards + tokenizer.json; packed or bf16 masters).
+--model also takes a Hugging Face Hub id, hf:ORG/REPO[@REVISION][/FILE]: downloaded once
+into the cache ($BITNET_WASM_CACHE, else $XDG_CACHE_HOME/bitnet-wasm, else
+~/.cache/bitnet-wasm; --cache-dir), then read from there. HF_ENDPOINT and HF_TOKEN (gated
+repos) are honoured as huggingface_hub does; --offline (or HF_HUB_OFFLINE=1) never asks the hub.
 Without --tokenizer: the GGUF's own vocabulary, else tokenizer.json, tok512.bin or
 tokenizer.bin beside the model (in it, for a folder). --tokenizer takes a llama2.c
 tokenizer.bin or a tokenizer.json (told by content), or "none".`;
@@ -55,6 +63,11 @@ const COMMANDS_HELP: Record<string, { summary: string; usage: string; note?: str
 GET /v1/models, GET /health. One log line per request on stderr. The key may come from the
 environment as BITNET_WASM_API_KEY instead of --api-key (which other users can see in ps).`,
   },
+  cache: {
+    summary: "list the models downloaded from the hub, with their sizes, or delete one",
+    usage: "bitnet-wasm cache [list | rm hf:ORG/REPO[@REVISION]] [--cache-dir D] [--json]",
+    note: "rm without @REVISION deletes every cached commit of the repo.",
+  },
   sweep: {
     summary: "perplexity, bits and speed of quantization variants on one model and text",
     usage: "bitnet-wasm sweep --model F --text F --variants LIST [options]   (or a --grid file giving them)",
@@ -76,7 +89,7 @@ ${MODELS_NOTE}`;
 type FlagDoc = { arg?: string; text: string; default: string };
 
 const FLAG_DOCS: Record<string, FlagDoc> = {
-  model: { arg: "F", text: "model file (llama2.c, bitllama, GGUF) or Hugging Face folder", default: "none; required" },
+  model: { arg: "F", text: "model file (llama2.c, bitllama, GGUF), Hugging Face folder, or hub id hf:ORG/REPO[@REV][/FILE]", default: "none; required" },
   tokenizer: {
     arg: "F",
     text: "llama2.c tokenizer.bin or tokenizer.json, or none",
@@ -88,6 +101,8 @@ const FLAG_DOCS: Record<string, FlagDoc> = {
   context: { arg: "N", text: "KV cache length in tokens", default: "the model's context length" },
   variant: { arg: "PRESET|SPEC", text: "quantization variant: b1.58, a4.8, v2-a8, v2-a4, reloaded, q-sparse:S, or a spec such as qkv=int4,o=topk:0.5+int8", default: "b1.58" },
   "bit-order": { arg: "msb|lsb", text: "where a bitllama file's first 2-bit code sits", default: "msb" },
+  "cache-dir": { arg: "D", text: "the cache of hub models", default: "$BITNET_WASM_CACHE, else $XDG_CACHE_HOME/bitnet-wasm, else ~/.cache/bitnet-wasm" },
+  offline: { text: "load hub models from the cache only, never asking the hub", default: "off; on when $HF_HUB_OFFLINE is 1" },
   json: { text: "print one JSON object", default: "off" },
   help: { text: "print this help", default: "off" },
   prompt: { arg: "S", text: "text to continue", default: "empty: the model starts from BOS alone" },
@@ -204,13 +219,33 @@ const common = {
   context: { type: "string" },
   variant: { type: "string" },
   "bit-order": { type: "string" },
+  "cache-dir": { type: "string" },
+  offline: { type: "boolean" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
+/** Download progress on stderr: one line per file, redrawn in place on a terminal, every 2 s otherwise. */
+function downloadReporter(): (p: Progress) => void {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return throttled((p) => {
+    if (p.phase !== "download") return;
+    const now = performance.now(), complete = p.total !== undefined && p.loaded >= p.total;
+    if (!tty && !complete && now - last < 2000) return;
+    last = now;
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    const of = p.total === undefined ? "" : ` of ${mb(p.total)} MB (${((100 * p.loaded) / Math.max(p.total, 1)).toFixed(0)}%)`;
+    process.stderr.write(`downloading ${p.file}: ${mb(p.loaded)} MB${of}${tty && !complete ? "\x1b[K\r" : "\n"}`);
+  });
+}
+
 /** The loading flags as loadBitNet options (the library checks them; it also looks up the tokenizer). */
 function modelOptions(values: Record<string, unknown>): LoadOptions {
   return {
+    cacheDir: values["cache-dir"] as string | undefined,
+    offline: values.offline as boolean | undefined,
+    onProgress: downloadReporter(),
     tokenizer: values.tokenizer as string | undefined,
     simd: values.simd as LoadOptions["simd"],
     threads: numberOption(values, "threads", isPositiveInteger, "an integer > 0"),
@@ -370,16 +405,19 @@ async function convert(args: string[]): Promise<void> {
     tokenizer: common.tokenizer,
     simd: common.simd,
     "bit-order": common["bit-order"],
+    "cache-dir": common["cache-dir"],
+    offline: common.offline,
     help: common.help,
   });
   if (!values) return;
   if (!values.model || !values.to || !values.out) throw new BitNetError("convert needs --model F --to FORMAT --out F");
   const options = modelOptions(values);
-  const folder = await isDirectory(values.model);
-  const ckpt = folder ? await readHfFolder(values.model) : await readCheckpoint(await openFile(values.model), options);
+  const model = isHubId(values.model) ? (await cacheHubModel(values.model, options)).source as string : values.model;
+  const folder = await isDirectory(model);
+  const ckpt = folder ? await readHfFolder(model) : await readCheckpoint(await openFile(model), options);
   try {
     // The vocabulary to carry over, found as loadBitNet finds it (--tokenizer, the file's own, beside the model).
-    await writeTarget(ckpt, await resolveTokenizer(values.model, ckpt, options.tokenizer), values.to, values.out, options.simd);
+    await writeTarget(ckpt, await resolveTokenizer(model, ckpt, options.tokenizer), values.to, values.out, options.simd);
   } finally {
     await ckpt.source.close();
   }
@@ -500,6 +538,8 @@ async function sweep(args: string[]): Promise<void> {
     tokenizer: common.tokenizer,
     simd: common.simd,
     "lm-head": common["lm-head"],
+    "cache-dir": common["cache-dir"],
+    offline: common.offline,
     help: common.help,
   });
   if (!values) return;
@@ -527,7 +567,7 @@ async function sweep(args: string[]): Promise<void> {
   let last = 0;
   const results = await runSweep({
     ...options,
-    model,
+    model: isHubId(model) ? (await cacheHubModel(model, options)).source as string : model, // downloaded once, not once per variant
     text: new TextDecoder().decode(await readBytes(textPath)),
     textName: textPath.split("/").pop()!,
     variants,
@@ -553,6 +593,30 @@ async function sweep(args: string[]): Promise<void> {
   console.error(`wrote ${jsonl}, ${prefix}.md, ${prefix}.svg`);
 }
 
+async function cache(args: string[]): Promise<void> {
+  const values = parseFlags("cache", args.filter((a) => !/^(list|rm)$/.test(a) && !isHubId(a)), { "cache-dir": common["cache-dir"], json: common.json, help: common.help });
+  if (!values) return;
+  const [action = "list", ...ids] = args.filter((a) => /^(list|rm)$/.test(a) || isHubId(a));
+  const options = { cacheDir: values["cache-dir"] };
+  if (action === "rm") {
+    if (ids.length === 0) throw new BitNetError("cache rm needs the model to delete: bitnet-wasm cache rm hf:ORG/REPO[@REVISION]");
+    for (const id of ids) {
+      const freed = await deleteCachedModel(id, options);
+      if (values.json) console.log(JSON.stringify({ deleted: id, bytes: freed }));
+      else console.log(freed ? `deleted ${id}: ${(freed / 1e6).toFixed(1)} MB freed` : `${id}: not in the cache`);
+    }
+    return;
+  }
+  if (action !== "list" || ids.length) throw new BitNetError(`cache takes "list" or "rm hf:ORG/REPO[@REVISION]", got ${JSON.stringify(args.join(" "))}`);
+  const models = await listCachedModels(options);
+  if (values.json) return console.log(JSON.stringify(models));
+  if (models.length === 0) return console.log("no hub models in the cache");
+  for (const m of models) {
+    const refs = m.refs.length ? ` (${m.refs.join(", ")})` : "", partial = m.partialBytes ? `, ${(m.partialBytes / 1e6).toFixed(1)} MB of unfinished downloads` : "";
+    console.log(`${m.id}${refs}  ${(m.size / 1e6).toFixed(1)} MB${partial}\n${m.files.map((f) => `  ${f.name}  ${(f.size / 1e6).toFixed(1)} MB`).join("\n")}`);
+  }
+}
+
 // A reader that goes away (`| head`) ends the run quietly, whichever stream it was on.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on("error", (e: { code?: string }) => {
@@ -562,7 +626,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 const [command, ...rest] = process.argv.slice(2);
-const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth, serve, sweep };
+const commands: Record<string, (args: string[]) => Promise<void>> = { generate, ppl, convert, synth, serve, sweep, cache };
 try {
   if (!command || command === "--help" || command === "-h") console.log(USAGE);
   else if (command === "--version" || command === "-v") console.log(VERSION);

@@ -8,26 +8,14 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { readGguf } from "../formats/gguf.ts";
-import { dataPath, needs, withData } from "./helpers.ts";
+import { CLI, dataPath, needs, runtimeCommand, withData } from "./helpers.ts";
 
 const test = suite("cli");
-const CLI = fileURLToPath(new URL("../cli/bitnet-wasm.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-declare const Deno: { execPath(): string } | undefined;
-
-/** The command that runs a .ts file in this runtime. */
-function runtimeCommand(): string[] {
-  if (typeof Deno !== "undefined") return [Deno.execPath(), "run", "-A"];
-  if (process.versions.bun) return [process.execPath];
-  return [process.execPath, "--import", "tsx"];
-}
-
 function cli(args: string[], cwd = ROOT) {
-  const [cmd, ...pre] = runtimeCommand();
-  // tsx resolves from the project; a foreign cwd needs the loader's absolute path.
-  const fixed = pre.map((a) => (a === "tsx" ? new URL("../node_modules/tsx/dist/esm/index.mjs", import.meta.url).href : a));
-  const r = spawnSync(cmd, [...fixed, CLI, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  const [cmd, ...pre] = [...runtimeCommand(), CLI];
+  const r = spawnSync(cmd, [...pre, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -259,12 +247,12 @@ const DIST_CLI = fileURLToPath(new URL("../dist/cli/bitnet-wasm.js", import.meta
 const BUILT = { tool: "dist/cli/bitnet-wasm.js", available: existsSync(DIST_CLI), reason: "dist/ is not built: npm run build" };
 needs(test, "--version from dist/ (the built CLI) prints the package version too", { tools: [BUILT] }, () => {
   const [cmd, ...pre] = runtimeCommand();
-  const built = spawnSync(cmd, [...pre.filter((a) => a !== "--import" && a !== "tsx"), DIST_CLI, "--version"], { cwd: ROOT, encoding: "utf8" });
+  const built = spawnSync(cmd, [...pre.filter((a) => a !== "--import" && !a.includes("tsx")), DIST_CLI, "--version"], { cwd: ROOT, encoding: "utf8" });
   assert.is(built.status, 0, built.stderr);
   assert.is(built.stdout, `${VERSION}\n`);
 });
 
-const COMMANDS = ["generate", "ppl", "convert", "synth", "serve", "sweep"];
+const COMMANDS = ["generate", "ppl", "convert", "synth", "serve", "sweep", "cache"];
 
 test("--help (and no command) lists every command, one line each, and says where the options are", () => {
   for (const args of [["--help"], ["-h"], []]) {
@@ -288,7 +276,7 @@ function helpFlags(text: string): Map<string, string> {
 }
 
 test("<command> --help lists exactly that command's flags, each with its default", () => {
-  const loading = ["model", "tokenizer", "simd", "threads", "lm-head", "context", "variant", "bit-order"];
+  const loading = ["model", "tokenizer", "simd", "threads", "lm-head", "context", "variant", "bit-order", "cache-dir", "offline"];
   const want: Record<string, string[]> = {
     generate: [
       ...loading,
@@ -310,9 +298,10 @@ test("<command> --help lists exactly that command's flags, each with its default
       "help",
     ],
     ppl: [...loading, "text", "tokens", "ctx", "json", "help"],
-    convert: ["model", "to", "out", "tokenizer", "simd", "bit-order", "help"],
+    convert: ["model", "to", "out", "tokenizer", "simd", "bit-order", "cache-dir", "offline", "help"],
     synth: ["to", "out", "layers", "dim", "hidden", "heads", "kv-heads", "vocab", "context", "embedding", "seed", "arch", "tokenizer", "simd", "help"],
-    sweep: ["model", "text", "variants", "grid", "ctx", "out", "decode-tokens", "tokenizer", "simd", "lm-head", "help"],
+    sweep: ["model", "text", "variants", "grid", "ctx", "out", "decode-tokens", "tokenizer", "simd", "lm-head", "cache-dir", "offline", "help"],
+    cache: ["cache-dir", "json", "help"],
     serve: [...loading, "host", "port", "parallel", "queue", "api-key", "cors", "chat-template", "alias", "max-body", "help"],
   };
   const help: Record<string, Map<string, string>> = {};

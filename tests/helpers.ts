@@ -45,6 +45,17 @@ export const RUNTIME: "node" | "deno" | "bun" = typeof (globalThis as { Deno?: u
   ? "bun"
   : "node";
 
+/** The command line's source, as the tests run it. */
+export const CLI = fileURLToPath(new URL("../cli/bitnet-wasm.ts", import.meta.url));
+
+/** The command that runs a .ts file in this runtime, from any folder (tsx by its absolute URL). */
+export function runtimeCommand(): string[] {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  if (deno) return [deno.execPath(), "run", "-A"];
+  if (RUNTIME === "bun") return [process.execPath];
+  return [process.execPath, "--import", new URL("../node_modules/tsx/dist/esm/index.mjs", import.meta.url).href];
+}
+
 /** A tool (a binary, a package, a runtime) a test needs, and whether this machine has it. */
 export interface Tool {
   /** What is needed, as the skip message ("skipped: needs <tool> (<reason>)") and the CI failure name it. */

@@ -103,7 +103,10 @@ withData(
     for (const [phase, total] of [["read", model.length], ["weights", 8]] as const) {
       const seen = events.filter((e) => e.phase === phase);
       assert.ok(seen.length >= 1 && seen.length <= 1 + Math.ceil((seen.at(-1)!.at - seen[0].at) / PROGRESS_INTERVAL_MS), `${phase}: ${seen.length} events`);
-      assert.ok(seen.every((e, i) => i === 0 || (e.loaded >= seen[i - 1].loaded && (e.at - seen[i - 1].at >= PROGRESS_INTERVAL_MS - 1 || e.loaded === total))), `${phase} events: ${JSON.stringify(seen)}`);
+      assert.ok(
+        seen.every((e, i) => i === 0 || (e.loaded >= seen[i - 1].loaded && (e.at - seen[i - 1].at >= PROGRESS_INTERVAL_MS - 1 || e.loaded === total))),
+        `${phase} events: ${JSON.stringify(seen)}`,
+      );
       assert.is(seen.at(-1)!.loaded, total);
     }
 
