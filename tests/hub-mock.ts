@@ -69,52 +69,60 @@ export class MockHub {
   readonly holds = new Map<string, Promise<void>>();
   #release = new Map<string, () => void>();
 
-  private constructor(readonly endpoint: string, readonly cdn: string, private readonly servers: Server[]) {}
+  /** The hub's address (give it as hubEndpoint or HF_ENDPOINT) and the CDN's, another origin. */
+  endpoint = "";
+  cdn = "";
+  readonly #blobs = new Map<string, { bytes: Uint8Array; key: string }>();
+  readonly #servers: Server[];
+
+  private constructor(private readonly repos: MockRepo[]) {
+    this.#servers = [createServer((req, res) => this.#hub(req, res)), createServer((req, res) => this.#cdn(req, res))];
+  }
 
   static async start(repos: MockRepo[]): Promise<MockHub> {
-    const blobs = new Map<string, { bytes: Uint8Array; key: string }>();
-    let hub!: MockHub;
-    const cdnServer = createServer((req, res) => {
-      const url = new URL(req.url!, "http://x");
-      hub.log.push({ server: "cdn", path: url.pathname, range: req.headers.range, authorization: req.headers.authorization });
-      const blob = blobs.get(url.pathname.slice("/blob/".length));
-      if (!blob) return res.writeHead(404).end();
-      hub.#serve(req, res, blob.key, blob.bytes, { etag: `"${sha256(blob.bytes)}"` });
-    });
-    const hubServer = createServer((req, res) => {
-      const url = new URL(req.url!, "http://x");
-      hub.log.push({ server: "hub", path: url.pathname + url.search, range: req.headers.range, authorization: req.headers.authorization });
-      const fail = (status: number, code: string, message: string) =>
-        res.writeHead(status, { "x-error-code": code, "x-error-message": message, "content-type": "application/json" }).end(JSON.stringify({ error: message }));
-      const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
-      const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
-      const match = api ?? resolve;
-      const repo = match && repos.find((r) => r.repo === match[1]);
-      if (!repo) return fail(404, "RepoNotFound", "Repository not found");
-      if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) return fail(401, "GatedRepo", "Access to this model is restricted: you must be authenticated");
-      const revision = decodeURIComponent(match[2]);
-      if (revision !== repo.commit && revision !== (repo.branch ?? "main")) return fail(404, "RevisionNotFound", `Invalid rev id: ${revision}`);
-      if (api) {
-        const siblings = Object.entries(repo.files).map(([name, bytes]) => ({
-          rfilename: name,
-          size: bytes.length,
-          blobId: gitBlobId(bytes),
-          ...(bytes.length >= LFS_FROM ? { lfs: { sha256: sha256(bytes), size: bytes.length, pointerSize: 134 } } : {}),
-        }));
-        return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: repo.repo, sha: repo.commit, siblings }));
-      }
-      const name = decodeURIComponent(resolve![3]), bytes = repo.files[name];
-      if (!bytes) return fail(404, "EntryNotFound", `${name} does not exist on "${revision}"`);
-      const common = { "x-repo-commit": repo.commit };
-      if (bytes.length < LFS_FROM) return hub.#serve(req, res, `${repo.repo}/${name}`, bytes, { ...common, etag: `"${gitBlobId(bytes)}"` });
-      const blob = sha256(bytes);
-      blobs.set(blob, { bytes, key: `${repo.repo}/${name}` });
-      res.writeHead(302, { ...common, location: `${hub.cdn}/blob/${blob}?name=${encodeURIComponent(name)}`, "x-linked-etag": `"${blob}"`, "x-linked-size": String(bytes.length) })
-        .end();
-    });
-    const [endpoint, cdn] = [await listen(hubServer), await listen(cdnServer)];
-    hub = new MockHub(endpoint, cdn, [hubServer, cdnServer]);
+    const hub = new MockHub(repos);
+    [hub.endpoint, hub.cdn] = [await listen(hub.#servers[0]), await listen(hub.#servers[1])];
     return hub;
+  }
+
+  #cdn(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url!, "http://x");
+    this.log.push({ server: "cdn", path: url.pathname, range: req.headers.range, authorization: req.headers.authorization });
+    const blob = this.#blobs.get(url.pathname.slice("/blob/".length));
+    if (!blob) return res.writeHead(404).end();
+    this.#serve(req, res, blob.key, blob.bytes, { etag: `"${sha256(blob.bytes)}"` });
+  }
+
+  #hub(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url!, "http://x");
+    this.log.push({ server: "hub", path: url.pathname + url.search, range: req.headers.range, authorization: req.headers.authorization });
+    const fail = (status: number, code: string, message: string) =>
+      res.writeHead(status, { "x-error-code": code, "x-error-message": message, "content-type": "application/json" }).end(JSON.stringify({ error: message }));
+    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
+    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const match = api ?? resolve;
+    const repo = match && this.repos.find((r) => r.repo === match[1]);
+    if (!repo) return fail(404, "RepoNotFound", "Repository not found");
+    if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) return fail(401, "GatedRepo", "Access to this model is restricted: you must be authenticated");
+    const revision = decodeURIComponent(match[2]);
+    if (revision !== repo.commit && revision !== (repo.branch ?? "main")) return fail(404, "RevisionNotFound", `Invalid rev id: ${revision}`);
+    if (api) {
+      const siblings = Object.entries(repo.files).map(([name, bytes]) => ({
+        rfilename: name,
+        size: bytes.length,
+        blobId: gitBlobId(bytes),
+        ...(bytes.length >= LFS_FROM ? { lfs: { sha256: sha256(bytes), size: bytes.length, pointerSize: 134 } } : {}),
+      }));
+      return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: repo.repo, sha: repo.commit, siblings }));
+    }
+    const name = decodeURIComponent(resolve![3]), bytes = repo.files[name];
+    if (!bytes) return fail(404, "EntryNotFound", `${name} does not exist on "${revision}"`);
+    const common = { "x-repo-commit": repo.commit };
+    if (bytes.length < LFS_FROM) return this.#serve(req, res, `${repo.repo}/${name}`, bytes, { ...common, etag: `"${gitBlobId(bytes)}"` });
+    const blob = sha256(bytes);
+    this.#blobs.set(blob, { bytes, key: `${repo.repo}/${name}` });
+    res.writeHead(302, { ...common, location: `${this.cdn}/blob/${blob}?name=${encodeURIComponent(name)}`, "x-linked-etag": `"${blob}"`, "x-linked-size": String(bytes.length) })
+      .end();
   }
 
   #serve(req: IncomingMessage, res: ServerResponse, key: string, bytes: Uint8Array, headers: Record<string, string>) {
@@ -149,6 +157,6 @@ export class MockHub {
 
   close(): Promise<void> {
     for (const key of this.#release.keys()) this.release(key);
-    return Promise.all(this.servers.map((s) => new Promise<void>((resolve) => (s.closeAllConnections?.(), s.close(() => resolve()))))).then(() => undefined);
+    return Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => (s.closeAllConnections?.(), s.close(() => resolve()))))).then(() => undefined);
   }
 }
