@@ -16,6 +16,7 @@
  * @module
  */
 export { loadBitNet, type LoadOptions } from "./model/load.ts";
+export { loadBitNetInWorker, RemoteModel, RemoteSession, type WorkerLoadOptions } from "./worker/client.ts";
 export { BitNetModel } from "./model/model.ts";
 export { Session, type SessionOptions } from "./model/session.ts";
 export type { FinishReason, GeneratedToken, GenerateOptions, GenerationResult } from "./text/generate.ts";
@@ -28,7 +29,7 @@ export { ApiError } from "./server/openai.ts";
 export type { PerplexityOptions, PerplexityResult } from "./model/perplexity.ts";
 export { BitNetError, FormatError, HubError, NonFiniteError, OptionError, ShapeError } from "./core/errors.ts";
 export { type CachedHubModel, type CachedModel, cacheHubModel, deleteCachedModel, type HubLoadOptions, listCachedModels } from "./hub/resolve.ts";
-export type { HubOptions } from "./hub/client.ts";
+export type { HubOptions, RepoFile } from "./hub/client.ts";
 export { type Appender, type CacheEntry, type CacheFiles, useCacheFiles } from "./runtime/cache-files.ts";
 export type { Activation, ModelConfig } from "./formats/config.ts";
 export { type ByteSink, type ByteSource, type FileSystem, type Progress, type RandomAccessFile, type ReadOptions, useFileSystem } from "./runtime/files.ts";

@@ -16,7 +16,9 @@ import type { HubId } from "./id.ts";
 export interface CachedModel {
   /** "hf:ORG/REPO@COMMIT", loadable offline. */
   id: string;
+  /** "ORG/REPO". */
   repo: string;
+  /** The full commit hash the files were downloaded at. */
   commit: string;
   /** Branches and tags that named this commit when last asked. */
   refs: string[];

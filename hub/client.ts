@@ -26,6 +26,7 @@ export interface Hub {
 export interface RepoFile {
   /** Path in the repo ("model.safetensors", "gguf/model.gguf"). */
   name: string;
+  /** Bytes. */
   size: number;
   /** What the hub sends as the file's ETag: the sha256 of an LFS file, else the git blob id. */
   etag: string;
@@ -87,7 +88,7 @@ function statusError(hub: Hub, id: HubId, what: string, response: Response): Hub
 export interface HubResponse {
   response: Response;
   exchange: Exchange;
-  /** X-Linked-Etag or ETag of the endpoint's own answer (the one before any redirect), unquoted. */
+  /** X-Linked-Etag or ETag of the endpoint's own first answer, unquoted; null where only another origin's answer could be read. */
   etag: string | null;
 }
 
@@ -107,8 +108,10 @@ export async function hubGet(hub: Hub, id: HubId, url: URL, what: string, header
       const own = at.origin === hub.endpoint.origin;
       const sent = own && hub.token ? { ...headers, Authorization: `Bearer ${hub.token}` } : headers;
       let response = await exchange.fetch(sent, "manual", at);
-      if (response.type === "opaqueredirect") response = await exchange.fetch(sent, "follow", at);
-      if (own && hop === 0) etag = unquote(response.headers.get("x-linked-etag") ?? response.headers.get("etag"));
+      const hidden = response.type === "opaqueredirect"; // a browser: it follows, and the answer may be the CDN's
+      if (hidden) response = await exchange.fetch(sent, "follow", at);
+      const endpoints = own && (!hidden || new URL(response.url || at.href).origin === hub.endpoint.origin);
+      if (endpoints && etag === null) etag = unquote(response.headers.get("x-linked-etag") ?? response.headers.get("etag"));
       const location = response.headers.get("location");
       if (response.status >= 300 && response.status < 400 && location) {
         if (hop === MAX_REDIRECTS) throw new HubError(id.text, `${what}: more than ${MAX_REDIRECTS} redirects from ${url.href}`);
@@ -120,7 +123,6 @@ export async function hubGet(hub: Hub, id: HubId, url: URL, what: string, header
         await response.body?.cancel();
         throw statusError(hub, id, what, response);
       }
-      etag ??= unquote(response.headers.get("etag"));
       return { response, exchange, etag };
     }
   } catch (e) {

@@ -28,6 +28,8 @@ export interface CachedHubModel {
   commit: string;
   /** The repo's files that were fetched (or found) for it. */
   files: RepoFile[];
+  /** The tokenizer file beside the model, where `source` is no path to look beside (a File from OPFS). */
+  tokenizer?: ByteSource;
 }
 
 const EXTRAS = [...TOKENIZER_FILES, "tokenizer_config.json"];
@@ -105,8 +107,8 @@ async function choose(id: HubId, snapshot: Snapshot, fetchIndex: (file: RepoFile
  * `onProgress` events of phase "download" per file) and says where it is. Offline, or when the
  * hub cannot be reached, the cached commit of the revision serves.
  */
-export async function cacheHubModel(source: string, options: HubLoadOptions & ReadOptions = {}): Promise<CachedHubModel> {
-  const id = parseHubId(source), hub = hubOf(options, source), offline = isOffline(options);
+export async function cacheHubModel(hubId: string, options: HubLoadOptions & ReadOptions = {}): Promise<CachedHubModel> {
+  const id = parseHubId(hubId), hub = hubOf(options, hubId), offline = isOffline(options);
   const cache = new ModelCache(openCacheFiles(options.cacheDir));
   const snapshot = await snapshotOf(cache, hub, id, offline);
   const ensure = async (file: RepoFile, onProgress?: (p: Progress) => void) => {
@@ -120,7 +122,10 @@ export async function cacheHubModel(source: string, options: HubLoadOptions & Re
   });
   for (const file of files) await ensure(file, options.onProgress);
   const path = main ? cache.filePath(id.repo, snapshot.commit, main) : cache.filesPath(id.repo, snapshot.commit);
-  return { source: await cache.store.source(path), commit: snapshot.commit, files };
+  const source = await cache.store.source(path);
+  const beside = typeof source === "string" ? undefined : TOKENIZER_FILES.map((t) => files.find((f) => f.name === folderOf(main) + t)).find((f) => f);
+  const tokenizer = beside && (await cache.store.source(cache.filePath(id.repo, snapshot.commit, beside.name)));
+  return { source, commit: snapshot.commit, files, ...(tokenizer ? { tokenizer } : {}) };
 }
 
 /** The models in the cache (at `cacheDir`, else the default place), one entry per repo and commit. */

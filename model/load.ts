@@ -124,18 +124,21 @@ export async function loadBitNet(source: ByteSource, options: LoadOptions = {}):
   checkOptions(options, LOAD_OPTIONS, "loadBitNet");
   if (options.onProgress) options = { ...options, onProgress: throttled(options.onProgress) };
   const file = sourceName(source);
-  if (isHubId(source)) source = (await cacheHubModel(source, options)).source;
+  let besideTokenizer: ByteSource | undefined;
+  if (isHubId(source)) ({ source, tokenizer: besideTokenizer } = await cacheHubModel(source, options));
   const folder = (await isDirectory(source)) ? (source as string) : null;
   const ckpt = folder ? await readHfFolder(folder, options) : await closingOnError([await openFile(source, options)], ([f]) => readCheckpoint(f, options));
   try {
-    return await modelOf(ckpt, source, file, options);
+    return await modelOf(ckpt, source, file, options, besideTokenizer);
   } finally {
     await ckpt.source.close();
   }
 }
 
-async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, options: LoadOptions): Promise<BitNetModel> {
-  const { tokenizer } = await resolveTokenizer(source, ckpt, options.tokenizer, { signal: options.signal });
+/** The model of a checkpoint; `besideTokenizer` stands for the tokenizer beside a source that has no place to look beside (a cached File). */
+async function modelOf(ckpt: Checkpoint, source: ByteSource, file: string, options: LoadOptions, besideTokenizer?: ByteSource): Promise<BitNetModel> {
+  const option = options.tokenizer ?? (ckpt.vocabulary ? undefined : besideTokenizer);
+  const { tokenizer } = await resolveTokenizer(source, ckpt, option, { signal: options.signal });
   options.signal?.throwIfAborted();
   const kernels = await loadKernels(options);
   const layers = ckpt.config.nLayers;

@@ -4,6 +4,7 @@
 // runtime. Paths are relative to the cache's root, with "/" between their parts.
 import { BitNetError } from "../core/errors.ts";
 import type { ByteSource } from "./files.ts";
+import { hasOpfs, opfsCacheFiles } from "./opfs-cache.ts";
 
 /** Bytes appended, in order, to one file of the cache. */
 export interface Appender {
@@ -15,7 +16,9 @@ export interface Appender {
 
 /** An entry of a cache folder. */
 export interface CacheEntry {
+  /** The entry's name in its folder. */
   name: string;
+  /** Whether it is a folder. */
   directory: boolean;
 }
 
@@ -45,18 +48,20 @@ export interface CacheFiles {
 
 let opener: ((root?: string) => CacheFiles) | null = null;
 
-/** Installs how the cache is opened (`root` overrides its default place); null removes it. The Node / Deno / Bun entry installs a folder on node:fs. */
+/**
+ * Installs how the cache is opened (`root` overrides its default place); null removes it. The
+ * Node / Deno / Bun entry installs a folder on node:fs; without one, browsers use OPFS.
+ */
 export function useCacheFiles(open: ((root?: string) => CacheFiles) | null): void {
   opener = open;
 }
 
 /** The cache at `root` (default: the runtime's own place), or an error saying this runtime has none. */
 export function openCacheFiles(root?: string): CacheFiles {
-  if (!opener) {
-    throw new BitNetError(
-      `no model cache is installed in this program (the web entry has none): load a Hugging Face model by its resolve URL ` +
-        `(https://huggingface.co/ORG/REPO/resolve/main/FILE), or give useCacheFiles a store`,
-    );
-  }
-  return opener(root);
+  if (opener) return opener(root);
+  if (hasOpfs()) return opfsCacheFiles(root);
+  throw new BitNetError(
+    `this runtime has no place for the model cache (no file system, no origin-private file system): load a Hugging Face model by its resolve URL ` +
+      `(https://huggingface.co/ORG/REPO/resolve/main/FILE), or give useCacheFiles a store`,
+  );
 }

@@ -24,7 +24,8 @@ for (
 ) {
   withData(test, `decode(): each row and the next step equal forward() alone, bit for bit (${file.split("/").pop()}${variant ? `, ${variant}` : ""})`, [file], async () => {
     const kx = await kernels("strict");
-    const t = await Transformer.load(kx, await readCheckpoint(await openFile(dataPath(file))), { variant });
+    const source = await openFile(dataPath(file));
+    const t = await Transformer.load(kx, await readCheckpoint(source), { variant });
     const alone = PROMPTS.map(() => t.newCache(64)), together = PROMPTS.map(() => t.newCache(64));
     for (const [i, p] of PROMPTS.entries()) {
       t.forward(alone[i], p, 0);
@@ -44,6 +45,7 @@ for (
     throwsTyped(() => t.decode([{ cache: alone[0], token: 1, pos: 64 }]), ShapeError, /positions 64\.\.64 exceed the context of 64 tokens/);
     for (const c of [...alone, ...together]) c.dispose();
     kx.dispose();
+    await source.close();
   });
 }
 

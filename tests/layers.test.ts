@@ -1,5 +1,5 @@
 // The library's layers: a file in a folder imports only from its own folder and the folders
-// below it, in the order core < runtime < formats < quant < text < hub < model < tools < server < eval < cli;
+// below it, in the order core < runtime < formats < quant < text < hub < model < tools < server < worker < eval < cli;
 // the root entry files (mod.ts, web.ts, research.ts) sit above eval (research.ts exports the
 // sweep) and below cli; only the Node / Deno / Bun adapter (runtime/node.ts, and the worker
 // script it starts), eval/ and cli/ import node: modules; examples/ are demos the library never
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 const test = suite("layers");
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const ORDER = ["core", "runtime", "formats", "quant", "text", "hub", "model", "tools", "server", "eval", "cli"];
+const ORDER = ["core", "runtime", "formats", "quant", "text", "hub", "model", "tools", "server", "worker", "eval", "cli"];
 /** The root entry files' place: above eval, below cli (which may import them). */
 const ROOT_RANK = ORDER.indexOf("eval") + 0.5;
 /** Folders and files that may import node: modules. */
@@ -177,7 +177,7 @@ test("the import scanner finds static, type, side-effect, re-export and dynamic 
   assert.equal(importSpecifiers(source), want);
 });
 
-test("each folder imports only from its own layer and the layers below (core < runtime < formats < quant < text < hub < model < tools < eval < root entries < cli), and only the runtime adapter, eval/ and cli/ import node:", () => {
+test("each folder imports only from its own layer and the layers below (core < runtime < formats < quant < text < hub < model < tools < server < worker < eval < root entries < cli), and only the runtime adapter, eval/ and cli/ import node:", () => {
   const files = libraryFiles(), violations: string[] = [];
   let edges = 0;
   assert.ok(files.includes("mod.ts") && files.some((f) => f.startsWith("model/")), `the library's files: ${files.join(", ")}`);
