@@ -209,7 +209,12 @@ async function readStream(
   { onProgress, signal }: ReadOptions,
   exchange?: Exchange,
 ): Promise<Uint8Array> {
-  const reader = stream.getReader();
+  let reader: ReadableStreamDefaultReader<Uint8Array>;
+  try {
+    reader = stream.getReader();
+  } catch (e) {
+    throw new BitNetError(`${name}: cannot be read: ${(e as Error).message}`, { cause: e }); // Bun opens a file: URL's file here
+  }
   let buffer = new Uint8Array(total ?? 1 << 20), loaded = 0;
   const progress = () => `after ${loaded}${total === undefined ? "" : ` of ${total}`} bytes`;
   try {

@@ -1,48 +1,172 @@
-// The browser example in headless Chromium (Debian's chromium, driven by playwright-core):
-// served with COOP / COEP, it loads bitllama-1M by URL (HTTP ranges), runs on 2 worker
-// threads in a cross-origin-isolated page, and streams the greedy text Node generates.
-// Runs in the Node pass only (Playwright drives the browser from Node).
+// The chat page (examples/browser) in headless Chromium (Debian's chromium, driven by
+// playwright-core), served with COOP / COEP: the model runs in the page's worker
+// (loadBitNetInWorker) on 2 threads. By URL it streams the greedy text Node generates; by hub
+// id from the mock hub (tests/hub-mock.ts, another origin, CORS) it shows per-file progress,
+// replies as Node does, never blocks the page's thread for more than 100 ms (long tasks seen
+// by a PerformanceObserver from the first script on), stops within one token, loads again from
+// OPFS without asking for the model's files, lists the cached model and deletes it, and says
+// what to do when the repo is gated. Screenshots at load, mid-generation and of the error are
+// kept in test-artifacts/browser/. Runs in the Node pass only (Playwright drives it from Node).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Page } from "playwright-core";
 import { CHROMIUM, launchChromium } from "../eval/chromium.ts";
 import { loadBitNet } from "../model/load.ts";
 import { dataPath, needs, onlyUnder } from "./helpers.ts";
+import { MockHub } from "./hub-mock.ts";
 
 const test = suite("browser");
 const CHROMIUM_TOOL = { tool: CHROMIUM, available: existsSync(CHROMIUM), reason: "apt-get install chromium (.ci/run installs it), or set CHROMIUM=/path/to/chromium" };
+const TOOLS = [onlyUnder("node"), CHROMIUM_TOOL];
+const ARTIFACTS = fileURLToPath(new URL("../test-artifacts/browser/", import.meta.url));
+const COMMIT = "89abcdef0123456789abcdef0123456789abcdef";
+const PROMPT = "Once upon a time";
+
+/** What Node's session generates for `prompt` (the page sends it to a fresh session). */
+async function nodeReply(model: string, prompt: string, maxTokens: number): Promise<string> {
+  const m = await loadBitNet(dataPath(model), { tokenizer: dataPath("models/tok512.bin") });
+  try {
+    return (await m.createSession().prompt(prompt, { maxTokens, temperature: 0 }));
+  } finally {
+    m.dispose();
+  }
+}
+
+/** The page at examples/browser/ with these query parameters, its errors collected, long tasks observed from the start. */
+async function openPage(page: Page, base: string, query: Record<string, string>): Promise<string[]> {
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.addInitScript(() => {
+    const w = window as unknown as { longTasks: number[] };
+    w.longTasks = [];
+    new PerformanceObserver((list) => list.getEntries().forEach((e) => w.longTasks.push(e.duration))).observe({ type: "longtask", buffered: true });
+  });
+  await page.goto(`${base}/examples/browser/?${new URLSearchParams(query)}`);
+  return errors;
+}
+
+const lastReply = (page: Page) => page.locator("#messages .model").last();
+const replyDone = (page: Page, n: number) => page.waitForSelector(`#messages .model:nth-of-type(${2 * n})[data-done="true"]`, { timeout: 90_000 });
+
+async function withPage(fn: (page: Page, base: string) => Promise<void>) {
+  // @ts-ignore: a plain JavaScript module without types
+  const { serve } = await import("../examples/browser/serve.mjs");
+  const server = await serve();
+  const browser = await launchChromium();
+  try {
+    await fn(await browser.newPage(), server.url);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+needs(test, "by URL: the chat page streams Node's greedy text of bitllama-1M from its worker on 2 threads, cross-origin isolated", {
+  tools: TOOLS,
+  files: ["models/bitllama-1M.bin", "models/tok512.bin"],
+}, async () => {
+  const want = await nodeReply("models/bitllama-1M.bin", PROMPT, 64);
+  await withPage(async (page, base) => {
+    const errors = await openPage(page, base, {
+      model: "/data/models/bitllama-1M.bin", // relative: the field is text, not type="url"
+      tokenizer: "/data/models/tok512.bin",
+      prompt: PROMPT,
+      maxTokens: "64",
+      threads: "2",
+      autorun: "1",
+    });
+    await replyDone(page, 1);
+    const status = await page.textContent("#status");
+    assert.match(status ?? "", /^64 tokens at [0-9.]+ tok\/s \((relaxed|strict) SIMD, 2 thread\(s\), cross-origin isolated: true\)\.$/, `status: ${status}; errors: ${errors}`);
+    assert.is(await lastReply(page).textContent(), want);
+    assert.is(await lastReply(page).getAttribute("data-finish"), "length");
+    assert.equal(errors, []);
+  });
+});
 
 needs(
   test,
-  "examples/browser in headless Chromium streams the Node greedy text of bitllama-1M on 2 threads",
-  { tools: [onlyUnder("node"), CHROMIUM_TOOL], files: ["models/bitllama-1M.bin", "models/tok512.bin"] },
-  async () => {
-    // @ts-ignore: a plain JavaScript module without types
-    const { serve } = await import("../examples/browser/serve.mjs");
-    const server = await serve();
-    const browser = await launchChromium();
+  "by hub id: progress per file, Node's reply, no main-thread task over 100 ms, Stop within one token, the reload from OPFS, the cache listed and deleted, the gated repo's error",
+  {
+    tools: TOOLS,
+    files: ["models/bitllama-3M.bin", "models/tok512.bin"],
+  },
+  async (model3M, tok) => {
+    const want = await nodeReply("models/bitllama-3M.bin", PROMPT, 48);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const hub = await MockHub.start([
+      { repo: "bitnet/bitllama-3M", commit: COMMIT, files: { "bitllama-3M.bin": model3M, "tok512.bin": tok } },
+      { repo: "bitnet/gated", commit: COMMIT, files: { "bitllama-3M.bin": model3M }, token: "hf_secret" },
+    ]);
+    const MODEL_FILE = "bitnet/bitllama-3M/bitllama-3M.bin";
     try {
-      const page = await browser.newPage();
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      const prompt = "Once upon a time";
-      const query = new URLSearchParams({ model: "/data/models/bitllama-1M.bin", tokenizer: "/data/models/tok512.bin", prompt, maxTokens: "64", threads: "2", autorun: "1" });
-      await page.goto(`${server.url}/examples/browser/?${query}`);
-      await page.waitForSelector('#output[data-done="true"]', { timeout: 60_000 });
-      const status = await page.textContent("#status");
-      assert.match(status ?? "", /^64 tokens, [0-9.]+ tok\/s \((relaxed|strict) SIMD, 2 thread\(s\), cross-origin isolated: true\)$/, `status: ${status}; errors: ${errors}`);
-      const m = await loadBitNet(dataPath("models/bitllama-1M.bin"));
-      let want = prompt;
-      try {
-        for await (const { text } of m.generate(prompt, { maxTokens: 64, temperature: 0 })) want += text;
-      } finally {
-        m.dispose();
-      }
-      assert.is(await page.textContent("#output"), want);
-      assert.equal(errors, []);
+      await withPage(async (page, base) => {
+        const query = { model: "hf:bitnet/bitllama-3M", hubEndpoint: hub.endpoint, prompt: PROMPT, maxTokens: "48", threads: "2", autorun: "1" };
+        hub.hold(MODEL_FILE); // the download waits after its first bytes: the screenshot shows it under way
+        const errors = await openPage(page, base, query);
+        const row = page.locator('#files .file[data-key="download:bitllama-3M.bin"]');
+        await row.waitFor({ timeout: 30_000 });
+        await page.waitForFunction(() => /MB \(\d+%\)/.test(document.querySelector('#files .file[data-key="download:bitllama-3M.bin"]')?.textContent ?? ""));
+        await page.screenshot({ path: `${ARTIFACTS}load.png` });
+        hub.release(MODEL_FILE);
+        await replyDone(page, 1);
+        assert.is(await lastReply(page).textContent(), want, `errors: ${errors}; status: ${await page.textContent("#status")}`);
+        assert.match((await row.textContent()) ?? "", /downloading bitllama-3M\.bin.*1\.3 MB \/ 1\.3 MB \(100%\)/);
+        assert.match((await page.textContent("#status")) ?? "", /^48 tokens at [0-9.]+ tok\/s/);
+
+        // A long reply (it runs to its 400 tokens unstopped), seen mid-way; then, in a new chat, a
+        // reply (one of 180 tokens unstopped) stopped by a click once 8 tokens are in (a
+        // MutationObserver clicks at once): at most one more arrives.
+        await page.click("summary"); // the settings
+        await page.fill("#max-tokens", "400");
+        await page.fill("#message", "1 2 3 4");
+        await page.click("#send");
+        await page.waitForFunction(() => Number(document.querySelector("#messages .model:last-child")?.getAttribute("data-tokens")) >= 8);
+        await page.screenshot({ path: `${ARTIFACTS}generating.png` });
+        await replyDone(page, 2);
+        await page.click("#new-chat");
+        await page.fill("#message", PROMPT);
+        await page.evaluate(() => {
+          const messages = document.querySelector("#messages")!, stop = document.querySelector("#stop") as HTMLButtonElement;
+          new MutationObserver((_, observer) => {
+            if (Number(messages.lastElementChild?.getAttribute("data-tokens")) < 8) return;
+            stop.click();
+            observer.disconnect();
+          }).observe(messages, { subtree: true, attributes: true, attributeFilter: ["data-tokens"] });
+        });
+        await page.click("#send");
+        await replyDone(page, 1);
+        const [atClick, tokens] = [Number(await page.getAttribute("#stop", "data-tokens-at-click")), Number(await lastReply(page).getAttribute("data-tokens"))];
+        assert.is(await lastReply(page).getAttribute("data-finish"), "abort", `stop clicked at ${atClick}, the reply ended at ${tokens} tokens`);
+        assert.ok(atClick >= 8 && tokens <= atClick + 1, `stopped at ${atClick} tokens, the stream ended at ${tokens}`);
+        assert.match((await page.textContent("#status")) ?? "", /^Stopped after \d+ tokens/);
+
+        const long = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
+        assert.ok(long.every((ms) => ms <= 100), `main-thread tasks over 100 ms: ${long.map((ms) => ms.toFixed(0)).join(", ")}`);
+
+        // The reload: the listing only (the branch may have moved), the files from OPFS.
+        hub.log.length = 0;
+        await page.reload();
+        await replyDone(page, 1);
+        assert.is(await lastReply(page).textContent(), want);
+        assert.equal(hub.fileRequests(), [], "the reload asked for the model's files");
+        const cached = page.locator(`#cached li[data-id="hf:bitnet/bitllama-3M@${COMMIT}"]`);
+        assert.match((await cached.textContent()) ?? "", /\(main\): 2 file\(s\), 1\.3 MB/);
+        await cached.locator("button").click();
+        await page.waitForFunction(() => /^Deleted hf:bitnet\/bitllama-3M@/.test(document.querySelector("#status")?.textContent ?? ""));
+        await page.waitForFunction(() => /None yet/.test(document.querySelector("#cached")?.textContent ?? ""), undefined, { timeout: 10_000 });
+
+        // A gated repo without a token: a sentence saying what to do.
+        await page.goto(`${base}/examples/browser/?${new URLSearchParams({ ...query, model: "hf:bitnet/gated" })}`);
+        await page.waitForSelector('#status[data-error="true"]', { timeout: 30_000 });
+        assert.match((await page.textContent("#status")) ?? "", /^hf:bitnet\/gated is gated or private: give an access token \(settings\)/);
+        await page.screenshot({ path: `${ARTIFACTS}error.png` });
+        assert.equal(errors, []);
+      });
     } finally {
-      await browser.close();
-      server.close();
+      await hub.close();
     }
   },
 );

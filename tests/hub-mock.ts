@@ -2,8 +2,8 @@
 // a revision (/api/models/ORG/REPO/revision/REV?blobs=true), files at
 // /ORG/REPO/resolve/REV/FILE (small files directly with the git blob id as ETag; LFS files by a
 // 302 to a CDN on another port, with X-Linked-Etag / X-Linked-Size / X-Repo-Commit), Range
-// requests, X-Error-Code on errors, a gated repo answering 401 without its token. Every request
-// is logged; a download can be cut after some bytes, or held until released.
+// requests, X-Error-Code on errors, a gated repo answering 401 without its token, CORS for
+// pages. Every request but a preflight is logged; a download can be cut after some bytes, or held until released.
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -61,6 +61,18 @@ function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array,
   res.end(body);
 }
 
+// What a page on another origin may send and read, as the hub allows it (browsers, behind COEP too).
+const EXPOSED = "etag, content-length, content-range, accept-ranges, x-repo-commit, x-linked-etag, x-linked-size, x-error-code, x-error-message";
+
+/** Sets the CORS headers; answers a preflight (unlogged) and says whether the request goes on. */
+function cors(req: IncomingMessage, res: ServerResponse): boolean {
+  res.setHeader("access-control-allow-origin", "*");
+  res.setHeader("access-control-expose-headers", EXPOSED);
+  if (req.method !== "OPTIONS") return true;
+  res.writeHead(204, { "access-control-allow-headers": "authorization, range", "access-control-allow-methods": "GET, HEAD", "access-control-max-age": "600" }).end();
+  return false;
+}
+
 export class MockHub {
   readonly log: Logged[] = [];
   /** The next download of a file (by repo path "ORG/REPO/FILE") drops its connection after this many bytes. */
@@ -76,7 +88,7 @@ export class MockHub {
   readonly #servers: Server[];
 
   private constructor(private readonly repos: MockRepo[]) {
-    this.#servers = [createServer((req, res) => this.#hub(req, res)), createServer((req, res) => this.#cdn(req, res))];
+    this.#servers = [createServer((req, res) => cors(req, res) && this.#hub(req, res)), createServer((req, res) => cors(req, res) && this.#cdn(req, res))];
   }
 
   static async start(repos: MockRepo[]): Promise<MockHub> {

@@ -91,7 +91,10 @@ class Channel {
     done.then((v) => (result = v), (e) => (failure = e ?? new Error("failed"))).finally(() => ((settled = true), wake?.()));
     try {
       for (;;) {
-        while (queue.length) yield queue.shift()!;
+        while (queue.length) {
+          yield queue.shift()!;
+          if (!settled) this.send({ op: "pull", call: id }); // taken: the worker may go on
+        }
         if (settled) {
           if (failure) throw failure;
           return result as GenerationResult;

@@ -1,7 +1,7 @@
 // The script of the worker loadBitNetInWorker starts (worker/client.ts): it loads one model with
 // the web entry's loadBitNet (hub ids through the OPFS cache), then runs the calls the page
-// sends on it and on its sessions, streaming tokens back as they come. Generation yields to the
-// event loop between tokens, so an abort message is seen within one token.
+// sends on it and on its sessions, streaming tokens back as the page takes them. Generation
+// yields to the event loop between tokens, so an abort message is seen within one token.
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
 import type { Session } from "../model/session.ts";
@@ -20,6 +20,19 @@ let loading: Promise<unknown> | null = null;
 const sessions = new Map<number, Session>();
 // The abort controllers of calls under way, by call number.
 const running = new Map<number, AbortController>();
+// Per streaming call: the tokens the page has taken, and who waits for the next to be.
+const taken = new Map<number, { count: number; wake: (() => void) | null }>();
+
+/** Resolves once the page has taken `n` tokens of `call`, or the call is aborted. */
+function tokensTaken(call: number, n: number): Promise<void> | void {
+  const t = taken.get(call)!, signal = running.get(call)!.signal;
+  if (t.count >= n || signal.aborted) return;
+  return new Promise<void>((resolve) => {
+    const done = () => ((t.wake = null), signal.removeEventListener("abort", done), resolve());
+    t.wake = () => t.count >= n && done();
+    signal.addEventListener("abort", done);
+  });
+}
 
 /** A call's options with the signal the page's abort message fires. */
 function withSignal(call: number, args: unknown[], at: number): unknown[] {
@@ -40,9 +53,15 @@ async function run(message: Extract<ToWorker, { op: "call" }>): Promise<void> {
   const args = mode === "session" || method === "reset" || method === "dispose" ? message.args : withSignal(call, message.args, 1);
   const fn = (on as unknown as Record<string, (...a: unknown[]) => unknown>)[method].bind(on);
   if (mode === "stream") {
+    // Pulled as the page reads, one token ahead (as an async generator in the page's own
+    // thread would be, zero ahead): Stop ends the stream within one token.
     const tokens = fn(...args) as AsyncGenerator<{ token: number; text: string }, unknown>;
-    let step;
-    while (!(step = await tokens.next()).done) post({ op: "token", call, token: step.value });
+    taken.set(call, { count: 0, wake: null });
+    let step, sent = 0;
+    while (!(step = await tokens.next()).done) {
+      post({ op: "token", call, token: step.value });
+      await tokensTaken(call, sent++);
+    }
     return post({ op: "return", call, value: step.value });
   }
   if (mode === "session") {
@@ -67,7 +86,13 @@ scope.addEventListener("message", ({ data }) => {
     }, (e) => post({ op: "error", call: null, error: errorRecord(e) }));
   } else if (data.op === "abort") {
     running.get(data.call)?.abort(new DOMException(data.reason, "AbortError"));
+  } else if (data.op === "pull") {
+    const t = taken.get(data.call);
+    if (t) {
+      t.count++;
+      t.wake?.();
+    }
   } else {
-    run(data).catch((e) => post({ op: "error", call: data.call, error: errorRecord(e) })).finally(() => running.delete(data.call));
+    run(data).catch((e) => post({ op: "error", call: data.call, error: errorRecord(e) })).finally(() => (running.delete(data.call), taken.delete(data.call)));
   }
 });

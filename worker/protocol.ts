@@ -26,7 +26,9 @@ export interface ErrorRecord {
 export type ToWorker =
   | { op: "load"; source: unknown; options: Record<string, unknown>; progress: boolean }
   | { op: "call"; call: number; target: Target; method: ModelMethod | SessionMethod; args: unknown[] }
-  | { op: "abort"; call: number; reason: string };
+  | { op: "abort"; call: number; reason: string }
+  // The page took a streamed token: the worker computes at most one token ahead of what was taken.
+  | { op: "pull"; call: number };
 
 /** What the page learns of the loaded model. */
 export interface ModelInfo {

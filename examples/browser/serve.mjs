@@ -1,16 +1,27 @@
-// A tiny static server for the browser example: serves the repository (the page, dist/,
+// A tiny static server for the browser example (the chat page): serves the repository (the page, dist/,
 // node_modules/ for the import map) and, under /data/, the shared data folder beside it,
 // with the COOP / COEP headers that make a page cross-origin isolated (shared memory, so
 // threads), the right MIME types (application/wasm for streaming compilation) and HTTP
-// Range requests (the library reads a model by ranges when the server allows it).
+// Range requests (the library reads a model by ranges when the server allows it). The package's
+// modules under /dist/ are served with their bare imports pointed into /node_modules/: the
+// model's worker is a module worker, and workers have no import maps.
 // node examples/browser/serve.mjs [port]   then open http://127.0.0.1:PORT/examples/browser/
 import { createServer } from "node:http";
-import { createReadStream, statSync } from "node:fs";
+import { createReadStream, readFileSync, statSync } from "node:fs";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const DATA = resolve(ROOT, "../shared/data");
+/** The package's dependencies as the browser finds them (bare specifier -> URL). */
+const DEPENDENCIES = {
+  "@assemblyscript/loader": "/node_modules/@assemblyscript/loader/index.js",
+  "@huggingface/jinja": "/node_modules/@huggingface/jinja/dist/index.js",
+  "@huggingface/tokenizers": "/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs",
+};
+const bareImport = /(\bfrom\s*|\bimport\s*\(\s*)"(@[^"/]+\/[^"]+|[^"./][^":]*)"/g;
+const pointed = (code) => code.replace(bareImport, (all, before, name) => (DEPENDENCIES[name] ? `${before}"${DEPENDENCIES[name]}"` : all));
+
 const TYPES = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript",
@@ -51,6 +62,10 @@ export function serve(port = 0, mounts = {}) {
       if (start > end) return void res.writeHead(416, { "Content-Range": `bytes */${stat.size}` }).end();
       res.writeHead(206, { ...headers, "Content-Range": `bytes ${start}-${end}/${stat.size}`, "Content-Length": end - start + 1 });
       return void createReadStream(file, { start, end }).pipe(res);
+    }
+    if (path.startsWith("/dist/") && extname(file) === ".js") {
+      const code = Buffer.from(pointed(readFileSync(file, "utf8")));
+      return void res.writeHead(200, { ...headers, "Content-Length": code.length }).end(code);
     }
     res.writeHead(200, { ...headers, "Content-Length": stat.size });
     createReadStream(file).pipe(res);
