@@ -1,10 +1,11 @@
 // The files of the model cache, whatever holds them: a folder through node:fs on Node / Deno /
-// Bun (runtime/node.ts installs it), the origin-private file system in a browser. The hub
+// Bun (runtime/node.ts installs it), the origin-private file system in a browser, else its Cache API. The hub
 // cache (hub/cache.ts) is written against this interface only, so one cache logic serves every
 // runtime. Paths are relative to the cache's root, with "/" between their parts.
 import { BitNetError } from "../core/errors.ts";
 import type { ByteSource } from "./files.ts";
 import { hasOpfs, opfsCacheFiles } from "./opfs-cache.ts";
+import { cacheApiCacheFiles, hasCacheApi } from "./cache-api.ts";
 
 /** Bytes appended, in order, to one file of the cache. */
 export interface Appender {
@@ -50,7 +51,7 @@ let opener: ((root?: string) => CacheFiles) | null = null;
 
 /**
  * Installs how the cache is opened (`root` overrides its default place); null removes it. The
- * Node / Deno / Bun entry installs a folder on node:fs; without one, browsers use OPFS.
+ * Node / Deno / Bun entry installs a folder on node:fs; without one, browsers use OPFS, else the Cache API.
  */
 export function useCacheFiles(open: ((root?: string) => CacheFiles) | null): void {
   opener = open;
@@ -60,6 +61,7 @@ export function useCacheFiles(open: ((root?: string) => CacheFiles) | null): voi
 export function openCacheFiles(root?: string): CacheFiles {
   if (opener) return opener(root);
   if (hasOpfs()) return opfsCacheFiles(root);
+  if (hasCacheApi()) return cacheApiCacheFiles(root);
   throw new BitNetError(
     `this runtime has no place for the model cache (no file system, no origin-private file system): load a Hugging Face model by its resolve URL ` +
       `(https://huggingface.co/ORG/REPO/resolve/main/FILE), or give useCacheFiles a store`,

@@ -1,11 +1,12 @@
 // The model cache in a browser: the origin-private file system (OPFS), random access without
 // Blob size limits, in pages and workers alike. Files are written through writable streams,
 // which commit when closed (a reader never sees a half-written text); the lock of a download is
-// a Web Lock as well as a file, so a tab that closes mid-download frees it at once.
+// a Web Lock as well as a file (runtime/lock-files.ts).
 import { BitNetError } from "../core/errors.ts";
 import type { Appender, CacheEntry, CacheFiles } from "./cache-files.ts";
+import { lockFiles } from "./lock-files.ts";
 
-// The parts of the File System and Web Locks APIs used here (not in every TypeScript DOM lib).
+// The parts of the File System API used here (not in every TypeScript DOM lib).
 interface Writable {
   write(data: Uint8Array | string): Promise<void>;
   seek(position: number): Promise<void>;
@@ -24,10 +25,7 @@ interface DirectoryHandle {
   removeEntry(name: string, options?: { recursive?: boolean }): Promise<void>;
   entries(): AsyncIterable<[string, FileHandle | DirectoryHandle]>;
 }
-interface Locks {
-  request<T>(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<T> | T): Promise<T>;
-}
-type Navigator = { storage?: { getDirectory?: () => Promise<DirectoryHandle> }; locks?: Locks };
+type Navigator = { storage?: { getDirectory?: () => Promise<DirectoryHandle> } };
 
 const nav = () => (globalThis as { navigator?: Navigator }).navigator;
 
@@ -52,8 +50,7 @@ export function opfsCacheFiles(root = "bitnet-wasm"): CacheFiles {
     return (await folder(names.slice(0, -1), create)).getFileHandle(names.at(-1)!, { create });
   };
   const orNull = <T>(promise: Promise<T>) => promise.catch((e) => (notFound(e) ? null : Promise.reject(e)));
-  // Web Locks this program holds for lock files, released when the file is removed.
-  const held = new Map<string, () => void>();
+  const locks = lockFiles(`opfs:${root}`, async (path) => (await store.stat(path)) !== null, (path, text) => store.writeText(path, text));
 
   const store: CacheFiles = {
     root: `OPFS ${root}/`,
@@ -76,26 +73,7 @@ export function opfsCacheFiles(root = "bitnet-wasm"): CacheFiles {
       await out.write(text);
       await out.close(); // commits the whole text at once
     },
-    async createExclusive(path, text) {
-      const locks = nav()?.locks;
-      if (!locks) {
-        if (await store.stat(path)) return false;
-        await store.writeText(path, text);
-        return true;
-      }
-      return new Promise<boolean>((resolve, reject) => {
-        locks.request(`bitnet-wasm:${root}/${path}`, { ifAvailable: true }, async (lock) => {
-          if (!lock) return resolve(false);
-          try {
-            await store.writeText(path, text);
-          } catch (e) {
-            return reject(e);
-          }
-          resolve(true);
-          await new Promise<void>((release) => held.set(path, release)); // held until remove(path)
-        }).catch(reject);
-      });
-    },
+    createExclusive: (path, text) => locks.create(path, text),
     async append(path, fresh): Promise<Appender> {
       const handle = await file(path, true), size = fresh ? 0 : (await handle.getFile()).size;
       const out = await handle.createWritable({ keepExistingData: !fresh });
@@ -113,8 +91,7 @@ export function opfsCacheFiles(root = "bitnet-wasm"): CacheFiles {
       const names = parts(path);
       const parent = await orNull(folder(names.slice(0, -1), false));
       await (parent && orNull(parent.removeEntry(names.at(-1)!, { recursive: true })));
-      held.get(path)?.();
-      held.delete(path);
+      locks.release(path);
     },
     async list(path): Promise<CacheEntry[]> {
       const dir = await orNull(folder(parts(path), false));

@@ -171,4 +171,48 @@ needs(
   },
 );
 
+needs(test, "without OPFS the Cache API holds the cache: an interrupted download resumed by Range, Node's text, the second load asks for no file, list and delete", {
+  tools: TOOLS,
+  files: ["models/bitllama-3M.bin", "models/tok512.bin"],
+}, async (model3M, tok) => {
+  const m = await loadBitNet(dataPath("models/bitllama-3M.bin"), { tokenizer: dataPath("models/tok512.bin") });
+  const want = (await m.complete(PROMPT, { maxTokens: 24, temperature: 0 })).text;
+  m.dispose();
+  const hub = await MockHub.start([{ repo: "bitnet/bitllama-3M", commit: COMMIT, files: { "bitllama-3M.bin": model3M, "tok512.bin": tok } }]);
+  try {
+    await withPage(async (page, base) => {
+      await page.goto(`${base}/examples/browser/`);
+      hub.cuts.set("bitnet/bitllama-3M/bitllama-3M.bin", 300_000);
+      type Lib = typeof import("../web.ts");
+      const run = (endpoint: string) =>
+        page.evaluate(async ({ endpoint, prompt }) => {
+          delete (StorageManager.prototype as { getDirectory?: unknown }).getDirectory; // no OPFS here
+          const lib: Lib = await import("/dist/web.js" as string);
+          const cached = await lib.cacheHubModel("hf:bitnet/bitllama-3M", { hubEndpoint: endpoint });
+          const model = await lib.loadBitNet(cached.source, { tokenizer: cached.tokenizer, threads: 1 });
+          const text = (await model.complete(prompt, { maxTokens: 24, temperature: 0 })).text;
+          model.dispose();
+          return { text, cached: (await lib.listCachedModels()).map((c) => `${c.id} ${c.size}`), keys: (await (await caches.open("bitnet-wasm")).keys()).length };
+        }, { endpoint, prompt: PROMPT });
+      const first = await run(hub.endpoint);
+      assert.is(first.text, want);
+      const ranges = hub.log.filter((l) => l.server === "cdn").map((l) => l.range ?? "");
+      assert.equal(ranges, ["", "bytes=300000-"], "the cut download resumed where it broke");
+      assert.ok(first.keys >= 4, `the Cache API holds ${first.keys} entries (a ref, a listing, two files)`);
+      assert.equal(first.cached, [`hf:bitnet/bitllama-3M@${COMMIT} ${model3M.length + tok.length}`]);
+      hub.log.length = 0;
+      assert.is((await run(hub.endpoint)).text, want);
+      assert.equal(hub.fileRequests(), []);
+      const freed = await page.evaluate(async () => {
+        const lib: Lib = await import("/dist/web.js" as string);
+        const bytes = await lib.deleteCachedModel("hf:bitnet/bitllama-3M");
+        return { bytes, left: (await lib.listCachedModels()).length, keys: (await (await caches.open("bitnet-wasm")).keys()).length };
+      });
+      assert.equal(freed, { bytes: model3M.length + tok.length, left: 0, keys: 0 });
+    });
+  } finally {
+    await hub.close();
+  }
+});
+
 test.run();
