@@ -63,7 +63,7 @@ async function withPage(fn: (page: Page, base: string) => Promise<void>) {
   }
 }
 
-needs(test, "by URL: the chat page streams Node's greedy text of bitllama-1M from its worker on 2 threads, cross-origin isolated", {
+needs(test, "by URL, then as picked files: the chat page streams Node's greedy text of bitllama-1M from its worker on 2 threads, cross-origin isolated", {
   tools: TOOLS,
   files: ["models/bitllama-1M.bin", "models/tok512.bin"],
 }, async () => {
@@ -82,6 +82,17 @@ needs(test, "by URL: the chat page streams Node's greedy text of bitllama-1M fro
     assert.match(status ?? "", /^64 tokens at [0-9.]+ tok\/s \((relaxed|strict) SIMD, 2 thread\(s\), cross-origin isolated: true\)\.$/, `status: ${status}; errors: ${errors}`);
     assert.is(await lastReply(page).textContent(), want);
     assert.is(await lastReply(page).getAttribute("data-finish"), "length");
+
+    // The same model and tokenizer picked as files (Files cross to the worker and are read by slices).
+    await page.fill("#model-text", "");
+    await page.fill("#tokenizer-text", "");
+    await page.setInputFiles("#model-file", dataPath("models/bitllama-1M.bin"));
+    await page.setInputFiles("#tokenizer-file", dataPath("models/tok512.bin"));
+    await page.click("#load");
+    await page.waitForFunction(() => /^Loaded bitllama-1M\.bin: /.test(document.querySelector("#status")?.textContent ?? ""));
+    await page.click("#send");
+    await replyDone(page, 1);
+    assert.is(await lastReply(page).textContent(), want);
     assert.equal(errors, []);
   });
 });
