@@ -8,9 +8,8 @@
 // tok/s. Rounds alternate the two ways; medians are printed as a markdown table.
 // Run: node --import tsx eval/bench-browser.ts [--rounds N] [--prompt N] [--tokens N] [--2b4t]
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { parseArgs } from "node:util";
-import { cpus } from "node:os";
 import { launchChromium } from "./chromium.ts";
 import { fileSink, writeThrough } from "../runtime/files.ts";
 import { writeCheckpointGguf } from "../tools/convert.ts";

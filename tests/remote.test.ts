@@ -71,4 +71,9 @@ needs(test, "under Node (no Web Workers): a BitNetError that says to use loadBit
   await rejects(loadBitNetInWorker("model.gguf"), BitNetError, /needs Web Workers.*use loadBitNet here/);
 });
 
+test("options that cannot cross to a worker, or are no options, are OptionErrors naming them (before any worker starts)", async () => {
+  await rejects(loadBitNetInWorker("model.gguf", { tokenizer: { encode: () => [] } } as never), OptionError, /tokenizer: a Tokenizer object cannot go to a worker/);
+  await rejects(loadBitNetInWorker("model.gguf", { threadz: 2 } as never), OptionError, /threadz/);
+});
+
 test.run();

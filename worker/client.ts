@@ -114,6 +114,8 @@ class Channel {
 
 /** Options without what stays on this side (the signal travels as abort messages). */
 const sendable = ({ signal: _, ...rest }: GenerateOptions = {}) => rest;
+/** Text, messages or token ids as they cross (a typed array of ids as a plain array). */
+const sendableInput = (input: string | ChatMessage[] | ArrayLike<number>) => (typeof input === "string" || Array.isArray(input) ? input : Array.from(input as ArrayLike<number>));
 
 /** A session of a RemoteModel: its own text and KV cache in the worker. */
 export class RemoteSession {
@@ -128,7 +130,7 @@ export class RemoteSession {
 
   /** Streams the continuation of the session's text by `input`. */
   generate(input: string | ArrayLike<number> = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
-    return this.#channel.stream(this.#id, "generate", typeof input === "string" ? input : Array.from(input), options);
+    return this.#channel.stream(this.#id, "generate", sendableInput(input), options);
   }
 
   /** Streams the reply to a chat message (remembered with the conversation). */
@@ -138,7 +140,7 @@ export class RemoteSession {
 
   /** Continues the session's text by `input` and resolves to the generated text. */
   prompt(input: string | ArrayLike<number>, options: GenerateOptions = {}): Promise<string> {
-    return this.#channel.value(this.#id, "prompt", [typeof input === "string" ? input : Array.from(input), sendable(options)], options.signal);
+    return this.#channel.value(this.#id, "prompt", [sendableInput(input), sendable(options)], options.signal);
   }
 
   /** Answers a chat message and resolves to the reply. */
@@ -188,7 +190,7 @@ export class RemoteModel {
 
   /** Streams the continuation of `input` (text or token ids), in a session of its own. */
   generate(input: string | ArrayLike<number> = "", options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerationResult> {
-    return this.#channel.stream(0, "generate", typeof input === "string" ? input : Array.from(input), options);
+    return this.#channel.stream(0, "generate", sendableInput(input), options);
   }
 
   /** Streams the reply to a conversation rendered with the chat template. */
@@ -198,8 +200,7 @@ export class RemoteModel {
 
   /** The whole generation at once. */
   complete(input: string | ArrayLike<number> | ChatMessage[], options: GenerateOptions = {}): Promise<GenerationResult> {
-    const sent = typeof input === "string" || Array.isArray(input) ? input : Array.from(input as ArrayLike<number>);
-    return this.#channel.value(0, "complete", [sent, sendable(options)], options.signal);
+    return this.#channel.value(0, "complete", [sendableInput(input), sendable(options)], options.signal);
   }
 
   /** A session with its own text and KV cache, in the worker. */

@@ -71,14 +71,9 @@ function showProgress({ phase, file, loaded, total }) {
     row.children[0].textContent = `${PHASES[phase] ?? phase} ${file ?? ""}`;
     $("files").append(row);
   }
-  const bar = row.children[1], amount = row.children[2];
-  if (phase === "weights") {
-    bar.value = total ? loaded / total : 0;
-    amount.textContent = total ? `${loaded} / ${total} tensors` : `${loaded}`;
-  } else {
-    bar.value = total ? loaded / total : 0;
-    amount.textContent = total ? `${mb(loaded)} / ${mb(total)} (${Math.round((100 * loaded) / total)}%)` : mb(loaded);
-  }
+  row.children[1].value = total ? loaded / total : 0;
+  const amount = (n) => (phase === "weights" ? String(n) : mb(n));
+  row.children[2].textContent = total ? `${amount(loaded)} / ${amount(total)}${phase === "weights" ? " tensors" : ` (${Math.round((100 * loaded) / total)}%)`}` : amount(loaded);
 }
 
 function settings() {
