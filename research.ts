@@ -26,7 +26,7 @@ export { runSweep, splitVariants, sweepChart, type SweepOptions, type SweepResul
 export { compileKernels, type KernelExports, Kernels, kernelUrl, loadKernels, resolveSimdLevel } from "./runtime/kernels.ts";
 export { relaxedSimdPays } from "./runtime/features.ts";
 export { ActivationQuantizer, type ActivationSpec, type Int8Input, paddedCols } from "./quant/activations.ts";
-export { type ActivationPlan, parseVariant, PRESETS, type Site, SITES, type VariantPlan, WEIGHT_TERNARIZERS, type WeightTernarizer } from "./quant/variants.ts";
+export { type ActivationPlan, parseVariant, type Preset, PRESETS, type Site, SITES, type VariantPlan, WEIGHT_TERNARIZERS, type WeightTernarizer } from "./quant/variants.ts";
 export { BitLinear, type BitWeights, type GroupScales } from "./quant/bitlinear.ts";
 export { type F32Input, F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
 export { concatFiles, memoryFile, openFile } from "./runtime/files.ts";
@@ -86,7 +86,7 @@ export {
 export { asPtr, NULL_PTR, offset, type Ptr } from "./runtime/ptr.ts";
 export type { Arena, MovableBlock } from "./runtime/arena.ts";
 export type { ThreadPool } from "./runtime/threads.ts";
-export type { KVBits, KVCache } from "./model/kv-cache.ts";
+export type { KVBits, KVCache, KVPrecision } from "./model/kv-cache.ts";
 // Types of the main entry that the API above refers to (the same types, for reference here).
 export type { LoadOptions } from "./model/load.ts";
 export type { Activation, ModelConfig } from "./formats/config.ts";

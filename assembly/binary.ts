@@ -43,7 +43,7 @@ export function packSign(src: usize, rows: i32, cols: i32, dst: usize): i32 {
   return bad;
 }
 
-/** W_b = Sign(W - mean(W)) (+1 at and above the mean) as int8 at dst; returns beta = mean|W| (NaN if any weight is not finite). */
+/** W_b = Sign(W - mean(W)) as int8 at dst, the paper's Sign: +1 above the mean, -1 at or below it; returns beta = mean|W| (NaN if any weight is not finite). */
 export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
   let sum: f64 = 0, sumAbs: f64 = 0;
   for (let i = 0; i < n; i++) {
@@ -53,7 +53,7 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
   }
   if (!isFinite(sumAbs)) return NaN;
   const alpha = <f32> (sum / <f64> n);
-  for (let i = 0; i < n; i++) store<i8>(dst + i, load<f32>(src + (<usize> i << 2)) >= alpha ? 1 : -1);
+  for (let i = 0; i < n; i++) store<i8>(dst + i, load<f32>(src + (<usize> i << 2)) > alpha ? 1 : -1);
   return <f32> (sumAbs / <f64> n);
 }
 

@@ -1,7 +1,10 @@
 // Weight ternarization of float master weights:
 //   W_t = RoundClip(W / gamma, -1, 1), W ~ gamma * W_t, with gamma (at least 1e-5)
 // - absmean (BitNet b1.58): gamma = mean|W|;
-// - median (BitNet b1.58 Reloaded): gamma = median|W| (the lower middle value for even n, as torch.median);
+// - median (BitNet b1.58 Reloaded): gamma = median|W| (the lower middle value for even n, as torch.median),
+//   but the median of the non-zero |W| where more than half are exactly 0: the reference code
+//   clamps a zero median to 1e-5, which turns every non-zero weight of an already-ternary
+//   (b1.58) matrix into +-1 at scale 1e-5 and silences the layer;
 // computed as the reference does: s = 1 / gamma, W_t = clip(round(W * s)), scale 1 / s.
 // Rounding is to nearest, ties to even (f32.nearest, like torch.round).
 import { binarizeSign } from "./binary";
@@ -15,10 +18,17 @@ export function ternarizeAbsmean(src: usize, n: i32, dst: usize): f32 {
   return ternarizeWith(src, n, dst, <f32> (sum / <f64> n));
 }
 
-/** As ternarizeAbsmean with gamma = median|W|. */
+/** As ternarizeAbsmean with gamma = median|W|, or the median of the non-zero |W| when that is 0. */
 export function ternarizeMedian(src: usize, n: i32, dst: usize): f32 {
-  for (let i = 0; i < n; i++) if (!isFinite(load<f32>(src + (<usize> i << 2)))) return NaN;
-  return ternarizeWith(src, n, dst, reinterpret<f32>(selectMagnitude(src, n, (n + 1) >> 1)));
+  let zeros = 0;
+  for (let i = 0; i < n; i++) {
+    const w = load<f32>(src + (<usize> i << 2));
+    if (!isFinite(w)) return NaN;
+    if (w == 0) zeros++;
+  }
+  // Ranks zeros + 1.. are the non-zero magnitudes in order.
+  const rank = zeros < (n + 1) >> 1 || zeros == n ? (n + 1) >> 1 : zeros + ((n - zeros + 1) >> 1);
+  return ternarizeWith(src, n, dst, reinterpret<f32>(selectMagnitude(src, n, rank)));
 }
 
 function ternarizeWith(src: usize, n: i32, dst: usize, magnitude: f32): f32 {

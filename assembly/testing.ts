@@ -10,5 +10,4 @@ export { quantizeAbsmaxI8Scalar, quantizeAbsmeanI4Scalar } from "./quantize";
 export { ternaryGemvSparseScalar } from "./sparse";
 export { hadamardBlocksScalar } from "./hadamard";
 export { l2NormScalar, rmsNormScalar } from "./norm";
-export { attentionScalar } from "./attention";
-export { attentionCodesScalar } from "./kv-quant";
+export { attentionCodesScalar, attentionScalar } from "./attention";

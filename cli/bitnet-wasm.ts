@@ -99,7 +99,11 @@ const FLAG_DOCS: Record<string, FlagDoc> = {
   threads: { arg: "N", text: "threads for the matrix products", default: "1" },
   "lm-head": { arg: "stored|int8", text: "LM head on the embedding as stored, or on rows quantized to int8", default: "stored" },
   context: { arg: "N", text: "KV cache length in tokens", default: "the model's context length" },
-  variant: { arg: "PRESET|SPEC", text: "quantization variant: b1.58, a4.8, v2-a8, v2-a4, reloaded, q-sparse:S, or a spec such as qkv=int4,o=topk:0.5+int8", default: "b1.58" },
+  variant: {
+    arg: "PRESET|SPEC",
+    text: "quantization variant: b1.58, bitnet, a4.8, v2-a8[:B], v2-a4[:B], reloaded, q-sparse:S, or a spec such as qkv=int4,o=topk:0.5+int8,kv=3:bos8",
+    default: "b1.58",
+  },
   "bit-order": { arg: "msb|lsb", text: "where a bitllama file's first 2-bit code sits", default: "msb" },
   "cache-dir": { arg: "D", text: "the cache of hub models", default: "$BITNET_WASM_CACHE, else $XDG_CACHE_HOME/bitnet-wasm, else ~/.cache/bitnet-wasm" },
   offline: { text: "load hub models from the cache only, never asking the hub", default: "off; on when $HF_HUB_OFFLINE is 1" },

@@ -14,7 +14,7 @@ import type { ModelConfig } from "../formats/config.ts";
 import { ARCHITECTURES } from "../formats/architectures.ts";
 import { FormatError, NonFiniteError, OptionError, ShapeError } from "../core/errors.ts";
 import { checkFinite, decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
-import { type KVBits, KVCache } from "./kv-cache.ts";
+import { checkKVBits, KVCache, type KVPrecision } from "./kv-cache.ts";
 import { yieldToEventLoop } from "../runtime/yield.ts";
 
 interface Layer {
@@ -82,8 +82,8 @@ interface Table {
 export class Transformer {
   /** Architecture and sizes (seqLen: the longest context a KV cache may have). */
   readonly config: ModelConfig;
-  /** Precision of the KV caches this model's sessions get (32: f32; 8, 4, 3: quantized codes). */
-  readonly kvBits: KVBits;
+  /** Precision of the KV caches this model's sessions get (f32, or 8-, 4- or 3-bit codes). */
+  readonly kvPrecision: KVPrecision;
   readonly #k: Kernels;
   readonly #embedding: Table;
   readonly #finalNorm: Ptr;
@@ -109,7 +109,7 @@ export class Transformer {
     kernels: Kernels,
     config: ModelConfig,
     weights: { embedding: Table; finalNorm: Ptr; classifier: Linear; layers: Layer[] },
-    kvBits: KVBits,
+    kvPrecision: KVPrecision,
     readonly allowNonFinite = false,
   ) {
     const c = (this.config = config);
@@ -119,7 +119,7 @@ export class Transformer {
     this.#classifier = weights.classifier;
     this.#layers = weights.layers;
     [this.#ropeCos, this.#ropeSin] = ropeTables(kernels, c);
-    this.kvBits = kvBits;
+    this.kvPrecision = kvPrecision;
     const block = (width: number) => kernels.allocF32(MAX_BLOCK * width);
     // Keys and values go through f32 staging rows into a quantized cache, or into several caches.
     this.#kStage = block(c.kvDim);
@@ -132,7 +132,7 @@ export class Transformer {
     this.#gate = block(c.hiddenDim);
     this.#up = block(c.hiddenDim);
     this.#logits = block(c.vocabSize);
-    this.#scores = kernels.allocF32(c.seqLen);
+    this.#scores = kernels.allocF32((c.nHeads / c.nKvHeads) * c.seqLen); // one row per query head of a KV group
   }
 
   /** Reads the checkpoint's weights into kernel memory, tensor by tensor, after checking they fit. */
@@ -143,6 +143,8 @@ export class Transformer {
     checkFits(kernels, ckpt, config, lmHead);
     const c = config;
     const plan = parseVariant(options.variant ?? "b1.58");
+    const kv: KVPrecision = { bits: plan.kvBits ?? 32, bosBits: plan.kvBosBits };
+    checkKVBits(config, kv.bits);
     // A named variant turns fp32 layers into BitLinears (post-training), absmean unless told otherwise.
     const ternarizer = options.variant === undefined ? undefined : plan.weights ?? (ckpt.layers.some((l) => l.q.encoding === "f32") ? "absmean" : undefined);
     const width = Math.max(c.dim, c.hiddenDim);
@@ -164,9 +166,9 @@ export class Transformer {
     const classifier = ckpt.classifier ? await uploadTable(kernels, ckpt, ckpt.classifier, "classifier", finite) : embedding;
     const head = headLinear(kernels, quantizer, classifier, c, lmHead, ckpt.file);
     const linear = (t: LinearTensor, site: Site) => {
-      // H-BitLinear rotates the weights to match the rotated input, so they are ternarized again.
-      const h = plan[site].hadamard;
-      const rotation = h ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block: hadamardBlock(h, t.cols) } : undefined;
+      // H-BitLinear after training without it rotates the weights to match the rotated input, so they are ternarized again.
+      const h = plan[site].hadamard, block = h ? hadamardBlock(h, t.cols) : 0;
+      const rotation = block && plan.rotate !== "activations" ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block } : undefined;
       const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level];
       return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, ARCHITECTURES[c.arch].bitLinearNorm, finite, ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
     };
@@ -189,12 +191,12 @@ export class Transformer {
       options.onLayer?.(layers.length);
       await yieldToEventLoop(); // a page stays responsive while a large model loads
     }
-    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, plan.kvBits ?? 32, options.allowNonFinite);
+    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, kv, options.allowNonFinite);
   }
 
   /** A KV cache for `length` positions (default: the whole context), in this model's precision. */
   newCache(length = this.config.seqLen): KVCache {
-    return new KVCache(this.#k, this.config, this.kvBits, length);
+    return new KVCache(this.#k, this.config, this.kvPrecision, length);
   }
 
   /**
@@ -265,7 +267,7 @@ export class Transformer {
         const kCache = cache.keys(l), vCache = cache.values(l);
         if (cache.quantized) {
           cache.store(l, pos, count, keys, values);
-          k.attentionCodes(att, q, kCache, cache.keyScales(l), vCache, cache.valueScales(l), this.#scores, nHeads, nKvHeads, headSize, count, pos);
+          k.attentionCodes(att, q, kCache, cache.keyScales(l), vCache, cache.valueScales(l), this.#scores, nHeads, nKvHeads, headSize, count, pos, cache.bits, cache.bosBits);
         } else {
           if (!inPlace) {
             const memory = this.#k.u8(NULL_PTR, this.#k.memory.buffer.byteLength), bytes = count * kvDim * 4;
@@ -418,8 +420,9 @@ function checkFits(kernels: Kernels, ckpt: Checkpoint, c: ModelConfig, lmHead: "
   const table = (s: Span) => s.length;
   weights += table(ckpt.embedding) + (ckpt.classifier ? table(ckpt.classifier) : 0) + c.dim * 4;
   if (lmHead === "int8") weights += c.vocabSize * (c.dim + 4) + (1 << 22);
-  const kv = KVCache.bytes(c, 32); // the first session's (f32: the most a variant takes)
-  const activations = MAX_BLOCK * 4 * (5 * c.dim + 2 * c.hiddenDim + c.vocabSize) + c.seqLen * (c.headSize * 4 + 4) + 2 * MAX_BLOCK * Math.max(c.dim, c.hiddenDim) * 5;
+  const kv = KVCache.bytes(c, { bits: 32 }); // the first session's (f32: the most a variant takes)
+  const activations = MAX_BLOCK * 4 * (5 * c.dim + 2 * c.hiddenDim + c.vocabSize) + c.seqLen * (c.headSize * 4 + (c.nHeads / c.nKvHeads) * 4) +
+    2 * MAX_BLOCK * Math.max(c.dim, c.hiddenDim) * 5;
   const need = kernels.arena.bytesUsed + weights + kv + activations + largest;
   if (need > WASM_LIMIT) {
     const gib = (n: number) => (n / 1024 ** 3).toFixed(2);

@@ -1,8 +1,9 @@
 // Quantization variants by name: how the weights are ternarized and where each BitLinear
 // input is quantized how. The sites are the inputs of q/k/v (shared), o, gate/up (shared)
 // and down. Presets follow the papers; a full spec names each part:
-// "weights=median:group:128,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4" ("all=" sets every
-// site; a preset name may come first, e.g. "a4.8,kv=3"; later entries override earlier ones).
+// "weights=median:group:128,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4:bos8" ("all=" sets
+// every site; "rotate=activations" keeps H-BitLinear's weights as stored; a preset name may come
+// first, e.g. "v2-a4:256,kv=3"; later entries override earlier ones).
 import { OptionError } from "../core/errors.ts";
 import { own } from "../core/options.ts";
 import { type ActivationSpec, INT8_ABSMAX } from "./activations.ts";
@@ -26,39 +27,93 @@ export type VariantPlan = ActivationPlan & {
   /** Scale granularity of the weights: one per tensor (default), one per output channel, or
    *  one per output channel and group of this many input columns. */
   weightScales?: "tensor" | "channel" | number;
+  /** Bits of the KV cache's codes (f32 when unnamed). */
   kvBits?: 8 | 4 | 3;
+  /** H-BitLinear's weights: rotated to match (W H^T ternarized again: post-training, the default) or as stored (trained in the rotated basis: BitNet v2 checkpoints). */
+  rotate?: "weights" | "activations";
+  /** Bits of position 0's codes (the [BOS] token's heads) where more than kvBits: BitNet v2 keeps them at 8, a4.8 at 4 in a 3-bit cache. */
+  kvBosBits?: 8 | 4;
 };
 
 const everywhere = (spec: ActivationSpec): VariantPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
 const INT4: ActivationSpec = { format: "int4", sparsity: 0 };
 
-/** Named recipes, each with the paper's wording of what it does. */
-export const PRESETS: Record<string, { paper: string; plan: (arg?: number) => VariantPlan }> = {
+/** BitNet v2's H-BitLinear on the o and down inputs, with `spec` everywhere; B: the transform's block (default the largest power of two dividing the width). */
+function v2(spec: ActivationSpec, block: number | undefined, name: string): VariantPlan {
+  if (block !== undefined && !(Number.isInteger(block) && block >= 1 && (block & (block - 1)) === 0)) {
+    throw new OptionError("variant", `${name}:B: Hadamard block ${block} must be a power of two`);
+  }
+  const h: ActivationSpec = { ...spec, hadamard: block ?? "auto" };
+  return { ...everywhere(spec), o: h, down: h, kvBosBits: 8 };
+}
+
+/** A preset: the paper's own words, what this library does with them, and the plan (arg: the preset's parameter, if it takes one). */
+export interface Preset {
+  /** The paper's definition, quoted. */
+  paper: string;
+  /** How the plan follows it, and where it cannot. */
+  ours: string;
+  /** What the parameter after "name:" is, for presets that take one. */
+  parameter?: string;
+  /** The plan for every site, given the parameter if any. */
+  plan: (arg?: number) => VariantPlan;
+}
+
+/** Named recipes, each with the paper's wording of what it does beside ours. */
+export const PRESETS: Record<string, Preset> = {
   "b1.58": {
-    paper: "BitNet b1.58: every BitLinear input quantized to 8 bits per token with absmax.",
+    paper: 'BitNet b1.58 (arXiv 2402.17764): "the activations are all scaled to [-Qb, Qb] per token"; ' +
+      '"we adopt absmean quantization function" for the weights.',
+    ours: "Every BitLinear input in 8-bit absmax per token; a ternary checkpoint's weights and scales as stored.",
     plan: () => everywhere(INT8_ABSMAX),
   },
+  bitnet: {
+    paper: 'BitNet (arXiv 2310.11453): "W~ = Sign(W - alpha)", "Sign(Wij) = +1 if Wij > 0, -1 if Wij <= 0", ' +
+      'alpha = mean(W), beta = ||W||_1 / nm "used after binarization"; activations by absmax to 8 bits, per token at inference.',
+    ours: "1-bit weights Sign(W - mean W) with beta = mean|W| per tensor (a weight exactly at the mean gets -1), " +
+      "8-bit absmax activations everywhere. Left out: its [0, Qb] range for inputs before non-linear functions " +
+      "(b1.58 dropped it too) and its SubLN, which a checkpoint trained without it does not have.",
+    plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "sign" }),
+  },
   "a4.8": {
-    paper: "BitNet a4.8: 4-bit absmean activations for the inputs to the attention and FFN " +
-      "(q/k/v, gate/up); the output projection's input sparsified with top-K 50% then 8-bit; " +
-      "the down projection's input 8-bit.",
-    plan: () => ({ qkv: INT4, o: { format: "int8", sparsity: 0.5 }, gateUp: INT4, down: INT8_ABSMAX }),
+    paper: 'BitNet a4.8 (arXiv 2411.04965): "4-bit activations for inputs to the attention and feed-forward network layers, ' +
+      'while sparsifying intermediate states followed with 8-bit quantization"; "we set topK as 50% for the output projection"; ' +
+      '"For 3-bit KV quantization, we retain the heads of the bos token at 4-bit".',
+    ours: "int4 absmean for the q/k/v and gate/up inputs, top-K 50% then int8 for the o input, int8 for the down input " +
+      "(its sparsity comes from ReLU^2), a 3-bit KV cache with position 0's heads at 4 bits (kv=3:bos4; kv=f32 to leave it out).",
+    plan: () => ({ qkv: INT4, o: { format: "int8", sparsity: 0.5 }, gateUp: INT4, down: INT8_ABSMAX, kvBits: 3, kvBosBits: 4 }),
   },
   "v2-a8": {
-    paper: "BitNet v2 (8-bit activations): H-BitLinear on the inputs of the attention output and " +
-      "FFN down projections (an online Hadamard transform, weights rotated to match); 8-bit absmax everywhere.",
-    plan: () => ({ ...everywhere(INT8_ABSMAX), o: { ...INT8_ABSMAX, hadamard: "auto" }, down: { ...INT8_ABSMAX, hadamard: "auto" } }),
+    paper: 'BitNet v2 (arXiv 2504.18415): "we use H-BitLinear for Wo in attention and Wdown in FFN layers"; ' +
+      '"we apply the Hadamard transformation only to the activations in H-BitLinear"; ' +
+      '"We retain the KV heads of [BOS] token as 8-bit precision".',
+    ours: "8-bit absmax everywhere, the o and down inputs rotated by a block Walsh-Hadamard transform of B values " +
+      "(the paper rotates the whole width, a power of two; 2B4T's 2560 and 6912 are not, so B defaults to the largest " +
+      "power of two dividing the width: 512 and 256). A checkpoint trained as v2 keeps its weights (rotate=activations, " +
+      "the paper's form); any other gets W H^T ternarized again (rotate=weights, post-training, the default). " +
+      "With a quantized KV cache (kv=4, kv=3), position 0's heads stay 8-bit.",
+    parameter: "B, the Hadamard block size",
+    plan: (block) => v2(INT8_ABSMAX, block, "v2-a8"),
   },
   "v2-a4": {
-    paper: "BitNet v2 (4-bit activations): H-BitLinear on the o and down inputs; 4-bit activations everywhere.",
-    plan: () => ({ ...everywhere(INT4), o: { ...INT4, hadamard: "auto" }, down: { ...INT4, hadamard: "auto" } }),
+    paper: 'BitNet v2 (arXiv 2504.18415): "continue-trained with INT4 activations for all linear layers except input/output embedding"; ' +
+      "H-BitLinear on Wo and Wdown as in v2-a8.",
+    ours: "As v2-a8 with 4-bit absmean activations everywhere.",
+    parameter: "B, the Hadamard block size",
+    plan: (block) => v2(INT4, block, "v2-a4"),
   },
   reloaded: {
-    paper: "BitNet b1.58 Reloaded: weights ternarized with the median of |W| as the scale instead of the mean; 8-bit absmax activations.",
+    paper: 'BitNet b1.58 Reloaded (arXiv 2407.09527): "rely on the median rather than the mean in the quantization process".',
+    ours: "Weights ternarized with gamma = median|W| per tensor (the median of the non-zero |W| where more than half are " +
+      "exactly 0, which an already-ternary matrix often has; the reference code clamps gamma to 1e-5 there and the layer " +
+      "goes silent); 8-bit absmax activations.",
     plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "median" }),
   },
   "q-sparse": {
-    paper: "Q-Sparse: top-K sparsification (the fraction S of smallest |x| zeroed) of every BitLinear input, then 8-bit absmax.",
+    paper: 'Q-Sparse (arXiv 2407.10969): "Y = (Q(X) (.) M) W^T", "M = Top_k(|X|)", for "each linear projection" ' +
+      "(attention and feed-forward).",
+    ours: "top-K per token on every BitLinear input (the fraction S of the smallest |x| zeroed), then 8-bit absmax.",
+    parameter: "S, the fraction of each input zeroed",
     plan: (s = 0.5) => everywhere({ format: "int8", sparsity: checkSparsity(s, "q-sparse:S") }),
   },
 };
@@ -97,7 +152,7 @@ export function parseVariant(variant: string): VariantPlan {
   const [name, arg] = variant.split(":");
   const preset = own(PRESETS, name);
   if (preset && !variant.includes("=")) {
-    if (arg !== undefined && name !== "q-sparse") throw new OptionError("variant", `preset ${name} takes no parameter`);
+    if (arg !== undefined && !preset.parameter) throw new OptionError("variant", `preset ${name} takes no parameter`);
     return preset.plan(arg === undefined ? undefined : Number(arg));
   }
   if (!variant.includes("=")) {
@@ -109,8 +164,20 @@ export function parseVariant(variant: string): VariantPlan {
     const key = site === "gateup" ? "gateUp" : site;
     if (!part.includes("=") && own(PRESETS, part.split(":")[0])) Object.assign(plan, parseVariant(part)); // a preset to start from
     else if (key === "kv") {
-      if (!["8", "4", "3"].includes(spec)) throw new OptionError("variant", `kv=${spec}: the KV cache takes 8, 4 or 3 bits`);
-      plan.kvBits = Number(spec) as 8 | 4 | 3;
+      const [bits, bos] = (spec ?? "").split(":"), bosBits = Number(bos?.slice(3));
+      if (!["f32", "8", "4", "3"].includes(bits) || (bos !== undefined && (!/^bos[843]$/.test(bos) || bosBits < Number(bits)))) {
+        throw new OptionError("variant", `kv=${spec}: the KV cache takes f32 or 8, 4 or 3 bits, optionally :bosN (N = 8, 4 or 3 bits for position 0, at least the others')`);
+      }
+      if (bits === "f32") delete plan.kvBits;
+      else plan.kvBits = Number(bits) as 8 | 4 | 3;
+      if (bos === undefined) continue; // the preset's rule for position 0 stays
+      if (bosBits > Number(bits)) plan.kvBosBits = bosBits as 8 | 4;
+      else delete plan.kvBosBits;
+    } else if (key === "rotate") {
+      if (spec !== "weights" && spec !== "activations") {
+        throw new OptionError("variant", `rotate=${spec}: expected weights (post-training) or activations (a checkpoint trained with H-BitLinear)`);
+      }
+      plan.rotate = spec;
     } else if (key === "weights") {
       const [method, granularity = "tensor", size] = (spec ?? "").split(":");
       if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) {
@@ -120,7 +187,7 @@ export function parseVariant(variant: string): VariantPlan {
       plan.weightScales = weightScales(spec, granularity, size);
     } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
-    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all)`);
+    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all, kv, rotate)`);
   }
   return plan;
 }

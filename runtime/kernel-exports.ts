@@ -45,7 +45,7 @@ export interface KernelExports {
   ternaryMaxCols(): number;
   /** Bytes of a packed [rows, cols] matrix. */
   ternaryPackedBytes(rows: number, cols: number): number;
-  /** W_b = Sign(W - mean(W)) (+1 at and above the mean) as int8 at dst; returns beta = mean|W| (NaN if any weight is not finite). */
+  /** W_b = Sign(W - mean(W)) as int8 at dst, the paper's Sign: +1 above the mean, -1 at or below it; returns beta = mean|W| (NaN if any weight is not finite). */
   binarizeSign(src: Ptr, n: number, dst: Ptr): number;
   /** Packs an int8 matrix of -1 / +1 [rows, cols]; returns how many values were neither (then unusable). */
   packSign(src: Ptr, rows: number, cols: number, dst: Ptr): number;
@@ -160,7 +160,7 @@ export interface KernelExports {
   quantizeGroups(src: Ptr, rows: number, cols: number, groupCols: number, method: number, dst: Ptr, scales: Ptr): number;
   /** Ternarizes n f32 values at src into int8 -1/0/1 at dst with gamma = mean|W|; returns the scale (NaN if any input is not finite). */
   ternarizeAbsmean(src: Ptr, n: number, dst: Ptr): number;
-  /** As ternarizeAbsmean with gamma = median|W|. */
+  /** As ternarizeAbsmean with gamma = median|W|, or the median of the non-zero |W| when that is 0. */
   ternarizeMedian(src: Ptr, n: number, dst: Ptr): number;
   /**
    * The bitllama BitLinear input norm, parameter-free: out = x / (||x||_2 * sqrt(n)),
@@ -177,15 +177,24 @@ export interface KernelExports {
   rope(v: Ptr, heads: number, headSize: number, tokens: number, rowStride: number, pos: number, cos: Ptr, sin: Ptr, neox: boolean): void;
   /**
    * out[t] = attention of query row q[t] (position pos + t) over cache rows 0..pos+t.
-   * q, out: [tokens, heads * headSize]; caches: [positions, kvHeads * headSize] of one layer;
-   * scores: scratch of at least pos + tokens floats.
+   * q, out: [tokens, heads * headSize]; caches: f32 [positions, kvHeads * headSize] of one
+   * layer; scores: scratch of at least (heads / kvHeads) * (pos + tokens) floats.
    */
   attention(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
+  /**
+   * As attention, over packed codes (kv-quant.ts) with scales [positions, kvHeads]: rows of
+   * `bits`-bit codes (8, 4 or 3), but position 0's of `bosBits` when it is not 0 (the [BOS]
+   * token's heads kept at a higher precision).
+   */
+  attentionCodes(out: Ptr, q: Ptr, kCodes: Ptr, kScales: Ptr, vCodes: Ptr, vScales: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number, bits: number, bosBits: number): void;
   /** In-place softmax of x[0..n). */
   softmax(x: Ptr, n: number): void;
-  /** As attention (attention.ts), over quantized keys and values: codes [positions, kvDim], scales [positions, kvHeads]. */
-  attentionCodes(out: Ptr, q: Ptr, kCodes: Ptr, kScales: Ptr, vCodes: Ptr, vScales: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
-  /** Quantizes rows [tokens, heads * headSize] into codes (int8, same layout) and scales [tokens, heads]. */
+  /** Bytes of one head's codes: headSize values at `bits` (8, 4 or 3; 3 needs headSize % 8 == 0, 4 an even headSize). */
+  kvHeadBytes(headSize: number, bits: number): number;
+  /**
+   * Quantizes rows [tokens, heads * headSize] into packed codes (rows of heads * kvHeadBytes
+   * bytes from `codes`) and scales [tokens, heads]; returns how many head rows hold NaN or infinity.
+   */
   quantizeKV(src: Ptr, tokens: number, heads: number, headSize: number, bits: number, codes: Ptr, scales: Ptr): number;
   /** ReLU^2-GLU (BitNet b1.58 2B4T): relu(g)^2 * u (four lanes at a time, the same operations per value). */
   relu2glu(gate: Ptr, up: Ptr, n: number): void;
@@ -230,10 +239,10 @@ export interface TestKernelExports extends KernelExports {
   l2NormScalar(out: Ptr, x: Ptr, n: number, tokens: number): void;
   /** Scalar twin of rmsNorm. */
   rmsNormScalar(out: Ptr, x: Ptr, weight: Ptr, n: number, tokens: number, eps: number): void;
+  /** Scalar twin of attentionCodes. */
+  attentionCodesScalar(out: Ptr, q: Ptr, kCodes: Ptr, kScales: Ptr, vCodes: Ptr, vScales: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number, bits: number, bosBits: number): void;
   /** Scalar twin of attention. */
   attentionScalar(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
-  /** Scalar twin of attentionCodes. */
-  attentionCodesScalar(out: Ptr, q: Ptr, kCodes: Ptr, kScales: Ptr, vCodes: Ptr, vScales: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
 }
 
 /** The parameter names of every production kernel function, in order: loadKernels checks the module against them, threads.ts splits arguments by them. */
@@ -294,8 +303,9 @@ export const KERNEL_PARAMS = {
   rmsNorm: ["out", "x", "weight", "n", "tokens", "eps"],
   rope: ["v", "heads", "headSize", "tokens", "rowStride", "pos", "cos", "sin", "neox"],
   attention: ["out", "q", "kCache", "vCache", "scores", "heads", "kvHeads", "headSize", "tokens", "pos"],
+  attentionCodes: ["out", "q", "kCodes", "kScales", "vCodes", "vScales", "scores", "heads", "kvHeads", "headSize", "tokens", "pos", "bits", "bosBits"],
   softmax: ["x", "n"],
-  attentionCodes: ["out", "q", "kCodes", "kScales", "vCodes", "vScales", "scores", "heads", "kvHeads", "headSize", "tokens", "pos"],
+  kvHeadBytes: ["headSize", "bits"],
   quantizeKV: ["src", "tokens", "heads", "headSize", "bits", "codes", "scales"],
   relu2glu: ["gate", "up", "n"],
   swiglu: ["gate", "up", "n"],
@@ -319,6 +329,6 @@ export const TEST_KERNEL_PARAMS = {
   hadamardBlocksScalar: ["x", "n", "rows", "block"],
   l2NormScalar: ["out", "x", "n", "tokens"],
   rmsNormScalar: ["out", "x", "weight", "n", "tokens", "eps"],
+  attentionCodesScalar: ["out", "q", "kCodes", "kScales", "vCodes", "vScales", "scores", "heads", "kvHeads", "headSize", "tokens", "pos", "bits", "bosBits"],
   attentionScalar: ["out", "q", "kCache", "vCache", "scores", "heads", "kvHeads", "headSize", "tokens", "pos"],
-  attentionCodesScalar: ["out", "q", "kCodes", "kScales", "vCodes", "vScales", "scores", "heads", "kvHeads", "headSize", "tokens", "pos"],
 } as const satisfies Record<Exclude<keyof TestKernelExports, keyof KernelExports>, readonly string[]>;

@@ -73,7 +73,19 @@ cases.push(["stories260K.bin gguf-f32", async () => gguf(await shared("stories26
 for (const target of ["gguf-i2s", "gguf-tq1", "gguf-tq2"] as const) {
   cases.push([`bitllama-3M.bin ${target}`, async () => gguf(await shared("bitllama-3M.bin")(), target)]);
 }
-for (const variant of ["a4.8", "v2-a8", "v2-a4", "q-sparse", "reloaded", "weights=median:group:128,qkv=int4,o=h+topk:0.5+int8,kv=4"]) {
+for (
+  const variant of [
+    "a4.8,kv=f32",
+    "a4.8",
+    "v2-a8",
+    "v2-a4",
+    "v2-a4:64,rotate=activations,kv=3",
+    "bitnet",
+    "q-sparse",
+    "reloaded",
+    "weights=median:group:128,qkv=int4,o=h+topk:0.5+int8,kv=4",
+  ]
+) {
   cases.push([`bitllama-1M.bin variant ${variant}`, shared("bitllama-1M.bin"), { variant }]);
 }
 cases.push(["stories260K.bin variant b1.58", shared("stories260K.bin"), { variant: "b1.58" }]);

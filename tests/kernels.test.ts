@@ -242,7 +242,7 @@ for (const level of LEVELS) {
       const dim = heads * headSize, kvDim = kvHeads * headSize, pos = 3, tokens = 4, len = pos + tokens;
       const q = randomF32(tokens * dim, next), kc = randomF32(len * kvDim, next), vc = randomF32(len * kvDim, next);
       const mark = kx.arena.mark();
-      const qp = kx.put(q), kp = kx.put(kc), vp = kx.put(vc), scores = kx.allocF32(len);
+      const qp = kx.put(q), kp = kx.put(kc), vp = kx.put(vc), scores = kx.allocF32((heads / kvHeads) * len);
       const o = [kx.allocF32(tokens * dim), kx.allocF32(tokens * dim)];
       k.attention(o[0], qp, kp, vp, scores, heads, kvHeads, headSize, tokens, pos);
       k.attentionScalar(o[1], qp, kp, vp, scores, heads, kvHeads, headSize, tokens, pos);
