@@ -45,3 +45,23 @@ export function l2Norm(out: usize, x: usize, n: i32, tokens: i32): void {
 export function l2NormScalar(out: usize, x: usize, n: i32, tokens: i32): void {
   l2NormImpl(out, x, n, tokens, false);
 }
+
+/**
+ * LayerNorm without affine parameters, as the b1.58 Reloaded reference code normalises each
+ * BitLinear input: out = (x - mean x) / sqrt(var x + eps), var the biased variance. out may alias x.
+ */
+export function layerNorm(out: usize, x: usize, n: i32, tokens: i32, eps: f32): void {
+  for (let t = 0; t < tokens; t++) {
+    const xt = f32At(x, t * n), ot = f32At(out, t * n);
+    let sum: f32 = 0;
+    for (let k = 0; k < n; k++) sum += load<f32>(f32At(xt, k));
+    const mean = sum / <f32> n;
+    let squares: f32 = 0;
+    for (let k = 0; k < n; k++) {
+      const d = load<f32>(f32At(xt, k)) - mean;
+      squares += d * d;
+    }
+    const inv = <f32> 1 / Mathf.sqrt(squares / <f32> n + eps);
+    for (let k = 0; k < n; k++) store<f32>(f32At(ot, k), (load<f32>(f32At(xt, k)) - mean) * inv);
+  }
+}

@@ -1,5 +1,6 @@
 // Per-token activation quantization into integers the ternary kernels multiply exactly:
-// - int8 absmax (BitNet b1.58): Q = RoundClip(x * 127 / max|x|, -128, 127), multiplier max|x| / 127;
+// - int8 absmax (BitNet b1.58): Q = RoundClip(x * L / max|x|, -128, 127), multiplier max|x| / L,
+//   with L = 127 (b1.58) or 128 (the b1.58 Reloaded reference code, whose maximum clips to 127);
 // - int4 absmean (BitNet a4.8): beta = mean|x|, Q = RoundClip(sqrt(7) * x / beta, -8, 7),
 //   multiplier beta / sqrt(7) (int4 values travel in int8 lanes).
 // Rounding is to nearest, ties to even (f32.nearest, like numpy and torch).
@@ -31,7 +32,7 @@ function quantizeValue(v: f32, inv: f32, lo: i32, hi: i32): i32 {
 }
 
 // Quantizes one row; returns sum(Q) and stores the multiplier at `scale`.
-function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, int4: bool, simd: bool): i32 {
+function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, int4: bool, levels: f32, simd: bool): i32 {
   let inv: f32;
   if (int4) {
     const beta = absmean(x, n);
@@ -39,8 +40,8 @@ function quantizeRow(x: usize, n: i32, q: usize, nPad: i32, scale: usize, int4: 
     store<f32>(scale, beta / SQRT7);
   } else {
     const m = absmax(x, n, simd);
-    inv = m > 0 ? <f32> 127 / m : 0;
-    store<f32>(scale, m / 127);
+    inv = m > 0 ? levels / m : 0;
+    store<f32>(scale, m / levels);
   }
   const lo = int4 ? -8 : -128, hi = int4 ? 7 : 127;
   let k = 0, sum = 0;
@@ -70,11 +71,11 @@ function clamp4(v: v128, lo: v128, hi: v128): v128 {
   return i32x4.min_s(i32x4.max_s(v, lo), hi);
 }
 
-function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, int4: bool, simd: bool): i32 {
+function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, int4: bool, levels: f32, simd: bool): i32 {
   let bad = 0;
   for (let t = 0; t < tokens; t++) {
     const scale = f32At(scales, t);
-    const sum = quantizeRow(f32At(x, t * n), n, q + <usize> t * nPad, nPad, scale, int4, simd);
+    const sum = quantizeRow(f32At(x, t * n), n, q + <usize> t * nPad, nPad, scale, int4, levels, simd);
     store<i32>(sums + (<usize> t << 2), sum);
     const s = load<f32>(scale);
     if (s != s || s == Infinity) bad++;
@@ -83,23 +84,24 @@ function quantizeImpl(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales
 }
 
 /**
- * Quantizes `tokens` rows of x [tokens, n] into q [tokens, nPad] (zero padded),
- * writing each row's multiplier max|x|/127 to scales and sum(Q) to sums.
+ * Quantizes `tokens` rows of x [tokens, n] into q [tokens, nPad] (zero padded) with
+ * Q = RoundClip(x * levels / max|x|, -128, 127) (levels 127, or 128 as b1.58 Reloaded),
+ * writing each row's multiplier max|x| / levels to scales and sum(Q) to sums.
  * Returns how many rows held NaN or infinity (their output is not usable).
  */
-export function quantizeAbsmaxI8(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
-  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, true);
+export function quantizeAbsmaxI8(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, levels: f32): i32 {
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, levels, true);
 }
 /** Scalar twin of quantizeAbsmaxI8. */
-export function quantizeAbsmaxI8Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
-  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, false);
+export function quantizeAbsmaxI8Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize, levels: f32): i32 {
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, false, levels, false);
 }
 
 /** As quantizeAbsmaxI8, with int4 absmean (a4.8): multipliers mean|x| / sqrt(7), values in -8..7. */
 export function quantizeAbsmeanI4(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
-  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, true);
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, 0, true);
 }
 /** Scalar twin of quantizeAbsmeanI4. */
 export function quantizeAbsmeanI4Scalar(x: usize, n: i32, tokens: i32, q: usize, nPad: i32, scales: usize, sums: usize): i32 {
-  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, false);
+  return quantizeImpl(x, n, tokens, q, nPad, scales, sums, true, 0, false);
 }

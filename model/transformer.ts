@@ -150,7 +150,7 @@ export class Transformer {
     const width = Math.max(c.dim, c.hiddenDim);
     const quantizers = new Map<string, ActivationQuantizer>();
     const quantizerFor = (spec: ActivationSpec) => {
-      const key = `${spec.format}/${spec.sparsity}/${spec.hadamard ?? 0}`;
+      const key = JSON.stringify(spec);
       if (!quantizers.has(key)) quantizers.set(key, new ActivationQuantizer(kernels, MAX_BLOCK, width, spec));
       return quantizers.get(key)!;
     };

@@ -21,6 +21,14 @@ export interface ActivationSpec {
   format: "int8" | "int4";
   /** Q-Sparse top-K: the fraction S in [0, 1) of entries with the smallest |x| set to 0 per token. */
   sparsity: number;
+  /** Block Q-Sparse (N:M): top-K within each block of this many consecutive values (S of each block zeroed) instead of the whole row. */
+  sparsityBlock?: number;
+  /** After top-K, scale each row back to its L2 norm before sparsification (Q-Sparse's "re-scale the tensor by its L2 norm"). */
+  rescaleL2?: boolean;
+  /** int8 absmax levels: Q = RoundClip(x * levels / max|x|, -128, 127); 127 (default) or 128 (the b1.58 Reloaded reference code). */
+  levels?: 127 | 128;
+  /** Normalise each input row first with a LayerNorm without affine (eps 1e-5), as the b1.58 Reloaded reference code; replaces the architecture's own BitLinear norm. */
+  norm?: "layer";
   /** H-BitLinear: rotate each input by the normalised Walsh-Hadamard transform over blocks of
    *  this many values ("auto": the largest power of two dividing the width) before the rest. */
   hadamard?: number | "auto";
@@ -36,6 +44,9 @@ export function hadamardBlock(block: number | "auto", width: number): number {
 }
 
 export const INT8_ABSMAX: ActivationSpec = { format: "int8", sparsity: 0 };
+
+/** The LayerNorm epsilon of spec.norm = "layer" (torch's default, as the Reloaded reference code leaves it). */
+export const LAYER_NORM_EPS = 1e-5;
 
 /** A quantized input in kernel memory. */
 export interface Int8Input extends PreparedInput {
@@ -60,7 +71,7 @@ export class ActivationQuantizer {
 
   /** Buffers for up to maxTokens rows of up to maxCols values. */
   constructor(readonly kernels: Kernels, readonly maxTokens: number, readonly maxCols: number, readonly spec: ActivationSpec = INT8_ABSMAX) {
-    this.#normed = kernels.allocF32(maxTokens * maxCols);
+    this.#normed = kernels.allocF32(maxTokens * maxCols); // bitllama's l2 norm or a LayerNorm
     this.#sparse = spec.sparsity > 0 ? kernels.allocF32(maxTokens * maxCols) : NULL_PTR;
     this.#rotated = spec.hadamard ? kernels.allocF32(maxTokens * maxCols) : NULL_PTR;
     this.#q = kernels.allocBytes(maxTokens * paddedCols(maxCols));
@@ -73,11 +84,14 @@ export class ActivationQuantizer {
     return paddedCols(cols);
   }
 
-  /** Quantizes x [tokens, cols]; with `l2Norm`, first scales each row to x / (||x|| * sqrt(cols)). */
+  /** Quantizes x [tokens, cols]; with `l2Norm`, first scales each row to x / (||x|| * sqrt(cols)) (a LayerNorm instead when the spec says so). */
   quantize(x: Ptr, cols: number, tokens: number, l2Norm: boolean): Int8Input {
-    const k = this.kernels.k;
+    const k = this.kernels.k, spec = this.spec;
     let src = x;
-    if (l2Norm) {
+    if (spec.norm === "layer") {
+      k.layerNorm(this.#normed, x, cols, tokens, LAYER_NORM_EPS);
+      src = this.#normed;
+    } else if (l2Norm) {
       k.l2Norm(this.#normed, x, cols, tokens);
       src = this.#normed;
     }
@@ -86,12 +100,17 @@ export class ActivationQuantizer {
       k.hadamardBlocks(this.#rotated, cols, tokens, hadamardBlock(this.spec.hadamard, cols));
       src = this.#rotated;
     }
-    if (this.spec.sparsity > 0) {
-      k.sparsifyTopK(src, cols, tokens, Math.floor(this.spec.sparsity * cols), this.#sparse);
+    if (spec.sparsity > 0) {
+      // Block Q-Sparse: each block of M values is a row of its own.
+      const block = spec.sparsityBlock ?? cols;
+      if (cols % block !== 0) throw new OptionError("variant", `top-K blocks of ${block} values do not divide the input width ${cols}`);
+      k.sparsifyTopK(src, block, (tokens * cols) / block, Math.floor(spec.sparsity * block), this.#sparse);
+      if (spec.rescaleL2) k.rescaleL2(src, this.#sparse, cols, tokens);
       src = this.#sparse;
     }
-    const quantize = this.spec.format === "int4" ? k.quantizeAbsmeanI4 : k.quantizeAbsmaxI8;
-    const bad = quantize(src, cols, tokens, this.#q, paddedCols(cols), this.#scales, this.#sums);
+    const bad = spec.format === "int4"
+      ? k.quantizeAbsmeanI4(src, cols, tokens, this.#q, paddedCols(cols), this.#scales, this.#sums)
+      : k.quantizeAbsmaxI8(src, cols, tokens, this.#q, paddedCols(cols), this.#scales, this.#sums, spec.levels ?? 127);
     if (bad > 0) throw new NonFiniteError(`BitLinear input: ${bad} of ${tokens} rows hold NaN or infinity`);
     return { q: this.#q, scales: this.#scales, sums: this.#sums, cols, tokens };
   }

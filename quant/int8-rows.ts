@@ -41,7 +41,7 @@ export class Int8RowsLinear implements Linear {
       for (let first = 0; first < rows; first += slice) {
         const count = Math.min(slice, rows - first);
         widenRows(first, count, f32);
-        const bad = kernels.k.quantizeAbsmaxI8(f32, cols, count, offset(w, first * cols), cols, offset(wScales, first * 4), sums);
+        const bad = kernels.k.quantizeAbsmaxI8(f32, cols, count, offset(w, first * cols), cols, offset(wScales, first * 4), sums, 127);
         if (bad > 0) throw new NonFiniteError(`${what}: ${bad} rows hold NaN or infinity`);
       }
     } finally {

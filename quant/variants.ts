@@ -2,7 +2,7 @@
 // input is quantized how. The sites are the inputs of q/k/v (shared), o, gate/up (shared)
 // and down. Presets follow the papers; a full spec names each part:
 // "weights=median:group:128,qkv=int4,o=topk:0.5+int8,gateup=int4,down=int8,kv=4:bos8" ("all=" sets
-// every site; "rotate=activations" keeps H-BitLinear's weights as stored; a preset name may come
+// every site; "form=native" takes a preset as trained with it rather than post-training; a preset name may come
 // first, e.g. "v2-a4:256,kv=3"; later entries override earlier ones).
 import { OptionError } from "../core/errors.ts";
 import { own } from "../core/options.ts";
@@ -29,7 +29,7 @@ export type VariantPlan = ActivationPlan & {
   weightScales?: "tensor" | "channel" | number;
   /** Bits of the KV cache's codes (f32 when unnamed). */
   kvBits?: 8 | 4 | 3;
-  /** H-BitLinear's weights: rotated to match (W H^T ternarized again: post-training, the default) or as stored (trained in the rotated basis: BitNet v2 checkpoints). */
+  /** H-BitLinear's weights: rotated to match (W H^T ternarized again: post-training, the default) or as stored (trained in the rotated basis: BitNet v2's form=native). */
   rotate?: "weights" | "activations";
   /** Bits of position 0's codes (the [BOS] token's heads) where more than kvBits: BitNet v2 keeps them at 8, a4.8 at 4 in a 3-bit cache. */
   kvBosBits?: 8 | 4;
@@ -37,6 +37,7 @@ export type VariantPlan = ActivationPlan & {
 
 const everywhere = (spec: ActivationSpec): VariantPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
 const INT4: ActivationSpec = { format: "int4", sparsity: 0 };
+const RELOADED_INPUT: ActivationSpec = { format: "int8", sparsity: 0, levels: 128 };
 
 /** BitNet v2's H-BitLinear on the o and down inputs, with `spec` everywhere; B: the transform's block (default the largest power of two dividing the width). */
 function v2(spec: ActivationSpec, block: number | undefined, name: string): VariantPlan {
@@ -55,8 +56,10 @@ export interface Preset {
   ours: string;
   /** What the parameter after "name:" is, for presets that take one. */
   parameter?: string;
-  /** The plan for every site, given the parameter if any. */
+  /** The plan for every site, given the parameter if any: the post-training form. */
   plan: (arg?: number) => VariantPlan;
+  /** What "form=native" changes for a checkpoint trained with the variant, where that differs from the post-training form. */
+  native?: (plan: VariantPlan) => Partial<VariantPlan>;
 }
 
 /** Named recipes, each with the paper's wording of what it does beside ours. */
@@ -89,11 +92,12 @@ export const PRESETS: Record<string, Preset> = {
       '"We retain the KV heads of [BOS] token as 8-bit precision".',
     ours: "8-bit absmax everywhere, the o and down inputs rotated by a block Walsh-Hadamard transform of B values " +
       "(the paper rotates the whole width, a power of two; 2B4T's 2560 and 6912 are not, so B defaults to the largest " +
-      "power of two dividing the width: 512 and 256). A checkpoint trained as v2 keeps its weights (rotate=activations, " +
-      "the paper's form); any other gets W H^T ternarized again (rotate=weights, post-training, the default). " +
+      "power of two dividing the width: 512 and 256). A checkpoint trained as v2 keeps its weights (form=native, " +
+      "the paper's form); any other gets W H^T ternarized again (post-training, the default). " +
       "With a quantized KV cache (kv=4, kv=3), position 0's heads stay 8-bit.",
     parameter: "B, the Hadamard block size",
     plan: (block) => v2(INT8_ABSMAX, block, "v2-a8"),
+    native: () => ({ rotate: "activations" }),
   },
   "v2-a4": {
     paper: 'BitNet v2 (arXiv 2504.18415): "continue-trained with INT4 activations for all linear layers except input/output embedding"; ' +
@@ -101,13 +105,18 @@ export const PRESETS: Record<string, Preset> = {
     ours: "As v2-a8 with 4-bit absmean activations everywhere.",
     parameter: "B, the Hadamard block size",
     plan: (block) => v2(INT4, block, "v2-a4"),
+    native: () => ({ rotate: "activations" }),
   },
   reloaded: {
-    paper: 'BitNet b1.58 Reloaded (arXiv 2407.09527): "rely on the median rather than the mean in the quantization process".',
-    ours: "Weights ternarized with gamma = median|W| per tensor (the median of the non-zero |W| where more than half are " +
-      "exactly 0, which an already-ternary matrix often has; the reference code clamps gamma to 1e-5 there and the layer " +
-      "goes silent); 8-bit absmax activations.",
-    plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "median" }),
+    paper: 'BitNet b1.58 Reloaded (arXiv 2407.09527): "rely on the median rather than the mean in the quantization process"; ' +
+      "its reference code (schneiderkamplab/bitlinear) normalises each BitLinear input with a LayerNorm without affine " +
+      "parameters, scales activations by 128 / absmax clipped to [-128, 127] per token, and weights by 1 / median|W| per tensor.",
+    ours: "int8 at 128 / absmax, gamma = median|W| per tensor; where more than half of the weights are exactly 0 (common " +
+      "in an already-ternary matrix) gamma is the median of the non-zero |W|, where the reference clamps it to 1e-5 and " +
+      "the layer goes silent. form=native adds the reference's LayerNorm (eps 1e-5) in place of the architecture's " +
+      "BitLinear norm, for checkpoints trained with it: it changes the scale of every BitLinear output of one that was not.",
+    plan: () => ({ ...everywhere(RELOADED_INPUT), weights: "median" }),
+    native: (plan) => Object.fromEntries(SITES.map((site) => [site, { ...plan[site], norm: "layer" }])),
   },
   "q-sparse": {
     paper: 'Q-Sparse (arXiv 2407.10969): "Y = (Q(X) (.) M) W^T", "M = Top_k(|X|)", for "each linear projection" ' +
@@ -117,6 +126,8 @@ export const PRESETS: Record<string, Preset> = {
     plan: (s = 0.5) => everywhere({ format: "int8", sparsity: checkSparsity(s, "q-sparse:S") }),
   },
 };
+
+const NATIVE_PRESETS = Object.entries(PRESETS).filter(([, p]) => p.native).map(([name]) => name).join(", ");
 
 function checkSparsity(s: number, where: string): number {
   if (!Number.isFinite(s) || s < 0 || s >= 1) throw new OptionError("variant", `${where}: S must be in [0, 1), got ${s}`);
@@ -138,12 +149,25 @@ function weightScales(spec: string, granularity: string, size: string | undefine
   return g;
 }
 
-/** One site's spec: [h[:B]+][topk:S+](int8|int4), e.g. "int4", "topk:0.5+int8", "h+int4", "h:256+int8". */
+/**
+ * One site's spec: [ln+][h[:B]+][topk:S[:M][:l2]+](int8[:128]|int4), e.g. "int4", "topk:0.5+int8",
+ * "h:256+int8", "topk:0.5:32+int8" (Block Q-Sparse 16:32), "ln+int8:128" (b1.58 Reloaded's
+ * LayerNorm and 128 / absmax).
+ */
 function parseSpec(text: string): ActivationSpec {
-  const m = /^(?:h(?::(\d+))?\+)?(?:topk:([^+]+)\+)?(int8|int4)$/.exec(text);
-  if (!m) throw new OptionError("variant", `"${text}" is not an activation spec ([h[:B]+][topk:S+]int8 or int4)`);
-  const spec: ActivationSpec = { format: m[3] as "int8" | "int4", sparsity: m[2] === undefined ? 0 : checkSparsity(Number(m[2]), `topk:${m[2]}`) };
-  if (text.startsWith("h")) spec.hadamard = m[1] === undefined ? "auto" : Number(m[1]);
+  const m = /^(ln\+)?(?:(h)(?::(\d+))?\+)?(?:topk:([^+:]+)(?::(\d+))?(:l2)?\+)?(int8(:128)?|int4)$/.exec(text);
+  if (!m) throw new OptionError("variant", `"${text}" is not an activation spec ([ln+][h[:B]+][topk:S[:M][:l2]+]int8[:128] or int4)`);
+  const [, ln, h, block, s, sparsityBlock, l2, format, levels128] = m;
+  const spec: ActivationSpec = { format: format.startsWith("int8") ? "int8" : "int4", sparsity: s === undefined ? 0 : checkSparsity(Number(s), `topk:${s}`) };
+  if (h) spec.hadamard = block === undefined ? "auto" : Number(block);
+  if (sparsityBlock !== undefined) {
+    const size = Number(sparsityBlock);
+    if (size < 2) throw new OptionError("variant", `topk:${s}:${sparsityBlock}: a top-K block holds at least 2 values`);
+    spec.sparsityBlock = size;
+  }
+  if (l2) spec.rescaleL2 = true;
+  if (levels128) spec.levels = 128;
+  if (ln) spec.norm = "layer";
   return spec;
 }
 
@@ -158,12 +182,14 @@ export function parseVariant(variant: string): VariantPlan {
   if (!variant.includes("=")) {
     throw new OptionError("variant", `unknown variant "${variant}" (presets: ${Object.keys(PRESETS).join(", ")}; or a spec like qkv=int4,o=h+topk:0.5+int8,gateup=int4,down=int8)`);
   }
-  const plan = everywhere(INT8_ABSMAX);
+  const plan = everywhere(INT8_ABSMAX), named: Preset[] = [];
   for (const part of variant.split(",")) {
     const [site, spec] = part.split("=");
     const key = site === "gateup" ? "gateUp" : site;
-    if (!part.includes("=") && own(PRESETS, part.split(":")[0])) Object.assign(plan, parseVariant(part)); // a preset to start from
-    else if (key === "kv") {
+    if (!part.includes("=") && own(PRESETS, part.split(":")[0])) {
+      Object.assign(plan, parseVariant(part)); // a preset to start from
+      named.push(PRESETS[part.split(":")[0]]);
+    } else if (key === "kv") {
       const [bits, bos] = (spec ?? "").split(":"), bosBits = Number(bos?.slice(3));
       if (!["f32", "8", "4", "3"].includes(bits) || (bos !== undefined && (!/^bos[843]$/.test(bos) || bosBits < Number(bits)))) {
         throw new OptionError("variant", `kv=${spec}: the KV cache takes f32 or 8, 4 or 3 bits, optionally :bosN (N = 8, 4 or 3 bits for position 0, at least the others')`);
@@ -173,11 +199,14 @@ export function parseVariant(variant: string): VariantPlan {
       if (bos === undefined) continue; // the preset's rule for position 0 stays
       if (bosBits > Number(bits)) plan.kvBosBits = bosBits as 8 | 4;
       else delete plan.kvBosBits;
-    } else if (key === "rotate") {
-      if (spec !== "weights" && spec !== "activations") {
-        throw new OptionError("variant", `rotate=${spec}: expected weights (post-training) or activations (a checkpoint trained with H-BitLinear)`);
+    } else if (key === "form") {
+      if (spec !== "ptq" && spec !== "native") {
+        throw new OptionError("variant", `form=${spec}: expected ptq (post-training, the default) or native (a checkpoint trained with the variant)`);
       }
-      plan.rotate = spec;
+      if (spec === "ptq") continue;
+      const natives = named.filter((p) => p.native);
+      if (natives.length === 0) throw new OptionError("variant", `form=native: no preset named before it has a native form apart from its post-training one (${NATIVE_PRESETS})`);
+      for (const p of natives) Object.assign(plan, p.native!(plan));
     } else if (key === "weights") {
       const [method, granularity = "tensor", size] = (spec ?? "").split(":");
       if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) {
@@ -187,7 +216,7 @@ export function parseVariant(variant: string): VariantPlan {
       plan.weightScales = weightScales(spec, granularity, size);
     } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
-    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all, kv, rotate)`);
+    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all, kv, form)`);
   }
   return plan;
 }

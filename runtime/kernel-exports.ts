@@ -123,13 +123,21 @@ export interface KernelExports {
   /** Writes x [tokens, cols] regrouped for gemmHalf into out; returns 1 if the f16 weights must be rescaled in the loop. */
   prepareHalfInput(x: Ptr, cols: number, tokens: number, out: Ptr, bf16: boolean): number;
   /**
-   * Quantizes `tokens` rows of x [tokens, n] into q [tokens, nPad] (zero padded),
-   * writing each row's multiplier max|x|/127 to scales and sum(Q) to sums.
+   * Quantizes `tokens` rows of x [tokens, n] into q [tokens, nPad] (zero padded) with
+   * Q = RoundClip(x * levels / max|x|, -128, 127) (levels 127, or 128 as b1.58 Reloaded),
+   * writing each row's multiplier max|x| / levels to scales and sum(Q) to sums.
    * Returns how many rows held NaN or infinity (their output is not usable).
    */
-  quantizeAbsmaxI8(x: Ptr, n: number, tokens: number, q: Ptr, nPad: number, scales: Ptr, sums: Ptr): number;
+  quantizeAbsmaxI8(x: Ptr, n: number, tokens: number, q: Ptr, nPad: number, scales: Ptr, sums: Ptr, levels: number): number;
   /** As quantizeAbsmaxI8, with int4 absmean (a4.8): multipliers mean|x| / sqrt(7), values in -8..7. */
   quantizeAbsmeanI4(x: Ptr, n: number, tokens: number, q: Ptr, nPad: number, scales: Ptr, sums: Ptr): number;
+  /**
+   * Scales each row of sparse [tokens, n] (top-K of x) by ||x||_2 / ||sparse||_2, so it keeps
+   * x's L2 norm: one reading of Q-Sparse's "re-scale the tensor by its L2 norm after performing
+   * the top-K sparsity function" that leaves a model not trained with it at its scale. An
+   * all-zero row stays zero.
+   */
+  rescaleL2(x: Ptr, sparse: Ptr, n: number, tokens: number): void;
   /** Writes x [tokens, n] with the zeroCount smallest-magnitude entries of each row zeroed to out (may be x). */
   sparsifyTopK(x: Ptr, n: number, tokens: number, zeroCount: number, out: Ptr): void;
   /** The indices of the non-zero entries of int8 x[0..n) into kept (i32); returns their count. */
@@ -168,6 +176,11 @@ export interface KernelExports {
    * Only the output scale depends on it: absmax quantization is scale-invariant.
    */
   l2Norm(out: Ptr, x: Ptr, n: number, tokens: number): void;
+  /**
+   * LayerNorm without affine parameters, as the b1.58 Reloaded reference code normalises each
+   * BitLinear input: out = (x - mean x) / sqrt(var x + eps), var the biased variance. out may alias x.
+   */
+  layerNorm(out: Ptr, x: Ptr, n: number, tokens: number, eps: number): void;
   /** RMSNorm with weight: out = w * x / sqrt(mean(x^2) + eps). out may alias x. */
   rmsNorm(out: Ptr, x: Ptr, weight: Ptr, n: number, tokens: number, eps: number): void;
   /**
@@ -228,7 +241,7 @@ export interface TestKernelExports extends KernelExports {
   /** Scalar twin of gemmI8. */
   gemmI8Scalar(w: Ptr, wScales: Ptr, rows: number, cols: number, x: Ptr, xStride: number, xScales: Ptr, tokens: number, y: Ptr): void;
   /** Scalar twin of quantizeAbsmaxI8. */
-  quantizeAbsmaxI8Scalar(x: Ptr, n: number, tokens: number, q: Ptr, nPad: number, scales: Ptr, sums: Ptr): number;
+  quantizeAbsmaxI8Scalar(x: Ptr, n: number, tokens: number, q: Ptr, nPad: number, scales: Ptr, sums: Ptr, levels: number): number;
   /** Scalar twin of quantizeAbsmeanI4. */
   quantizeAbsmeanI4Scalar(x: Ptr, n: number, tokens: number, q: Ptr, nPad: number, scales: Ptr, sums: Ptr): number;
   /** Scalar twin: the same integers over the kept columns. */
@@ -285,8 +298,9 @@ export const KERNEL_PARAMS = {
   gemmHalf: ["w", "rows", "cols", "x", "tokens", "y", "bf16", "rescale"],
   gemmI8: ["w", "wScales", "rows", "cols", "x", "xStride", "xScales", "tokens", "y"],
   prepareHalfInput: ["x", "cols", "tokens", "out", "bf16"],
-  quantizeAbsmaxI8: ["x", "n", "tokens", "q", "nPad", "scales", "sums"],
+  quantizeAbsmaxI8: ["x", "n", "tokens", "q", "nPad", "scales", "sums", "levels"],
   quantizeAbsmeanI4: ["x", "n", "tokens", "q", "nPad", "scales", "sums"],
+  rescaleL2: ["x", "sparse", "n", "tokens"],
   sparsifyTopK: ["x", "n", "tokens", "zeroCount", "out"],
   nonZeroColumns: ["x", "n", "kept"],
   packTernaryColumns: ["src", "rows", "cols", "dst"],
@@ -300,6 +314,7 @@ export const KERNEL_PARAMS = {
   ternarizeAbsmean: ["src", "n", "dst"],
   ternarizeMedian: ["src", "n", "dst"],
   l2Norm: ["out", "x", "n", "tokens"],
+  layerNorm: ["out", "x", "n", "tokens", "eps"],
   rmsNorm: ["out", "x", "weight", "n", "tokens", "eps"],
   rope: ["v", "heads", "headSize", "tokens", "rowStride", "pos", "cos", "sin", "neox"],
   attention: ["out", "q", "kCache", "vCache", "scores", "heads", "kvHeads", "headSize", "tokens", "pos"],
@@ -323,7 +338,7 @@ export const TEST_KERNEL_PARAMS = {
   signGemmScalar: ["w", "rows", "cols", "x", "xSums", "xScales", "tokens", "wScale", "y"],
   gemmHalfScalar: ["w", "rows", "cols", "x", "tokens", "y", "bf16", "rescale"],
   gemmI8Scalar: ["w", "wScales", "rows", "cols", "x", "xStride", "xScales", "tokens", "y"],
-  quantizeAbsmaxI8Scalar: ["x", "n", "tokens", "q", "nPad", "scales", "sums"],
+  quantizeAbsmaxI8Scalar: ["x", "n", "tokens", "q", "nPad", "scales", "sums", "levels"],
   quantizeAbsmeanI4Scalar: ["x", "n", "tokens", "q", "nPad", "scales", "sums"],
   ternaryGemvSparseScalar: ["w", "rows", "cols", "x", "kept", "count", "wScale", "xScale", "y"],
   hadamardBlocksScalar: ["x", "n", "rows", "block"],

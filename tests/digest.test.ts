@@ -79,10 +79,12 @@ for (
     "a4.8",
     "v2-a8",
     "v2-a4",
-    "v2-a4:64,rotate=activations,kv=3",
+    "v2-a4:64,form=native,kv=3",
     "bitnet",
     "q-sparse",
     "reloaded",
+    "reloaded,form=native",
+    "all=topk:0.5:32:l2+int8",
     "weights=median:group:128,qkv=int4,o=h+topk:0.5+int8,kv=4",
   ]
 ) {

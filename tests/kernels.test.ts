@@ -45,8 +45,8 @@ for (const level of LEVELS) {
       const nPad = paddedCols(n);
       const xp = kx.put(x);
       const out = [0, 1].map(() => ({ q: kx.allocBytes(tokens * nPad), s: kx.allocF32(tokens), sum: kx.allocF32(tokens) }));
-      assert.is(k.quantizeAbsmaxI8(xp, n, tokens, out[0].q, nPad, out[0].s, out[0].sum), 0);
-      assert.is(k.quantizeAbsmaxI8Scalar(xp, n, tokens, out[1].q, nPad, out[1].s, out[1].sum), 0);
+      assert.is(k.quantizeAbsmaxI8(xp, n, tokens, out[0].q, nPad, out[0].s, out[0].sum, 127), 0);
+      assert.is(k.quantizeAbsmaxI8Scalar(xp, n, tokens, out[1].q, nPad, out[1].s, out[1].sum, 127), 0);
       assert.equal(kx.i8(out[0].q, tokens * nPad), kx.i8(out[1].q, tokens * nPad));
       assert.ok(bitsEqual(kx.f32(out[0].s, tokens), kx.f32(out[1].s, tokens)));
       assert.equal(kx.i32(out[0].sum, tokens), kx.i32(out[1].sum, tokens));
@@ -63,7 +63,7 @@ for (const level of LEVELS) {
       }
       x[n + 1] = NaN;
       kx.write(xp, x);
-      assert.is(k.quantizeAbsmaxI8(xp, n, tokens, out[0].q, nPad, out[0].s, out[0].sum), 1, "one NaN row is reported");
+      assert.is(k.quantizeAbsmaxI8(xp, n, tokens, out[0].q, nPad, out[0].s, out[0].sum, 127), 1, "one NaN row is reported");
       kx.arena.release(mark);
     }
   });

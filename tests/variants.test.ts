@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { NonFiniteError, OptionError } from "../core/errors.ts";
 import { loadBitNet } from "../model/load.ts";
-import { ActivationQuantizer } from "../quant/activations.ts";
+import { ActivationQuantizer, INT8_ABSMAX } from "../quant/activations.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
 import { BitLinear } from "../quant/bitlinear.ts";
 import { parseVariant, PRESETS } from "../quant/variants.ts";
@@ -91,6 +91,55 @@ test("top-K keeps exactly n - floor(S n) entries per row, zeroing equal magnitud
   const two = Float32Array.of(1, 2, 3, 4, -4, -3, -2, -1), out = kx.allocF32(8);
   kx.k.sparsifyTopK(kx.put(two), 4, 2, 2, out);
   assert.equal(Array.from(kx.f32(out, 8)), [0, 0, 3, 4, -4, -3, 0, 0]);
+});
+
+test("Block Q-Sparse: top-K within each block of M equals the row rule on each block; the L2 rescale keeps each row's norm", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(10), cols = 128, tokens = 3;
+  const x = Float32Array.from({ length: tokens * cols }, () => Math.round((next() * 2 - 1) * 8) / 4); // many ties
+  x.fill(0, cols, 2 * cols); // an all-zero row stays zero under the rescale
+  for (const [sparsity, block, l2] of [[0.5, 32, false], [0.75, 16, true], [0.5, cols, true], [0.25, 64, false]] as [number, number, boolean][]) {
+    const quantizer = new ActivationQuantizer(kx, tokens, cols, { format: "int8", sparsity, sparsityBlock: block, rescaleL2: l2 });
+    const input = quantizer.quantize(kx.put(x), cols, tokens, false);
+    for (let t = 0; t < tokens; t++) {
+      const row = x.subarray(t * cols, (t + 1) * cols), kept: number[] = [];
+      for (let b = 0; b < cols; b += block) kept.push(...topKReference(row.subarray(b, b + block), Math.floor(sparsity * block)));
+      const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((a, e) => a + e * e, 0));
+      const factor = l2 && norm(kept) > 0 ? norm(row) / norm(kept) : 1;
+      const want = kept.map((v) => v * factor), m = want.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      const q = Array.from(kx.i8(offset(input.q, t * quantizer.stride(cols)), cols));
+      // Zeros where the block rule zeroes, and the kept values' int8 codes within one step of the reference's.
+      q.forEach((c, i) => {
+        if (kept[i] === 0) assert.is(c, 0, `S ${sparsity} M ${block} row ${t} entry ${i}`);
+        else assert.ok(Math.abs(c - (want[i] * 127) / m) <= 0.5 + 1e-3, `S ${sparsity} M ${block} row ${t} entry ${i}: ${c}`);
+      });
+      assert.ok(Math.abs(kx.f32(input.scales, tokens)[t] - m / 127) <= 1e-6 * Math.max(1, m), `row ${t} scale`);
+    }
+  }
+  const odd = new ActivationQuantizer(kx, 1, 96, { format: "int8", sparsity: 0.5, sparsityBlock: 64 });
+  throwsTyped(() => odd.quantize(kx.put(new Float32Array(96)), 96, 1, false), OptionError, /top-K blocks of 64 values do not divide the input width 96/);
+});
+
+test("b1.58 Reloaded's input: a LayerNorm without affine, then 128 / absmax clipped to [-128, 127]", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(12), cols = 200, tokens = 2, f = Math.fround;
+  const x = Float32Array.from({ length: tokens * cols }, () => next() * 6 - 2);
+  const quantizer = new ActivationQuantizer(kx, tokens, cols, { format: "int8", sparsity: 0, levels: 128, norm: "layer" });
+  const input = quantizer.quantize(kx.put(x), cols, tokens, true); // the LayerNorm replaces the architecture's l2 norm
+  for (let t = 0; t < tokens; t++) {
+    const row = Array.from(x.subarray(t * cols, (t + 1) * cols)), mean = row.reduce((a, v) => a + v, 0) / cols;
+    const variance = row.reduce((a, v) => a + (v - mean) ** 2, 0) / cols, normed = row.map((v) => (v - mean) / Math.sqrt(variance + 1e-5));
+    const m = normed.reduce((a, v) => Math.max(a, Math.abs(v)), 0), q = Array.from(kx.i8(offset(input.q, t * quantizer.stride(cols)), cols));
+    q.forEach((c, i) => assert.ok(Math.abs(c - Math.max(-128, Math.min(127, (normed[i] * 128) / m))) <= 0.5 + 1e-3, `row ${t} entry ${i}: ${c}`));
+    assert.ok(q.includes(127) || q.includes(-128), "the maximum reaches the clip");
+    assert.ok(Math.abs(kx.f32(input.scales, tokens)[t] - m / 128) < 1e-6, `row ${t} scale ${kx.f32(input.scales, tokens)[t]} vs ${m / 128}`);
+  }
+  // The kernel's 128 levels against its 127: the same rounding rule, a different multiplier.
+  const row = kx.put(Float32Array.of(-1, 0.5, 0.25, 1)), codes = kx.allocBytes(64), scale = kx.allocF32(1), sum = kx.allocF32(1);
+  kx.k.quantizeAbsmaxI8(row, 4, 1, codes, 64, scale, sum, 128);
+  assert.equal([Array.from(kx.i8(codes, 4)), kx.f32(scale, 1)[0]], [[-128, 64, 32, 127], f(1 / 128)]);
+  kx.k.quantizeAbsmaxI8(row, 4, 1, codes, 64, scale, sum, 127);
+  assert.equal([Array.from(kx.i8(codes, 4)), kx.f32(scale, 1)[0]], [[-127, 64, 32, 127], f(1 / 127)]);
 });
 
 /** The normalised Sylvester Hadamard matrix of size b (entries ±1/sqrt(b)), built from its definition. */
@@ -364,7 +413,20 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("a4.8,kv=4"), { ...parseVariant("a4.8"), kvBits: 4 });
   assert.equal(parseVariant("bitnet"), { ...parseVariant("b1.58"), weights: "sign" });
   assert.equal(parseVariant("v2-a4:256").o, { format: "int4", sparsity: 0, hadamard: 256 });
-  assert.is(parseVariant("v2-a4,rotate=activations").rotate, "activations");
+  assert.is(parseVariant("v2-a4,form=native").rotate, "activations");
+  assert.is(parseVariant("v2-a4,form=ptq").rotate, undefined);
+  assert.equal(parseVariant("reloaded").qkv, { format: "int8", sparsity: 0, levels: 128 });
+  assert.equal(parseVariant("reloaded,form=native").down, { format: "int8", sparsity: 0, levels: 128, norm: "layer" });
+  assert.equal(parseVariant("reloaded,form=native,down=int8").down, INT8_ABSMAX, "later entries override the native form");
+  assert.equal(parseVariant("o=ln+h:64+topk:0.5:32:l2+int8:128").o, {
+    format: "int8",
+    sparsity: 0.5,
+    hadamard: 64,
+    sparsityBlock: 32,
+    rescaleL2: true,
+    levels: 128,
+    norm: "layer",
+  });
   assert.equal([parseVariant("weights=sign:channel").weights, parseVariant("weights=sign:channel").weightScales], ["sign", "channel"]);
   assert.is(parseVariant("weights=median:group:128").weightScales, 128);
   for (
@@ -399,7 +461,11 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
       ["bitnet:2", /preset bitnet takes no parameter/],
       ["v2-a4:48", /v2-a4:B: Hadamard block 48 must be a power of two/],
       ["v2-a8:x", /v2-a8:B: Hadamard block NaN must be a power of two/],
-      ["rotate=both", /rotate=both: expected weights \(post-training\) or activations/],
+      ["v2-a8,form=trained", /form=trained: expected ptq \(post-training, the default\) or native/],
+      ["a4.8,form=native", /form=native: no preset named before it has a native form .*\(v2-a8, v2-a4, reloaded\)/],
+      ["form=native,v2-a8", /form=native: no preset named before it/],
+      ["all=topk:0.5:1+int8", /topk:0\.5:1: a top-K block holds at least 2 values/],
+      ["all=int4:128", /"int4:128" is not an activation spec/],
       ["o=topk:1.5+int8", /topk:1\.5: S must be in \[0, 1\)/],
     ] as [string, RegExp][]
   ) {
@@ -437,7 +503,9 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
       "q-sparse:0.8",
       "bitnet",
       "v2-a8:64",
-      "v2-a8,rotate=activations",
+      "v2-a8,form=native",
+      "reloaded,form=native",
+      "q-sparse:0.5,all=topk:0.5:32+int8",
     ]
   ) {
     const model = await loadBitNet(path, { simd: "strict", variant });
@@ -445,7 +513,7 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
     assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${variant}: ${perplexity}`);
     if (variant !== "reloaded") assert.not.equal(model.logits(tokens), base.logits(tokens), `${variant} changes the arithmetic`);
     // 1-bit weights, S = 0.8 and rotating only the activations of a model not trained so are expected to hurt.
-    const untrained = variant.startsWith("weights=") || ["q-sparse:0.8", "bitnet", "v2-a8,rotate=activations"].includes(variant);
+    const untrained = variant.startsWith("weights=") || ["q-sparse:0.8", "bitnet", "v2-a8,form=native", "reloaded,form=native"].includes(variant);
     if (!untrained) assert.ok(perplexity < baseline * 10, `${variant}: ${perplexity} vs b1.58 ${baseline}`);
   }
   if (RUNNABLE_LEVELS.includes("relaxed")) {
