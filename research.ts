@@ -26,7 +26,19 @@ export { runSweep, splitVariants, sweepChart, type SweepOptions, type SweepResul
 export { compileKernels, type KernelExports, Kernels, kernelUrl, loadKernels, resolveSimdLevel } from "./runtime/kernels.ts";
 export { relaxedSimdPays } from "./runtime/features.ts";
 export { ActivationQuantizer, type ActivationSpec, type Int8Input, paddedCols } from "./quant/activations.ts";
-export { type ActivationPlan, parseVariant, type Preset, PRESETS, type Site, SITES, type VariantPlan, WEIGHT_TERNARIZERS, type WeightTernarizer } from "./quant/variants.ts";
+export {
+  type ActivationPlan,
+  DELTA_DEFAULTS,
+  type DeltaAttention,
+  parseVariant,
+  type Preset,
+  PRESETS,
+  type Site,
+  SITES,
+  type VariantPlan,
+  WEIGHT_TERNARIZERS,
+  type WeightTernarizer,
+} from "./quant/variants.ts";
 export { BitLinear, type BitWeights, type GroupScales } from "./quant/bitlinear.ts";
 export { type F32Input, F32Linear, type Linear, type PreparedInput } from "./quant/linear.ts";
 export { concatFiles, memoryFile, openFile } from "./runtime/files.ts";

@@ -17,7 +17,7 @@
  */
 export { loadBitNet, type LoadOptions } from "./model/load.ts";
 export { loadBitNetInWorker, RemoteModel, RemoteSession, type WorkerLoadOptions } from "./worker/client.ts";
-export { BitNetModel } from "./model/model.ts";
+export { BitNetModel, type SparsityCounters } from "./model/model.ts";
 export { Session, type SessionOptions } from "./model/session.ts";
 export type { FinishReason, GeneratedToken, GenerateOptions, GenerationResult } from "./text/generate.ts";
 export type { SamplingOptions } from "./text/sampler.ts";

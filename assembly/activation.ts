@@ -22,3 +22,11 @@ export function relu2glu(gate: usize, up: usize, n: i32): void {
     store<f32>(f32At(gate, k), r * r * load<f32>(f32At(up, k)));
   }
 }
+
+/** ReLU in place: x = max(x, 0) (the zeros of a ReLU^2 gate, found before the up projection). */
+export function relu(x: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) v128.store(f32At(x, k), f32x4.max(v128.load(f32At(x, k)), zero));
+  for (; k < n; k++) store<f32>(f32At(x, k), max(load<f32>(f32At(x, k)), <f32> 0));
+}

@@ -3,7 +3,7 @@
 // testing.ts, the second entry of the test builds (asconfig.test.json) only.
 export { heapBase, scratchBytes, setScratch } from "./memory";
 export { addInPlace, gemmF32, gemvF32 } from "./float";
-export { packTernary, sumGroups, ternaryGemm, ternaryGemmGrouped, ternaryMaxCols, ternaryPackedBytes } from "./ternary";
+export { nonZeroRowGroups, packTernary, sumGroups, ternaryGemm, ternaryGemmGrouped, ternaryGemmRowGroups, ternaryMaxCols, ternaryPackedBytes } from "./ternary";
 export { binarizeSign, packSign, signGemm, signGemmGrouped, signPackedBytes } from "./binary";
 // Stored formats of ternary matrices: one decode / encode pair each, all of one shape:
 // decodeX(src, count, codes, scales) and encodeX(codes, count, scales, dst), returning how
@@ -24,6 +24,7 @@ export { l2Norm, layerNorm, rmsNorm } from "./norm";
 export { rope } from "./rope";
 export { attention, attentionCodes, softmax } from "./attention";
 export { kvHeadBytes, quantizeKV } from "./kv-quant";
-export { relu2glu, swiglu } from "./activation";
+export { attentionDelta, deltaEncodeKeys, deltaRecordBytes, deltaReference } from "./delta-attention";
+export { relu, relu2glu, swiglu } from "./activation";
 export { negLogLikelihood } from "./loss";
 export { streamRead } from "./bandwidth";

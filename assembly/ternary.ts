@@ -216,7 +216,8 @@ function groupScale(scales: usize, r: i32, rows: i32, g: i32, groups: i32): f32 
 
 // Groups of `groupCols` columns and their scales: the common body of the GEMV and GEMMs.
 // Row groups outside, tokens inside: a row group's weights stay in L1 for all tokens (the
-// strict build takes the tokens in chunks whose split activations fit its scratch).
+// strict build takes the tokens in chunks whose split activations fit its scratch). With a
+// list (i32 row-group indices, `listed` of them), only those row groups are computed.
 function gemm(
   w: usize,
   rows: i32,
@@ -230,16 +231,18 @@ function gemm(
   scales: usize,
   wScale: f32,
   y: usize,
+  list: usize = 0,
+  listed: i32 = 0,
 ): void {
-  const blocks = blockCount(cols), stride = blocks << 6;
+  const blocks = blockCount(cols), stride = blocks << 6, count = list ? listed : paddedRows(rows) >> 2;
   const chunk = ASC_FEATURE_RELAXED_SIMD ? tokens : max(1, SCRATCH_BYTES / (stride << 1));
   for (let t0 = 0; t0 < tokens; t0 += chunk) {
     const t1 = min(tokens, t0 + chunk);
     if (!ASC_FEATURE_RELAXED_SIMD) {
       for (let t = t0; t < t1; t++) splitActivations(x + <usize> t * stride, stride, scratch + (<usize> (t - t0) * stride << 1));
     }
-    for (let g = 0; g < paddedRows(rows) >> 2; g++) {
-      const wg = w + (<usize> (g * blocks) << 6);
+    for (let i = 0; i < count; i++) {
+      const g = list ? load<i32>(list + (<usize> i << 2)) : i, wg = w + (<usize> (g * blocks) << 6);
       for (let t = t0; t < t1; t++) {
         const xs = scratch + (<usize> (t - t0) * stride << 1), xScale = load<f32>(f32At(xScales, t));
         rowGroup(
@@ -280,12 +283,54 @@ export function ternaryGemmGrouped(w: usize, rows: i32, cols: i32, x: usize, xGr
   gemm(w, rows, cols, x, xGroupSums, xScales, tokens, cols / groupCols, groupCols, scales, 1, y);
 }
 
-// The scalar twin: the same integers, scales and order of additions.
-function gemmScalar(w: usize, rows: i32, cols: i32, x: usize, xScales: usize, tokens: i32, groupCols: i32, scales: usize, wScale: f32, y: usize): void {
+/**
+ * As ternaryGemm for the row groups (rows 4g..4g+3) listed in `list` (i32, `count` of them,
+ * ascending) only; the other rows of Y are 0. The up projection of a ReLU^2 FFN needs only
+ * the rows whose gate is non-zero (BitNet a4.8).
+ */
+export function ternaryGemmRowGroups(w: usize, rows: i32, cols: i32, x: usize, xSums: usize, xScales: usize, tokens: i32, wScale: f32, list: usize, count: i32, y: usize): void {
+  memory.fill(y, 0, <usize> (tokens * rows) << 2);
+  gemm(w, rows, cols, x, xSums, xScales, tokens, 1, cols, 0, wScale, y, list, count);
+}
+
+/** Scalar twin of ternaryGemmRowGroups. */
+export function ternaryGemmRowGroupsScalar(
+  w: usize,
+  rows: i32,
+  cols: i32,
+  x: usize,
+  _xSums: usize,
+  xScales: usize,
+  tokens: i32,
+  wScale: f32,
+  list: usize,
+  count: i32,
+  y: usize,
+): void {
+  memory.fill(y, 0, <usize> (tokens * rows) << 2);
+  gemmScalar(w, rows, cols, x, xScales, tokens, cols, 0, wScale, y, list, count);
+}
+
+// The scalar twin: the same integers, scales and order of additions (over the listed row groups only, with a list).
+function gemmScalar(
+  w: usize,
+  rows: i32,
+  cols: i32,
+  x: usize,
+  xScales: usize,
+  tokens: i32,
+  groupCols: i32,
+  scales: usize,
+  wScale: f32,
+  y: usize,
+  list: usize = 0,
+  listed: i32 = 0,
+): void {
   const blocks = blockCount(cols), stride = blocks << 6, groups = cols / groupCols;
   for (let t = 0; t < tokens; t++) {
     const xt = x + <usize> t * stride, xScale = load<f32>(f32At(xScales, t));
     for (let r = 0; r < rows; r++) {
+      if (list && !listedGroup(list, listed, r >> 2)) continue;
       let out: f32 = 0;
       for (let g = 0; g < groups; g++) {
         let acc = 0;
@@ -318,4 +363,24 @@ export function sumGroups(x: usize, stride: i32, cols: i32, tokens: i32, groupCo
       store<i32>(out + (<usize> (t * groups + g) << 2), sum);
     }
   }
+}
+
+function listedGroup(list: usize, count: i32, g: i32): bool {
+  for (let i = 0; i < count; i++) if (load<i32>(list + (<usize> i << 2)) == g) return true;
+  return false;
+}
+
+/** The row groups (4 rows each) of x [tokens, rows] holding a non-zero value in any token, ascending into list (i32); returns their count. */
+export function nonZeroRowGroups(x: usize, rows: i32, tokens: i32, list: usize): i32 {
+  let count = 0;
+  for (let g = 0; g < paddedRows(rows) >> 2; g++) {
+    let any = false;
+    for (let t = 0; t < tokens && !any; t++) {
+      for (let r = g << 2; r < min(rows, (g << 2) + 4); r++) if (load<f32>(f32At(x, t * rows + r)) != 0) any = true;
+    }
+    if (!any) continue;
+    store<i32>(list + (<usize> count << 2), g);
+    count++;
+  }
+  return count;
 }

@@ -39,6 +39,8 @@ export interface SweepResult {
   bitsPerActivation: number;
   /** The fraction of those weights that meet a non-zero activation (1 - top-K sparsity). */
   activeWeights: number;
+  /** DeltaLLM: the fraction of the attention scores' multiply-adds skipped during the evaluation. */
+  attentionSkipped?: number;
 }
 
 /** What runSweep measures and where it reports. */
@@ -111,6 +113,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
         ctx: options.ctx,
         onProgress: (p) => options.onProgress?.({ variant, index, count: variants.length, ...p }),
       });
+      const scores = model.sparsityCounters.attentionScores; // the evaluation's, before the decode below
       // Decode: one token at a time after a one-token prompt, greedy.
       const steps = Math.min(options.decodeTokens ?? 32, model.config.seqLen - 1);
       let logits = model.step(model.tokenizer?.bos ?? 1, 0);
@@ -135,6 +138,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
         bitsPerActivation: fp32 ? 32 : weighted(bitsOf),
         activeWeights: fp32 ? 1 : weighted((s) => 1 - Math.floor(s.sparsity * 1e6) / 1e6),
       };
+      if (plan.delta) result.attentionSkipped = 1 - scores.done / scores.dense;
       results.push(result);
       await options.onResult?.(result);
     } finally {
@@ -187,11 +191,15 @@ export async function readSweepRecord(path: string): Promise<SweepResult[]> {
 
 /** The results as a Markdown table. */
 export function sweepTable(results: SweepResult[]): string {
-  const head = "| variant | perplexity | loss | bits / weight | bits / activation | active weights | eval tok/s | decode tok/s |\n|---|---:|---:|---:|---:|---:|---:|---:|";
+  const delta = results.some((r) => r.attentionSkipped !== undefined);
+  const head = "| variant | perplexity | loss | bits / weight | bits / activation | active weights |" + (delta ? " attention scores skipped |" : "") +
+    " eval tok/s | decode tok/s |\n|---|---:|---:|---:|---:|---:|" + (delta ? "---:|" : "") + "---:|---:|";
   const rows = results.map((r) =>
     `| \`${r.variant}\` | ${r.perplexity.toFixed(4)} | ${r.loss.toFixed(4)} | ${r.bitsPerWeight.toFixed(2)} | ${r.bitsPerActivation.toFixed(2)} | ${
       (100 * r.activeWeights).toFixed(0)
-    }% | ${r.evalTokensPerSecond.toFixed(0)} | ${r.decodeTokensPerSecond.toFixed(0)} |`
+    }% |` +
+    (delta ? ` ${r.attentionSkipped === undefined ? "-" : `${(100 * r.attentionSkipped).toFixed(1)}%`} |` : "") +
+    ` ${r.evalTokensPerSecond.toFixed(0)} | ${r.decodeTokensPerSecond.toFixed(0)} |`
   );
   return [head, ...rows].join("\n");
 }

@@ -2,7 +2,8 @@
 // codes packed per token and head (8, 4 or 3 bits: assembly/kv-quant.ts) with f32 absmax
 // scales [length][kvHeads]. With `bosBits`, position 0 (where the [BOS] token goes) keeps
 // codes of more bits than the rest: BitNet v2 keeps its heads at 8 bits, a4.8 at 4 in a
-// 3-bit cache. A new sequence simply writes from
+// 3-bit cache. With `deltaKeys`, the keys are also held as DeltaLLM's delta records
+// (assembly/delta-attention.ts), with the running reference of each layer. A new sequence simply writes from
 // position 0 again: positions past the current one are never read (attention is causal),
 // so there is nothing to clear. Each session owns one; dispose() returns its memory to the
 // arena for the next.
@@ -21,6 +22,8 @@ export interface KVPrecision {
   bits: KVBits;
   /** Bits of position 0's codes (the [BOS] token's heads) where more than `bits`. */
   bosBits?: 8 | 4;
+  /** Also hold the keys as DeltaLLM's delta records (f32 caches only: assembly/delta-attention.ts). */
+  deltaKeys?: boolean;
 }
 
 /** Bits of position 0's codes where they differ from the others', else 0. */
@@ -36,6 +39,11 @@ function layerBytes(config: ModelConfig, precision: KVPrecision, length: number)
   return { codes: first + ((length - 1) * kvDim * bits) / 8, scales: length * nKvHeads * 4 };
 }
 
+/** Bytes of one position's DeltaLLM record of one KV head: as deltaRecordBytes in assembly/delta-attention.ts (tested equal). */
+export function deltaRecordBytes(headSize: number): number {
+  return 4 + headSize * 4 + Math.ceil(headSize / 4) * 4;
+}
+
 /** Throws an OptionError when the model's heads cannot be packed at `bits`. */
 export function checkKVBits(config: ModelConfig, bits: KVBits): void {
   const unit = bits === 3 ? 8 : bits === 4 ? 2 : 1;
@@ -48,7 +56,10 @@ export function checkKVBits(config: ModelConfig, bits: KVBits): void {
 export class KVCache {
   /** Keys, values, key scales and value scales, back to back in one block the arena may move (so read its address at each use). */
   #block: MovableBlock | null;
-  readonly #parts: { values: number; keyScales: number; valueScales: number };
+  readonly #parts: { values: number; keyScales: number; valueScales: number; deltas: number; references: number };
+  /** Per layer, the position the delta reference keys stand before (deltaKeys). */
+  readonly #referencePos: number[];
+  readonly #deltaLayer: number;
   readonly #layer: { codes: number; scales: number };
   /** Bits of the codes, or 32 for f32. */
   readonly bits: KVBits;
@@ -64,9 +75,13 @@ export class KVCache {
     // Whole 64-byte lines per part.
     const line = (n: number) => Math.ceil(n / 64) * 64;
     const valueBytes = line(config.nLayers * this.#layer.codes), scaleBytes = line(config.nLayers * this.#layer.scales);
-    this.#parts = { values: valueBytes, keyScales: 2 * valueBytes, valueScales: 2 * valueBytes + scaleBytes };
+    this.#deltaLayer = precision.deltaKeys ? length * config.nKvHeads * deltaRecordBytes(config.headSize) : 0;
+    const deltas = 2 * valueBytes + 2 * scaleBytes, references = deltas + line(config.nLayers * this.#deltaLayer);
+    this.#parts = { values: valueBytes, keyScales: 2 * valueBytes, valueScales: 2 * valueBytes + scaleBytes, deltas, references };
+    this.#referencePos = new Array(config.nLayers).fill(-1);
     try {
-      this.#block = kernels.arena.allocMovable(2 * valueBytes + 2 * scaleBytes); // positions are written before they are read
+      // Positions are written before they are read.
+      this.#block = kernels.arena.allocMovable(references + (precision.deltaKeys ? line(config.nLayers * config.kvDim * 4) : 0));
     } catch (e) {
       const mib = (n: number) => (n / 2 ** 20).toFixed(0);
       throw new BitNetError(
@@ -80,7 +95,8 @@ export class KVCache {
   /** Bytes a cache of `length` positions takes. */
   static bytes(config: ModelConfig, precision: KVPrecision, length = config.seqLen): number {
     const { codes, scales } = layerBytes(config, precision, length);
-    return 2 * config.nLayers * (codes + scales);
+    const deltas = precision.deltaKeys ? length * config.nKvHeads * deltaRecordBytes(config.headSize) + config.kvDim * 4 : 0;
+    return config.nLayers * (2 * (codes + scales) + deltas);
   }
 
   /** Bytes this cache takes. */
@@ -123,6 +139,22 @@ export class KVCache {
   /** Address of layer l's value scales [length, kvHeads]. */
   valueScales(layer: number): Ptr {
     return offset(this.quantized ? this.#at(this.#parts.valueScales) : NULL_PTR, layer * this.#layer.scales);
+  }
+
+  /** Address of layer l's delta records of the keys [length][kvHeads] (deltaKeys). */
+  deltas(layer: number): Ptr {
+    return offset(this.#at(this.#parts.deltas), layer * this.#deltaLayer);
+  }
+
+  /**
+   * Encodes layer l's f32 key rows [tokens, kvDim] of positions pos.. as delta records against
+   * the running reference (rebuilt first when the cache was rewound); returns the entries kept.
+   */
+  encodeDeltas(layer: number, pos: number, tokens: number, keys: Ptr, threshold: number): number {
+    const { nKvHeads, headSize, kvDim } = this.config, k = this.kernels.k, reference = offset(this.#at(this.#parts.references), layer * kvDim * 4);
+    if (this.#referencePos[layer] !== pos) k.deltaReference(this.deltas(layer), nKvHeads, headSize, pos, reference);
+    this.#referencePos[layer] = pos + tokens;
+    return k.deltaEncodeKeys(keys, tokens, nKvHeads, headSize, pos, threshold, this.deltas(layer), reference);
   }
 
   /** Bits of position `pos`'s codes. */

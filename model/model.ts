@@ -13,6 +13,16 @@ import { checkTokenIds, type ModelCore, Session, type SessionOptions } from "./s
 import type { Tokenizer } from "../text/tokenizer/llama2c.ts";
 import type { Transformer } from "./transformer.ts";
 
+/** Counters of the work the sparsity variants skip (BitNetModel.sparsityCounters). */
+export interface SparsityCounters {
+  /** DeltaLLM: the attention scores' multiply-adds, dense and as done. */
+  attentionScores: { dense: number; done: number };
+  /** ffn=sparse: the up projections' row groups of 4 rows, all and computed. */
+  upRowGroups: { total: number; computed: number };
+  /** ffn=sparse: the down projections' input columns, all and read (non-zero). */
+  downColumns: { total: number; read: number };
+}
+
 /** A loaded model with its tokenizer: sessions, generation, chat, logits, perplexity. */
 export class BitNetModel {
   #transformer: Transformer | null;
@@ -54,6 +64,16 @@ export class BitNetModel {
   /** How the projections' weights are held: "fp32" as stored, or "ternary" / "sign" (1-bit) BitLinears. */
   get projectionWeights(): "fp32" | "ternary" | "sign" {
     return this.#live().projectionWeights;
+  }
+
+  /**
+   * Work skipped so far by the variants that skip it, counted as it happens: DeltaLLM's score
+   * multiply-adds (dense and done), ffn=sparse's up-projection row groups (all and computed)
+   * and down-projection input columns (all and read).
+   */
+  get sparsityCounters(): SparsityCounters {
+    const t = this.#live();
+    return { attentionScores: { ...t.attentionWork }, upRowGroups: { ...t.ffnRowGroups }, downColumns: t.downColumns };
   }
 
   /** Bytes of WebAssembly memory this model holds (weights, buffers, the KV caches of its sessions). */

@@ -2,9 +2,9 @@
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
 import { ActivationQuantizer, type ActivationSpec, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
-import { parseVariant, type Site, type VariantPlan, type WeightTernarizer } from "../quant/variants.ts";
+import { type DeltaAttention, parseVariant, type Site, type VariantPlan, type WeightTernarizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
-import { F32Linear, HalfLinear, type Linear } from "../quant/linear.ts";
+import { F32Linear, HalfLinear, type Linear, type PreparedInput } from "../quant/linear.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
 import { BitLinear, type GroupScales } from "../quant/bitlinear.ts";
 import type { Kernels } from "../runtime/kernels.ts";
@@ -31,6 +31,8 @@ interface Layer {
   gate: Linear;
   up: Linear;
   down: Linear;
+  /** ReLU^2 gate sparsity as a kernel: the up projection on the non-zero gates' row groups only (BitNet a4.8). */
+  sparseFfn?: { gateZeros: number };
 }
 
 /** Tokens processed together in prefill (bounds the activation buffers). */
@@ -104,6 +106,13 @@ export class Transformer {
 
   readonly #kStage: Ptr;
   readonly #vStage: Ptr;
+  /** i32 row-group indices of the non-zero gates (sparse FFNs). */
+  readonly #rowGroups: Ptr;
+  /** Sparse FFNs: the up projections' row groups (4 rows each) met so far, and how many of them were computed. */
+  readonly ffnRowGroups = { total: 0, computed: 0 };
+  /** DeltaLLM: the multiply-adds of the attention scores so far, dense and as done. */
+  readonly attentionWork = { dense: 0, done: 0 };
+  readonly #delta: DeltaAttention | undefined;
 
   private constructor(
     kernels: Kernels,
@@ -111,7 +120,9 @@ export class Transformer {
     weights: { embedding: Table; finalNorm: Ptr; classifier: Linear; layers: Layer[] },
     kvPrecision: KVPrecision,
     readonly allowNonFinite = false,
+    delta?: DeltaAttention,
   ) {
+    this.#delta = delta;
     const c = (this.config = config);
     this.#k = kernels;
     this.#embedding = weights.embedding;
@@ -132,6 +143,7 @@ export class Transformer {
     this.#gate = block(c.hiddenDim);
     this.#up = block(c.hiddenDim);
     this.#logits = block(c.vocabSize);
+    this.#rowGroups = kernels.allocBytes(Math.ceil(c.hiddenDim / 4) * 4);
     this.#scores = kernels.allocF32((c.nHeads / c.nKvHeads) * c.seqLen); // one row per query head of a KV group
   }
 
@@ -145,6 +157,14 @@ export class Transformer {
     const plan = parseVariant(options.variant ?? "b1.58");
     const kv: KVPrecision = { bits: plan.kvBits ?? 32, bosBits: plan.kvBosBits };
     checkKVBits(config, kv.bits);
+    if (plan.sparseFfn && config.activation !== "relu2") {
+      throw new OptionError("variant", `ffn=sparse: ${ckpt.file}'s feed-forward gate is ${config.activation}, which leaves no exact zeros (a ReLU^2 gate does)`);
+    }
+    const sparseFfn = plan.sparseFfn ? { gateZeros: plan.gateSparsity ?? 0 } : undefined;
+    if (plan.delta && (kv.bits !== 32 || config.headSize > 256)) {
+      throw new OptionError("variant", `delta=: DeltaLLM reads an f32 KV cache of heads of at most 256 values (${ckpt.file}: kv=${kv.bits}, heads of ${config.headSize})`);
+    }
+    kv.deltaKeys = plan.delta !== undefined;
     // A named variant turns fp32 layers into BitLinears (post-training), absmean unless told otherwise.
     const ternarizer = options.variant === undefined ? undefined : plan.weights ?? (ckpt.layers.some((l) => l.q.encoding === "f32") ? "absmean" : undefined);
     const width = Math.max(c.dim, c.hiddenDim);
@@ -169,7 +189,8 @@ export class Transformer {
       // H-BitLinear after training without it rotates the weights to match the rotated input, so they are ternarized again.
       const h = plan[site].hadamard, block = h ? hadamardBlock(h, t.cols) : 0;
       const rotation = block && plan.rotate !== "activations" ? { ternarizer: ternarizer ?? plan.weights ?? "absmean", block } : undefined;
-      const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level];
+      // The down input of a sparse FFN is as sparse as its gates: the kernel reads its non-zero columns.
+      const sparse = plan[site].sparsity >= SPARSE_KERNEL_MIN_SPARSITY[kernels.level] || (site === "down" && sparseFfn !== undefined);
       return buildLinear(kernels, quantizerFor(plan[site]), ckpt, t, ARCHITECTURES[c.arch].bitLinearNorm, finite, ternarizer, rotation, plan.weightScales ?? "tensor", sparse);
     };
     const layers: Layer[] = [];
@@ -187,11 +208,12 @@ export class Transformer {
         gate: await linear(l.gate, "gateUp"),
         up: await linear(l.up, "gateUp"),
         down: await linear(l.down, "down"),
+        sparseFfn,
       });
       options.onLayer?.(layers.length);
       await yieldToEventLoop(); // a page stays responsive while a large model loads
     }
-    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, kv, options.allowNonFinite);
+    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, kv, options.allowNonFinite, plan.delta);
   }
 
   /** A KV cache for `length` positions (default: the whole context), in this model's precision. */
@@ -212,7 +234,7 @@ export class Transformer {
     for (let start = 0; start < tokens.length; start += MAX_BLOCK) {
       const block = Array.prototype.slice.call(tokens, start, start + MAX_BLOCK) as number[];
       const at = [{ cache, pos: pos + start, row: 0, count: block.length }];
-      last = this.#forwardBlock(block, at, onLogits ? (p, i) => onLogits(p, start + i) : undefined);
+      last = this.#forwardBlock(block, at, onLogits ? (p, i) => onLogits(p, start + i) : undefined, tokens.length);
     }
     return last;
   }
@@ -228,12 +250,16 @@ export class Transformer {
     for (const { cache, pos } of steps) checkPositions(cache, pos, 1);
     const at = steps.map(({ cache, pos }, row) => ({ cache, pos, row, count: 1 }));
     let first = NULL_PTR;
-    this.#forwardBlock(steps.map((s) => s.token), at, (logits, i) => i === 0 && (first = logits));
+    this.#forwardBlock(steps.map((s) => s.token), at, (logits, i) => i === 0 && (first = logits), 1);
     return first;
   }
 
-  /** Runs a block of tokens: `at` says which rows are which sequence's, from what position of what cache; with `onLogits`, every row's logits. */
-  #forwardBlock(tokens: number[], at: Segment[], onLogits?: (logits: Ptr, index: number) => void): Ptr {
+  /**
+   * Runs a block of tokens: `at` says which rows are which sequence's, from what position of
+   * what cache; with `onLogits`, every row's logits. `promptLength`: the tokens of the call it
+   * belongs to (DeltaLLM's prefill window grows with it; one token is a decoding step).
+   */
+  #forwardBlock(tokens: number[], at: Segment[], onLogits: ((logits: Ptr, index: number) => void) | undefined, promptLength: number): Ptr {
     const k = this.#k.k, c = this.config, T = tokens.length;
     const { dim, kvDim, hiddenDim, headSize, nHeads, nKvHeads, normEps, vocabSize } = c;
     const neox = c.rope === "neox";
@@ -274,7 +300,8 @@ export class Transformer {
             memory.copyWithin(row(kCache, kvDim, pos), keys, keys + bytes);
             memory.copyWithin(row(vCache, kvDim, pos), values, values + bytes);
           }
-          k.attention(att, q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, count, pos);
+          if (this.#delta) this.#deltaAttention(cache, l, att, q, pos, count, promptLength);
+          else k.attention(att, q, kCache, vCache, this.#scores, nHeads, nKvHeads, headSize, count, pos);
         }
       }
       if (layer.attnSubNorm !== undefined) k.rmsNorm(this.#att, this.#att, layer.attnSubNorm, dim, T, normEps);
@@ -284,10 +311,13 @@ export class Transformer {
       // Feed-forward: (RMSNorm) -> gate, up -> act(gate) * up -> (sub-norm) -> down -> residual.
       const ffnIn = this.#normed(this.#x, layer.ffnNorm, dim, T, normEps);
       const g = layer.gate.prepare(ffnIn, T);
-      this.#k.together(() => {
-        layer.gate.apply(g, this.#gate);
-        layer.up.apply(g, this.#up);
-      });
+      if (layer.sparseFfn) this.#sparseGateUp(layer, g, T);
+      else {
+        this.#k.together(() => {
+          layer.gate.apply(g, this.#gate);
+          layer.up.apply(g, this.#up);
+        });
+      }
       if (c.activation === "silu") k.swiglu(this.#gate, this.#up, T * hiddenDim);
       else k.relu2glu(this.#gate, this.#up, T * hiddenDim);
       if (layer.ffnSubNorm !== undefined) k.rmsNorm(this.#gate, this.#gate, layer.ffnSubNorm, hiddenDim, T, normEps);
@@ -309,10 +339,48 @@ export class Transformer {
     return this.#logits;
   }
 
+  /** The down projections' input columns met so far and how many were read (non-zero), where they read only those. */
+  get downColumns(): { total: number; read: number } {
+    const sum = { total: 0, read: 0 };
+    for (const { down } of this.#layers) {
+      if (!(down instanceof SparseTernaryLinear)) continue;
+      sum.total += down.columns.total;
+      sum.read += down.columns.read;
+    }
+    return sum;
+  }
+
   /** How the projections' weights are held: "fp32" (F32 GEMV), "ternary" or "sign" (1-bit) BitLinears. */
   get projectionWeights(): "fp32" | "ternary" | "sign" {
     const q = this.#layers[0]?.q;
     return q instanceof F32Linear ? "fp32" : q instanceof BitLinear ? q.weights : "ternary";
+  }
+
+  /** DeltaLLM's hybrid attention over a layer's f32 cache, whose keys of positions pos.. are in place: they are delta-encoded first. */
+  #deltaAttention(cache: KVCache, l: number, att: Ptr, q: Ptr, pos: number, count: number, promptLength: number): void {
+    const { threshold, gamma, decodeWindow, maxWindow } = this.#delta!, { nHeads, nKvHeads, headSize, kvDim } = this.config;
+    cache.encodeDeltas(l, pos, count, offset(cache.keys(l), pos * kvDim * 4), threshold);
+    const window = promptLength > 1 ? Math.min(Math.floor(gamma * promptLength), maxWindow) : decodeWindow;
+    this.attentionWork.done += this.#k.k.attentionDelta(att, q, cache.keys(l), cache.values(l), cache.deltas(l), this.#scores, nHeads, nKvHeads, headSize, count, pos, window);
+    this.attentionWork.dense += nHeads * headSize * (count * (pos + 1) + (count * (count - 1)) / 2);
+  }
+
+  /**
+   * BitNet a4.8's FFN saving: "first computing the gate projection and then performing the
+   * up projection only on the non-zero channels of the gates". ReLU^2 is applied to the gates
+   * here (relu2glu leaves them as they are), so the up rows it skips meet a zero gate and
+   * relu2glu gives what the dense path gives; with gateZeros, the smallest gates are zeroed too.
+   */
+  #sparseGateUp(layer: Layer, input: PreparedInput, T: number): void {
+    const k = this.#k.k, { hiddenDim } = this.config;
+    layer.gate.apply(input, this.#gate);
+    k.relu(this.#gate, T * hiddenDim);
+    if (layer.sparseFfn!.gateZeros > 0) k.sparsifyTopK(this.#gate, hiddenDim, T, Math.floor(layer.sparseFfn!.gateZeros * hiddenDim), this.#gate);
+    const count = k.nonZeroRowGroups(this.#gate, hiddenDim, T, this.#rowGroups);
+    this.ffnRowGroups.total += Math.ceil(hiddenDim / 4);
+    this.ffnRowGroups.computed += count;
+    if (layer.up.applyRowGroups) layer.up.applyRowGroups(input, this.#up, this.#rowGroups, count);
+    else layer.up.apply(input, this.#up);
   }
 
   /** RMSNorm into the scratch row block when the layer has norm weights, else x itself. */

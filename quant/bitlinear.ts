@@ -78,6 +78,13 @@ export class BitLinear implements Linear {
     return this.quantizer.quantize(x, this.cols, tokens, this.l2Norm);
   }
 
+  /** Rows of the listed row groups only (ternary weights with one scale per tensor; others compute every row). */
+  applyRowGroups(input: PreparedInput, y: Ptr, list: Ptr, count: number): void {
+    if (this.weights !== "ternary" || this.groups) return this.apply(input, y);
+    const { q, scales, sums, tokens } = input as Int8Input;
+    this.kernels.k.ternaryGemmRowGroups(this.packed, this.rows, this.cols, q, sums, scales, tokens, this.scale, list, count, y);
+  }
+
   /** y = (W . Q(x)) * scales. */
   apply(input: PreparedInput, y: Ptr): void {
     const { q, scales, sums, tokens } = input as Int8Input;

@@ -20,6 +20,8 @@ export interface Linear {
   prepare(x: Ptr, tokens: number): PreparedInput;
   /** Writes y [tokens, rows] for a prepared input. */
   apply(input: PreparedInput, y: Ptr): void;
+  /** As apply for the row groups (rows 4g..4g+3) listed at `list` (i32, `count` of them) only, the other rows 0; absent where the kernel computes every row. */
+  applyRowGroups?(input: PreparedInput, y: Ptr, list: Ptr, count: number): void;
 }
 
 /** An f32 input as it is, at address x. */

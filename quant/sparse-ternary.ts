@@ -13,6 +13,8 @@ export const SPARSE_KERNEL_MIN_SPARSITY: Record<SimdLevel, number> = { strict: 0
 
 export class SparseTernaryLinear implements Linear {
   readonly #kept: Ptr;
+  /** Input columns met so far, and how many of them were non-zero (read). */
+  readonly columns = { total: 0, read: 0 };
 
   constructor(
     readonly kernels: Kernels,
@@ -49,6 +51,8 @@ export class SparseTernaryLinear implements Linear {
     const k = this.kernels.k, stride = this.quantizer.stride(cols), xScales = this.kernels.f32(scales, tokens);
     for (let t = 0; t < tokens; t++) {
       const x = offset(q, t * stride), count = k.nonZeroColumns(x, cols, this.#kept);
+      this.columns.total += cols;
+      this.columns.read += count;
       k.ternaryGemvSparse(this.packed, this.rows, this.cols, x, this.#kept, count, this.scale, xScales[t], offset(y, t * this.rows * 4));
     }
   }

@@ -31,9 +31,47 @@ export type VariantPlan = ActivationPlan & {
   kvBits?: 8 | 4 | 3;
   /** H-BitLinear's weights: rotated to match (W H^T ternarized again: post-training, the default) or as stored (trained in the rotated basis: BitNet v2's form=native). */
   rotate?: "weights" | "activations";
+  /** ReLU^2 FFNs: the up projection computes only the rows whose gate is non-zero and the down projection reads only the non-zero columns of its input (BitNet a4.8). */
+  sparseFfn?: boolean;
+  /** With sparseFfn: also zero the smallest gates so that at least this fraction of them is 0 (a trained model's sparsity, simulated). */
+  gateSparsity?: number;
+  /** DeltaLLM's hybrid attention (delta=T[:G[:D[:M]]]). */
+  delta?: DeltaAttention;
   /** Bits of position 0's codes (the [BOS] token's heads) where more than kvBits: BitNet v2 keeps them at 8, a4.8 at 4 in a 3-bit cache. */
   kvBosBits?: 8 | 4;
 };
+
+/**
+ * DeltaLLM (arXiv 2507.19608): keys as deltas against a running reference, entries of
+ * |delta| <= threshold dropped; exact scores against position 0 and a local window, the
+ * delta approximation outside it.
+ */
+export interface DeltaAttention {
+  /** The absolute threshold theta on each key entry's change (the paper takes 1.0 to 1.4 for BitNet). */
+  threshold: number;
+  /** Prefill window: min(floor(gamma * n), maxWindow) for a prompt of n tokens (the paper: 0.05 to 0.1). */
+  gamma: number;
+  /** Decoding window W_d (the paper: 4). */
+  decodeWindow: number;
+  /** The prefill window's cap W_max (the paper does not give its value; default none). */
+  maxWindow: number;
+}
+
+/** DeltaLLM's settings of the paper's end-to-end BitNet run (theta 1.0, gamma 0.1, W_d 4), no cap on the prefill window. */
+export const DELTA_DEFAULTS: DeltaAttention = { threshold: 1, gamma: 0.1, decodeWindow: 4, maxWindow: Infinity };
+
+function parseDelta(spec: string): DeltaAttention {
+  const parts = spec.split(":").map(Number), [threshold, gamma = DELTA_DEFAULTS.gamma, decodeWindow = DELTA_DEFAULTS.decodeWindow, maxWindow = DELTA_DEFAULTS.maxWindow] = parts;
+  const ok = parts.length <= 4 && threshold >= 0 && gamma >= 0 && gamma <= 1 && Number.isInteger(decodeWindow) && decodeWindow >= 0 &&
+    (maxWindow === Infinity || (Number.isInteger(maxWindow) && maxWindow >= 0));
+  if (!ok || spec === "") {
+    throw new OptionError(
+      "variant",
+      `delta=${spec}: expected THRESHOLD[:GAMMA[:DECODE_WINDOW[:MAX_WINDOW]]], threshold >= 0, gamma in [0, 1], windows whole numbers (e.g. delta=1.0:0.1:4)`,
+    );
+  }
+  return { threshold, gamma, decodeWindow, maxWindow };
+}
 
 const everywhere = (spec: ActivationSpec): VariantPlan => ({ qkv: spec, o: spec, gateUp: spec, down: spec });
 const INT4: ActivationSpec = { format: "int4", sparsity: 0 };
@@ -199,6 +237,16 @@ export function parseVariant(variant: string): VariantPlan {
       if (bos === undefined) continue; // the preset's rule for position 0 stays
       if (bosBits > Number(bits)) plan.kvBosBits = bosBits as 8 | 4;
       else delete plan.kvBosBits;
+    } else if (key === "delta") plan.delta = parseDelta(spec ?? "");
+    else if (key === "ffn") {
+      const [mode, s] = (spec ?? "").split(":");
+      if ((mode !== "dense" && mode !== "sparse") || (s !== undefined && mode === "dense")) {
+        throw new OptionError("variant", `ffn=${spec}: expected dense or sparse[:S] (the up projection on the non-zero gates only, S the least fraction of gates zeroed)`);
+      }
+      delete plan.gateSparsity;
+      if (mode === "dense") delete plan.sparseFfn;
+      else plan.sparseFfn = true;
+      if (s !== undefined) plan.gateSparsity = checkSparsity(Number(s), `ffn=sparse:${s}`);
     } else if (key === "form") {
       if (spec !== "ptq" && spec !== "native") {
         throw new OptionError("variant", `form=${spec}: expected ptq (post-training, the default) or native (a checkpoint trained with the variant)`);
@@ -216,7 +264,7 @@ export function parseVariant(variant: string): VariantPlan {
       plan.weightScales = weightScales(spec, granularity, size);
     } else if (key === "all") Object.assign(plan, everywhere(parseSpec(spec)));
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
-    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all, kv, form)`);
+    else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all, kv, ffn, delta, form)`);
   }
   return plan;
 }

@@ -21,6 +21,8 @@ export interface KernelExports {
   gemmF32(w: Ptr, rows: number, cols: number, x: Ptr, tokens: number, y: Ptr): void;
   /** y = W x for f32 weights W [rows, cols] and one token x [cols]: y f32 [rows]. */
   gemvF32(w: Ptr, rows: number, cols: number, x: Ptr, y: Ptr): void;
+  /** The row groups (4 rows each) of x [tokens, rows] holding a non-zero value in any token, ascending into list (i32); returns their count. */
+  nonZeroRowGroups(x: Ptr, rows: number, tokens: number, list: Ptr): number;
   /**
    * Packs an int8 ternary matrix [rows, cols] (values -1, 0, 1) into the kernel layout.
    * Returns how many values were outside {-1, 0, 1} (then the result is not usable),
@@ -41,6 +43,12 @@ export interface KernelExports {
    * xGroupSums: i32 [tokens, groups], the sums of X over each group (sumGroups); scales: f32 [rows, groups].
    */
   ternaryGemmGrouped(w: Ptr, rows: number, cols: number, x: Ptr, xGroupSums: Ptr, xScales: Ptr, tokens: number, groupCols: number, scales: Ptr, y: Ptr): void;
+  /**
+   * As ternaryGemm for the row groups (rows 4g..4g+3) listed in `list` (i32, `count` of them,
+   * ascending) only; the other rows of Y are 0. The up projection of a ReLU^2 FFN needs only
+   * the rows whose gate is non-zero (BitNet a4.8).
+   */
+  ternaryGemmRowGroups(w: Ptr, rows: number, cols: number, x: Ptr, xSums: Ptr, xScales: Ptr, tokens: number, wScale: number, list: Ptr, count: number, y: Ptr): void;
   /** Widest input the GEMV / GEMM kernels take (the strict build's activation scratch). */
   ternaryMaxCols(): number;
   /** Bytes of a packed [rows, cols] matrix. */
@@ -209,6 +217,26 @@ export interface KernelExports {
    * bytes from `codes`) and scales [tokens, heads]; returns how many head rows hold NaN or infinity.
    */
   quantizeKV(src: Ptr, tokens: number, heads: number, headSize: number, bits: number, codes: Ptr, scales: Ptr): number;
+  /**
+   * As attention (attention.ts, f32 caches) with DeltaLLM's hybrid scores: exact against
+   * position 0 and the last `window` positions of each query, the running delta sums against the
+   * others. deltas: the layer's records (deltaEncodeKeys). Returns the multiply-adds the scores
+   * took (the dense scores take (pos + t + 1) * headSize per query head and token).
+   */
+  attentionDelta(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, deltas: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number, window: number): number;
+  /**
+   * Encodes key rows [tokens, kvHeads * headSize] of positions pos.. into delta records (one
+   * layer's, [positions][kvHeads]), given the reference keys kRef f32 [kvHeads * headSize] as
+   * they stand after position pos - 1, and leaves kRef at the last position's. Returns how many
+   * entries were kept.
+   */
+  deltaEncodeKeys(keys: Ptr, tokens: number, kvHeads: number, headSize: number, pos: number, threshold: number, deltas: Ptr, kRef: Ptr): number;
+  /** Bytes of one position's delta record of one KV head (heads of at most 256 values). */
+  deltaRecordBytes(headSize: number): number;
+  /** Rebuilds kRef [kvHeads * headSize] as it stands after position pos - 1 from the records of positions 0..pos-1 (a cache rewound to pos). */
+  deltaReference(deltas: Ptr, kvHeads: number, headSize: number, pos: number, kRef: Ptr): void;
+  /** ReLU in place: x = max(x, 0) (the zeros of a ReLU^2 gate, found before the up projection). */
+  relu(x: Ptr, n: number): void;
   /** ReLU^2-GLU (BitNet b1.58 2B4T): relu(g)^2 * u (four lanes at a time, the same operations per value). */
   relu2glu(gate: Ptr, up: Ptr, n: number): void;
   /** SwiGLU (Llama): silu(g) * u, with silu(g) = g / (1 + e^-g). */
@@ -230,6 +258,8 @@ export interface TestKernelExports extends KernelExports {
   ternaryAt(w: Ptr, _rows: number, cols: number, r: number, c: number): number;
   /** Scalar twin of ternaryGemmGrouped. */
   ternaryGemmGroupedScalar(w: Ptr, rows: number, cols: number, x: Ptr, _xGroupSums: Ptr, xScales: Ptr, tokens: number, groupCols: number, scales: Ptr, y: Ptr): void;
+  /** Scalar twin of ternaryGemmRowGroups. */
+  ternaryGemmRowGroupsScalar(w: Ptr, rows: number, cols: number, x: Ptr, _xSums: Ptr, xScales: Ptr, tokens: number, wScale: number, list: Ptr, count: number, y: Ptr): void;
   /** Scalar twin of ternaryGemm (it needs no column sums: it adds the signed weights directly). */
   ternaryGemmScalar(w: Ptr, rows: number, cols: number, x: Ptr, _xSums: Ptr, xScales: Ptr, tokens: number, wScale: number, y: Ptr): void;
   /** Scalar twin of signGemmGrouped. */
@@ -256,6 +286,8 @@ export interface TestKernelExports extends KernelExports {
   attentionCodesScalar(out: Ptr, q: Ptr, kCodes: Ptr, kScales: Ptr, vCodes: Ptr, vScales: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number, bits: number, bosBits: number): void;
   /** Scalar twin of attention. */
   attentionScalar(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number): void;
+  /** Scalar twin of attentionDelta. */
+  attentionDeltaScalar(out: Ptr, q: Ptr, kCache: Ptr, vCache: Ptr, deltas: Ptr, scores: Ptr, heads: number, kvHeads: number, headSize: number, tokens: number, pos: number, window: number): number;
 }
 
 /** The parameter names of every production kernel function, in order: loadKernels checks the module against them, threads.ts splits arguments by them. */
@@ -266,10 +298,12 @@ export const KERNEL_PARAMS = {
   addInPlace: ["x", "y", "n"],
   gemmF32: ["w", "rows", "cols", "x", "tokens", "y"],
   gemvF32: ["w", "rows", "cols", "x", "y"],
+  nonZeroRowGroups: ["x", "rows", "tokens", "list"],
   packTernary: ["src", "rows", "cols", "dst"],
   sumGroups: ["x", "stride", "cols", "tokens", "groupCols", "out"],
   ternaryGemm: ["w", "rows", "cols", "x", "xSums", "xScales", "tokens", "wScale", "y"],
   ternaryGemmGrouped: ["w", "rows", "cols", "x", "xGroupSums", "xScales", "tokens", "groupCols", "scales", "y"],
+  ternaryGemmRowGroups: ["w", "rows", "cols", "x", "xSums", "xScales", "tokens", "wScale", "list", "count", "y"],
   ternaryMaxCols: [],
   ternaryPackedBytes: ["rows", "cols"],
   binarizeSign: ["src", "n", "dst"],
@@ -322,6 +356,11 @@ export const KERNEL_PARAMS = {
   softmax: ["x", "n"],
   kvHeadBytes: ["headSize", "bits"],
   quantizeKV: ["src", "tokens", "heads", "headSize", "bits", "codes", "scales"],
+  attentionDelta: ["out", "q", "kCache", "vCache", "deltas", "scores", "heads", "kvHeads", "headSize", "tokens", "pos", "window"],
+  deltaEncodeKeys: ["keys", "tokens", "kvHeads", "headSize", "pos", "threshold", "deltas", "kRef"],
+  deltaRecordBytes: ["headSize"],
+  deltaReference: ["deltas", "kvHeads", "headSize", "pos", "kRef"],
+  relu: ["x", "n"],
   relu2glu: ["gate", "up", "n"],
   swiglu: ["gate", "up", "n"],
   negLogLikelihood: ["logits", "n", "target"],
@@ -333,6 +372,7 @@ export const TEST_KERNEL_PARAMS = {
   gemmF32Scalar: ["w", "rows", "cols", "x", "tokens", "y"],
   ternaryAt: ["w", "_rows", "cols", "r", "c"],
   ternaryGemmGroupedScalar: ["w", "rows", "cols", "x", "_xGroupSums", "xScales", "tokens", "groupCols", "scales", "y"],
+  ternaryGemmRowGroupsScalar: ["w", "rows", "cols", "x", "_xSums", "xScales", "tokens", "wScale", "list", "count", "y"],
   ternaryGemmScalar: ["w", "rows", "cols", "x", "_xSums", "xScales", "tokens", "wScale", "y"],
   signGemmGroupedScalar: ["w", "rows", "cols", "x", "xGroupSums", "xScales", "tokens", "groupCols", "scales", "y"],
   signGemmScalar: ["w", "rows", "cols", "x", "xSums", "xScales", "tokens", "wScale", "y"],
@@ -346,4 +386,5 @@ export const TEST_KERNEL_PARAMS = {
   rmsNormScalar: ["out", "x", "weight", "n", "tokens", "eps"],
   attentionCodesScalar: ["out", "q", "kCodes", "kScales", "vCodes", "vScales", "scores", "heads", "kvHeads", "headSize", "tokens", "pos", "bits", "bosBits"],
   attentionScalar: ["out", "q", "kCache", "vCache", "scores", "heads", "kvHeads", "headSize", "tokens", "pos"],
+  attentionDeltaScalar: ["out", "q", "kCache", "vCache", "deltas", "scores", "heads", "kvHeads", "headSize", "tokens", "pos", "window"],
 } as const satisfies Record<Exclude<keyof TestKernelExports, keyof KernelExports>, readonly string[]>;

@@ -8,9 +8,11 @@ import { ActivationQuantizer, INT8_ABSMAX } from "../quant/activations.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
 import { BitLinear } from "../quant/bitlinear.ts";
 import { parseVariant, PRESETS } from "../quant/variants.ts";
+import { deltaRecordBytes } from "../model/kv-cache.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { offset, type Ptr } from "../runtime/ptr.ts";
-import { dataPath, LEVELS, levelTools, maxRelativeError, needs, rng, RUNNABLE_LEVELS, testKernels, throwsTyped, withData } from "./helpers.ts";
+import { dataPath, LEVELS, levelTools, maxRelativeError, modelOf, needs, rejects, rng, RUNNABLE_LEVELS, testKernels, throwsTyped, withData } from "./helpers.ts";
+import { synthesizeBitNet } from "../tools/synth.ts";
 
 const test = suite("variants");
 
@@ -255,6 +257,135 @@ test("quantized KV cache: packed codes and scales equal a reference packer; atte
   }
 });
 
+/** DeltaLLM's keys and scores, written from the paper's rule: the records, and each query's scores (f64 sums over the approximated keys). */
+function deltaReferenceScores(keys: Float32Array, q: Float32Array, positions: number, kvHeads: number, heads: number, hs: number, threshold: number, pos: number, window: number) {
+  const f = Math.fround, kvDim = kvHeads * hs, group = heads / kvHeads;
+  const approx = new Float32Array(keys.length), records: { n: number; values: number[]; indices: number[] }[] = [];
+  for (let h = 0; h < kvHeads; h++) {
+    const ref = new Float32Array(hs);
+    for (let p = 0; p < positions; p++) {
+      const values: number[] = [], indices: number[] = [];
+      for (let i = 0; i < hs; i++) {
+        const v = keys[p * kvDim + h * hs + i], d = p === 0 ? v : f(v - ref[i]);
+        if (p !== 0 && !(Math.abs(d) > threshold)) continue;
+        values.push(d);
+        indices.push(i);
+        ref[i] = p === 0 ? d : f(ref[i] + d);
+      }
+      records[p * kvHeads + h] = { n: values.length, values, indices };
+      approx.set(ref, p * kvDim + h * hs);
+    }
+  }
+  const scores: number[][] = []; // [token * heads + head][position]
+  for (let t = 0; t * heads * hs < q.length; t++) {
+    const len = pos + t + 1, exactFrom = Math.max(1, len - window);
+    for (let head = 0; head < heads; head++) {
+      const kvh = Math.floor(head / group), row: number[] = [];
+      for (let j = 0; j < len; j++) {
+        const from = j === 0 || j >= exactFrom ? keys : approx;
+        let d = 0;
+        for (let i = 0; i < hs; i++) d += q[(t * heads + head) * hs + i] * from[j * kvDim + kvh * hs + i];
+        row.push(d / Math.sqrt(hs));
+      }
+      scores.push(row);
+    }
+  }
+  return { records, scores };
+}
+
+test("DeltaLLM: delta records equal the rule; hybrid attention = attention over the approximated keys, SIMD = scalar; a window over everything is attention bit for bit", async () => {
+  const kx = await testKernels("strict");
+  const next = rng(77), f = Math.fround;
+  for (const [heads, kvHeads, hs, threshold, window] of [[4, 2, 16, 0.3, 2], [8, 2, 128, 0.5, 4], [2, 1, 8, 0, 1], [4, 4, 24, 1.5, 0]]) {
+    const positions = 12, kvDim = kvHeads * hs, tokens = 3, pos = positions - tokens, mark = kx.arena.mark();
+    // Keys that drift slowly, as trained keys do between neighbouring tokens: most changes fall under the threshold.
+    const keys = new Float32Array(positions * kvDim);
+    for (let i = 0; i < kvDim; i++) keys[i] = f(next() * 4 - 2);
+    for (let p = 1; p < positions; p++) for (let i = 0; i < kvDim; i++) keys[p * kvDim + i] = f(keys[(p - 1) * kvDim + i] + (next() < 0.3 ? next() * 2 - 1 : (next() - 0.5) * 0.2));
+    const values = Float32Array.from({ length: positions * kvDim }, () => next() * 2 - 1), q = Float32Array.from({ length: tokens * heads * hs }, () => next() * 2 - 1);
+    const recordBytes = kx.k.deltaRecordBytes(hs);
+    assert.is(recordBytes, deltaRecordBytes(hs), "the cache's record size is the kernel's");
+    const deltas = kx.allocBytes(positions * kvHeads * recordBytes), reference = kx.allocF32(kvDim), kp = kx.put(keys);
+    // Encoded in two calls (as two forward blocks), then the reference rebuilt from the records alone.
+    const kept = kx.k.deltaEncodeKeys(kp, 5, kvHeads, hs, 0, threshold, deltas, reference) +
+      kx.k.deltaEncodeKeys(offset(kp, 5 * kvDim * 4), positions - 5, kvHeads, hs, 5, threshold, deltas, reference);
+    const want = deltaReferenceScores(keys, q, positions, kvHeads, heads, hs, threshold, pos, window);
+    assert.is(kept, want.records.reduce((a, r) => a + r.n, 0));
+    want.records.forEach((r, i) => {
+      const at = offset(deltas, i * recordBytes);
+      assert.is(kx.i32(at, 1)[0], r.n, `record ${i}`);
+      assert.equal(Array.from(kx.f32(offset(at, 4), r.n)), r.values);
+      assert.equal(Array.from(kx.u8(offset(at, 4 + 4 * hs), r.n)), r.indices);
+    });
+    const after = Array.from(kx.f32(reference, kvDim));
+    kx.k.deltaReference(deltas, kvHeads, hs, positions, reference);
+    assert.equal(Array.from(kx.f32(reference, kvDim)), after, "the reference rebuilt from the records");
+    // Scores against a naive softmax over the reference scores.
+    const out = kx.allocF32(tokens * heads * hs), outScalar = kx.allocF32(tokens * heads * hs), scores = kx.allocF32((heads / kvHeads) * positions);
+    const qp = kx.put(q), vp = kx.put(values);
+    const work = kx.k.attentionDelta(out, qp, kp, vp, deltas, scores, heads, kvHeads, hs, tokens, pos, window);
+    kx.k.attentionDeltaScalar(outScalar, qp, kp, vp, deltas, scores, heads, kvHeads, hs, tokens, pos, window);
+    assert.equal(kx.f32(out, tokens * heads * hs), kx.f32(outScalar, tokens * heads * hs));
+    const naive = new Float64Array(tokens * heads * hs);
+    want.scores.forEach((row, r) => {
+      const m = Math.max(...row), e = row.map((v) => Math.exp(v - m)), z = e.reduce((a, b) => a + b, 0), head = r % heads, kvh = Math.floor(head / (heads / kvHeads));
+      e.forEach((p, j) => {
+        for (let i = 0; i < hs; i++) naive[r * hs + i] += (p / z) * values[j * kvDim + kvh * hs + i];
+      });
+    });
+    assert.ok(maxRelativeError(kx.f32(out, tokens * heads * hs), naive) < 1e-4, `heads ${heads}/${kvHeads} hs ${hs} threshold ${threshold} window ${window}`);
+    // Work: the kept entries of positions before the window (delta_0 whole), and the exact dots, per query head.
+    let expected = 0;
+    for (let t = 0; t < tokens; t++) {
+      const len = pos + t + 1, exactFrom = Math.max(1, len - window);
+      for (let h = 0; h < kvHeads; h++) {
+        if (exactFrom > 1) { for (let j = 0; j < exactFrom; j++) expected += want.records[j * kvHeads + h].n * (heads / kvHeads); }
+        expected += (1 + len - exactFrom) * hs * (heads / kvHeads);
+      }
+    }
+    assert.is(work, expected);
+    if (threshold > 0) assert.ok(work < heads * hs * (tokens * (pos + 1) + (tokens * (tokens - 1)) / 2), "fewer than the dense scores' multiply-adds");
+    // A window over every position: the exact scores, as attention computes them.
+    const full = kx.allocF32(tokens * heads * hs);
+    kx.k.attentionDelta(out, qp, kp, vp, deltas, scores, heads, kvHeads, hs, tokens, pos, positions);
+    kx.k.attention(full, qp, kp, vp, scores, heads, kvHeads, hs, tokens, pos);
+    assert.equal(kx.f32(out, tokens * heads * hs), kx.f32(full, tokens * heads * hs));
+    kx.arena.release(mark);
+  }
+});
+
+withData(
+  test,
+  "delta=: on bitllama-3M a window over everything is b1.58 bit for bit; theta > 0 skips work; a rewound cache rebuilds its reference",
+  ["models/bitllama-3M.bin"],
+  async () => {
+    const path = dataPath("models/bitllama-3M.bin"), tokens = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298];
+    const base = await loadBitNet(path, { simd: "strict" });
+    const whole = await loadBitNet(path, { simd: "strict", variant: "delta=0:1:1000" });
+    assert.equal(whole.logits(tokens), base.logits(tokens));
+    const delta = await loadBitNet(path, { simd: "strict", variant: "delta=0.5:0.1:2" });
+    assert.not.equal(delta.logits(tokens), base.logits(tokens));
+    const { dense, done } = delta.sparsityCounters.attentionScores;
+    assert.ok(done > 0 && done < dense, `the scores took ${done} of ${dense} multiply-adds`);
+    assert.equal(base.sparsityCounters.attentionScores, { dense: 0, done: 0 });
+    // One token at a time: a cache that went elsewhere from position 4 and comes back gives the same logits.
+    const stepAll = (model: typeof delta, seq: number[]) => seq.map((t, p) => model.step(t, p)).at(-1)!;
+    const straight = stepAll(delta, tokens.slice(0, 7));
+    stepAll(delta, [...tokens.slice(0, 4), 9, 9, 9]);
+    for (let p = 4; p < 6; p++) delta.step(tokens[p], p);
+    assert.equal(delta.step(tokens[6], 6), straight);
+    await rejects(loadBitNet(path, { variant: "delta=1,kv=4" }), OptionError, /delta=: DeltaLLM reads an f32 KV cache .*kv=4/);
+    for (const bad of ["delta=", "delta=x", "delta=1:2", "delta=1:0.1:1.5", "delta=-1", "delta=1:0.1:4:8:9"]) {
+      throwsTyped(
+        () => parseVariant(bad),
+        OptionError,
+        /expected THRESHOLD\[:GAMMA/,
+      );
+    }
+    assert.equal(parseVariant("delta=1.2").delta, { threshold: 1.2, gamma: 0.1, decodeWindow: 4, maxWindow: Infinity });
+  },
+);
+
 test("1-bit sign weights: Sign(W - mean W) and beta = mean|W|; the 1-bit kernel equals the integer reference and reads half the ternary bytes", async () => {
   for (const level of RUNNABLE_LEVELS) {
     const kx = await testKernels(level);
@@ -386,6 +517,61 @@ test("sparse ternary GEMV over the kept columns equals the integer reference (an
       kx.arena.release(mark);
     }
   }
+});
+
+for (const level of LEVELS) {
+  needs(test, `row-group GEMM (${level} build): the listed row groups equal the dense kernel's rows and the scalar twin, the others 0`, { tools: levelTools(level) }, async () => {
+    const kx = await testKernels(level);
+    const next = rng(31);
+    for (const [rows, cols, tokens] of [[64, 128, 1], [30, 200, 3], [6912, 256, 2]]) {
+      const mark = kx.arena.mark(), pad = Math.ceil(cols / 64) * 64;
+      const W = Int8Array.from({ length: rows * cols }, () => Math.floor(next() * 3) - 1), packed = kx.allocBytes(kx.k.ternaryPackedBytes(rows, cols));
+      assert.is(kx.k.packTernary(kx.put(W), rows, cols, packed), 0);
+      const X = new Int8Array(tokens * pad);
+      for (let t = 0; t < tokens; t++) for (let c = 0; c < cols; c++) X[t * pad + c] = Math.floor(next() * 255) - 127;
+      const sums = kx.put(Int32Array.from({ length: tokens }, (_, t) => X.subarray(t * pad, (t + 1) * pad).reduce((a, v) => a + v, 0)));
+      const x = kx.put(X), scales = kx.put(Float32Array.from({ length: tokens }, () => next() + 0.5));
+      const groups = Array.from({ length: Math.ceil(rows / 4) }, (_, g) => g).filter(() => next() < 0.4), list = kx.put(Int32Array.from(groups));
+      const dense = kx.allocF32(tokens * rows), sparse = kx.allocF32(tokens * rows), scalar = kx.allocF32(tokens * rows);
+      kx.k.ternaryGemm(packed, rows, cols, x, sums, scales, tokens, 0.7, dense);
+      kx.k.ternaryGemmRowGroups(packed, rows, cols, x, sums, scales, tokens, 0.7, list, groups.length, sparse);
+      kx.k.ternaryGemmRowGroupsScalar(packed, rows, cols, x, sums, scales, tokens, 0.7, list, groups.length, scalar);
+      const want = Array.from(kx.f32(dense, tokens * rows), (v, i) => (groups.includes(Math.floor((i % rows) / 4)) ? v : 0));
+      assert.equal(Array.from(kx.f32(sparse, tokens * rows)), want, `${rows}x${cols}, ${tokens} tokens`);
+      assert.equal(Array.from(kx.f32(scalar, tokens * rows)), want);
+      // The row groups of a gate: any non-zero in any token.
+      const gate = new Float32Array(tokens * rows);
+      for (const g of groups) gate[(tokens - 1) * rows + Math.min(rows - 1, 4 * g + 3)] = 1;
+      const found = kx.allocBytes(4 * Math.ceil(rows / 4));
+      assert.equal(Array.from(kx.i32(found, kx.k.nonZeroRowGroups(kx.put(gate), rows, tokens, found))), groups);
+      kx.arena.release(mark);
+    }
+  });
+}
+
+test("ffn=sparse on a ReLU^2 model: the up projection on the non-zero gates and the column-reading down projection give the dense logits bit for bit", async () => {
+  const { checkpoint } = await synthesizeBitNet({ dim: 256, hiddenDim: 768, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, seqLen: 64 }, { seed: 3 });
+  const tokens = [1, 17, 42, 99, 7, 250, 3, 12];
+  for (const level of RUNNABLE_LEVELS) {
+    const kx = await loadKernels({ simd: level });
+    const logits = async (variant: string) => (await modelOf(kx, checkpoint, { variant })).logits(tokens);
+    const dense = await logits("b1.58");
+    assert.equal(await logits("ffn=sparse"), dense, `${level}: exact`);
+    assert.equal(await logits("a4.8,ffn=sparse"), await logits("a4.8,ffn=dense"), `${level}: a4.8`);
+    const masked = await logits("ffn=sparse:0.8");
+    assert.not.equal(masked, dense, "zeroing 80% of the gates changes the model");
+    assert.ok(masked.every((row) => row.every(Number.isFinite)));
+  }
+  throwsTyped(() => parseVariant("ffn=dense:0.5"), OptionError, /ffn=dense:0\.5: expected dense or sparse\[:S\]/);
+  throwsTyped(() => parseVariant("ffn=sparse:1"), OptionError, /ffn=sparse:1: S must be in \[0, 1\)/);
+});
+
+withData(test, "ffn=sparse on a SiLU model is an OptionError naming the file and its gate", ["models/stories260K.bin"], async () => {
+  await rejects(
+    loadBitNet(dataPath("models/stories260K.bin"), { variant: "ffn=sparse" }),
+    OptionError,
+    /ffn=sparse: .*stories260K\.bin's feed-forward gate is silu, which leaves no exact zeros/,
+  );
 });
 
 test("the sparse-kernel BitLinear gives the dense one's outputs bit for bit, token by token", async () => {
