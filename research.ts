@@ -37,6 +37,7 @@ export {
   SITES,
   type VariantPlan,
   WEIGHT_TERNARIZERS,
+  type WeightQuantizer,
   type WeightTernarizer,
 } from "./quant/variants.ts";
 export { BitLinear, type BitWeights, type GroupScales } from "./quant/bitlinear.ts";

@@ -57,6 +57,30 @@ export function binarizeSign(src: usize, n: i32, dst: usize): f32 {
   return <f32> (sumAbs / <f64> n);
 }
 
+/**
+ * FBI-LLM's binarized weights, in place on f32 W [rows, cols]: per input column j,
+ * W^[i, j] = alpha_j * sign(W[i, j]) + beta_j with beta_j = mean_i W[i, j] and
+ * alpha_j = mean_i |W[i, j] - beta_j| (its reference code's initialisation; sign(0) = 0 as
+ * torch.sign). Returns how many columns held NaN or infinity.
+ */
+export function binarizeFBI(w: usize, rows: i32, cols: i32): i32 {
+  let bad = 0;
+  for (let j = 0; j < cols; j++) {
+    let sum: f64 = 0;
+    for (let i = 0; i < rows; i++) sum += <f64> load<f32>(w + ((<usize> i * cols + j) << 2));
+    const beta = <f32> (sum / <f64> rows);
+    let deviation: f64 = 0;
+    for (let i = 0; i < rows; i++) deviation += <f64> abs(load<f32>(w + ((<usize> i * cols + j) << 2)) - beta);
+    const alpha = <f32> (deviation / <f64> rows);
+    if (!isFinite(alpha) || !isFinite(beta)) bad++;
+    for (let i = 0; i < rows; i++) {
+      const at = w + ((<usize> i * cols + j) << 2), v = load<f32>(at);
+      store<f32>(at, (v > 0 ? alpha : v < 0 ? -alpha : 0) + beta);
+    }
+  }
+  return bad;
+}
+
 // y = (2 S - sum(x)) * scale for row i of a group, if the row exists; written for the
 // first column group, added for the next ones.
 function storeRow(out: usize, i: i32, live: i32, selected: i32, xSum: i32, scale: f32, first: bool): void {

@@ -4,7 +4,7 @@
 export { heapBase, scratchBytes, setScratch } from "./memory";
 export { addInPlace, gemmF32, gemvF32 } from "./float";
 export { nonZeroRowGroups, packTernary, sumGroups, ternaryGemm, ternaryGemmGrouped, ternaryGemmRowGroups, ternaryMaxCols, ternaryPackedBytes } from "./ternary";
-export { binarizeSign, packSign, signGemm, signGemmGrouped, signPackedBytes } from "./binary";
+export { binarizeFBI, binarizeSign, packSign, signGemm, signGemmGrouped, signPackedBytes } from "./binary";
 // Stored formats of ternary matrices: one decode / encode pair each, all of one shape:
 // decodeX(src, count, codes, scales) and encodeX(codes, count, scales, dst), returning how
 // many codes or values were invalid (formats/tensor-types.ts says what each writes to `scales`).

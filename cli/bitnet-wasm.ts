@@ -101,7 +101,7 @@ const FLAG_DOCS: Record<string, FlagDoc> = {
   context: { arg: "N", text: "KV cache length in tokens", default: "the model's context length" },
   variant: {
     arg: "PRESET|SPEC",
-    text: "quantization variant: b1.58, bitnet, a4.8, v2-a8[:B], v2-a4[:B], reloaded, q-sparse:S, or a spec such as qkv=int4,o=topk:0.5+int8,kv=3:bos8",
+    text: "quantization variant: b1.58, bitnet, fbi, a4.8, v2-a8[:B], v2-a4[:B], reloaded, q-sparse:S, or a spec such as qkv=int4,o=topk:0.5+int8,kv=3:bos8",
     default: "b1.58",
   },
   "bit-order": { arg: "msb|lsb", text: "where a bitllama file's first 2-bit code sits", default: "msb" },

@@ -122,7 +122,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
       const decodeTokensPerSecond = (steps * 1000) / (performance.now() - t0);
       const w = siteWeights(model), total = SITES.reduce((n, s) => n + w[s], 0);
       const weighted = (f: (s: ActivationSpec) => number) => SITES.reduce((n, s) => n + w[s] * f(plan[s]), 0) / total;
-      const weights = model.projectionWeights, fp32 = weights === "fp32";
+      const weights = model.projectionWeights, fp32 = weights === "fp32" || weights === "fbi";
       const result: SweepResult = {
         model: modelName,
         text: options.textName,
@@ -134,7 +134,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
         evalTokensPerSecond: ppl.tokensPerSecond,
         decodeTokensPerSecond,
         // Information bits of the codes, plus one f32 scale per group where groups are named.
-        bitsPerWeight: fp32 ? 32 : (weights === "sign" ? 1 : Math.log2(3)) + (typeof plan.weightScales === "number" ? 32 / plan.weightScales : 0),
+        bitsPerWeight: weights === "fbi"
+          ? fbiBits(model)
+          : fp32
+          ? 32
+          : (weights === "sign" ? 1 : Math.log2(3)) + (typeof plan.weightScales === "number" ? 32 / plan.weightScales : 0),
         bitsPerActivation: fp32 ? 32 : weighted(bitsOf),
         activeWeights: fp32 ? 1 : weighted((s) => 1 - Math.floor(s.sparsity * 1e6) / 1e6),
       };
@@ -187,6 +191,13 @@ export async function readSweepRecord(path: string): Promise<SweepResult[]> {
     await writeBytes(path, new TextEncoder().encode(lines.map((l) => l + "\n").join("") + (r ? tail + "\n" : "")));
   }
   return [...results.values()];
+}
+
+/** FBI-LLM's bits per weight: the sign, plus an f32 alpha and beta per input column of each projection. */
+function fbiBits(model: BitNetModel): number {
+  const { dim, hiddenDim } = model.config, w = siteWeights(model);
+  const columns = 6 * dim + hiddenDim; // q, k, v, o, gate, up: dim columns each; down: hiddenDim
+  return 1 + (64 * columns) / SITES.reduce((n, s) => n + w[s], 0);
 }
 
 /** The results as a Markdown table. */

@@ -62,7 +62,7 @@ export class BitNetModel {
   }
 
   /** How the projections' weights are held: "fp32" as stored, or "ternary" / "sign" (1-bit) BitLinears. */
-  get projectionWeights(): "fp32" | "ternary" | "sign" {
+  get projectionWeights(): "fp32" | "fbi" | "ternary" | "sign" {
     return this.#live().projectionWeights;
   }
 

@@ -2,7 +2,7 @@
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
 import { ActivationQuantizer, type ActivationSpec, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
-import { type DeltaAttention, parseVariant, type Site, type VariantPlan, type WeightTernarizer } from "../quant/variants.ts";
+import { type DeltaAttention, parseVariant, type Site, type VariantPlan, type WeightQuantizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear, type PreparedInput } from "../quant/linear.ts";
 import { SPARSE_KERNEL_MIN_SPARSITY, SparseTernaryLinear } from "../quant/sparse-ternary.ts";
@@ -13,7 +13,7 @@ import type { Checkpoint, LinearTensor, Span, TernaryTensor } from "../formats/c
 import type { ModelConfig } from "../formats/config.ts";
 import { ARCHITECTURES } from "../formats/architectures.ts";
 import { FormatError, NonFiniteError, OptionError, ShapeError } from "../core/errors.ts";
-import { checkFinite, decodeTernary, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
+import { checkFinite, decodeTernary, fbiWeights, floatBytes, readSpan, reternarize, uploadFloat, widen } from "../quant/weights.ts";
 import { checkKVBits, KVCache, type KVPrecision } from "./kv-cache.ts";
 import { yieldToEventLoop } from "../runtime/yield.ts";
 
@@ -350,10 +350,10 @@ export class Transformer {
     return sum;
   }
 
-  /** How the projections' weights are held: "fp32" (F32 GEMV), "ternary" or "sign" (1-bit) BitLinears. */
-  get projectionWeights(): "fp32" | "ternary" | "sign" {
+  /** How the projections' weights are held: "fp32" or "fbi" (FBI-LLM's, in f32) on the F32 GEMV, "ternary" or "sign" (1-bit) BitLinears. */
+  get projectionWeights(): "fp32" | "fbi" | "ternary" | "sign" {
     const q = this.#layers[0]?.q;
-    return q instanceof F32Linear ? "fp32" : q instanceof BitLinear ? q.weights : "ternary";
+    return q instanceof F32Linear ? q.weights : q instanceof BitLinear ? q.weights : "ternary";
   }
 
   /** DeltaLLM's hybrid attention over a layer's f32 cache, whose keys of positions pos.. are in place: they are delta-encoded first. */
@@ -415,8 +415,8 @@ async function buildLinear(
   t: LinearTensor,
   l2Norm: boolean,
   finite: (ptr: Ptr, n: number, what: string) => void,
-  ternarizer?: WeightTernarizer,
-  rotation?: { ternarizer: WeightTernarizer; block: number },
+  ternarizer?: WeightQuantizer,
+  rotation?: { ternarizer: WeightQuantizer; block: number },
   scales: VariantPlan["weightScales"] = "tensor",
   sparse = false,
 ): Promise<Linear> {
@@ -426,6 +426,7 @@ async function buildLinear(
     return new F32Linear(kernels, ptr, t.rows, t.cols);
   }
   const method = rotation?.ternarizer ?? ternarizer;
+  if (method === "fbi") return new F32Linear(kernels, await fbiWeights(kernels, ckpt, t, rotation?.block ?? 0), t.rows, t.cols, "fbi", l2Norm ? quantizer : undefined);
   const what = `${ckpt.file}: ${t.name}`;
   const groups = method && scales !== "tensor" ? groupScales(kernels, t, scales === "channel" ? t.cols : scales, what) : undefined;
   const decode = (int8: Ptr) => method ? reternarize(kernels, ckpt, t, method, int8, rotation?.block ?? 0, groups) : decodeTernary(kernels, ckpt, t as TernaryTensor, int8);

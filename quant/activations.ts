@@ -84,6 +84,12 @@ export class ActivationQuantizer {
     return paddedCols(cols);
   }
 
+  /** x [tokens, cols] scaled to x / (||x|| * sqrt(cols)) per row (bitllama's BitLinear norm), in this quantizer's buffer; returns its address. */
+  l2Normalize(x: Ptr, cols: number, tokens: number): Ptr {
+    this.kernels.k.l2Norm(this.#normed, x, cols, tokens);
+    return this.#normed;
+  }
+
   /** Quantizes x [tokens, cols]; with `l2Norm`, first scales each row to x / (||x|| * sqrt(cols)) (a LayerNorm instead when the spec says so). */
   quantize(x: Ptr, cols: number, tokens: number, l2Norm: boolean): Int8Input {
     const k = this.kernels.k, spec = this.spec;
@@ -91,10 +97,7 @@ export class ActivationQuantizer {
     if (spec.norm === "layer") {
       k.layerNorm(this.#normed, x, cols, tokens, LAYER_NORM_EPS);
       src = this.#normed;
-    } else if (l2Norm) {
-      k.l2Norm(this.#normed, x, cols, tokens);
-      src = this.#normed;
-    }
+    } else if (l2Norm) src = this.l2Normalize(x, cols, tokens);
     if (this.spec.hadamard) {
       this.kernels.u8(this.#rotated, cols * tokens * 4).set(this.kernels.u8(src, cols * tokens * 4));
       k.hadamardBlocks(this.#rotated, cols, tokens, hadamardBlock(this.spec.hadamard, cols));

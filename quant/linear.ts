@@ -3,6 +3,7 @@
 // q, k and v), `apply` writes y [tokens, rows].
 import type { Kernels } from "../runtime/kernels.ts";
 import type { Ptr } from "../runtime/ptr.ts";
+import type { ActivationQuantizer } from "./activations.ts";
 
 /** An input ready for one kind of linear layer. */
 export interface PreparedInput {
@@ -32,12 +33,23 @@ export interface F32Input extends PreparedInput {
 
 /** Full-precision weights [rows, cols] in kernel memory. */
 export class F32Linear implements Linear {
-  /** f32 weights [rows, cols] at address w. */
-  constructor(readonly kernels: Kernels, readonly w: Ptr, readonly rows: number, readonly cols: number) {}
+  /**
+   * f32 weights [rows, cols] at address w: full precision, or FBI-LLM's binarized weights
+   * dequantized ("fbi"). With `norm` (a quantizer's buffers), each input row is first scaled
+   * as bitllama's BitLinear does (x / (||x|| sqrt(cols))), for FBI weights in its place.
+   */
+  constructor(
+    readonly kernels: Kernels,
+    readonly w: Ptr,
+    readonly rows: number,
+    readonly cols: number,
+    readonly weights: "fp32" | "fbi" = "fp32",
+    readonly norm?: ActivationQuantizer,
+  ) {}
 
-  /** The f32 input as it is. */
+  /** The f32 input as it is (l2-normalised when the layer normalises its input). */
   prepare(x: Ptr, tokens: number): F32Input {
-    return { x, tokens };
+    return { x: this.norm ? this.norm.l2Normalize(x, this.cols, tokens) : x, tokens };
   }
 
   /** y = W x (f32 GEMV or GEMM). */

@@ -19,11 +19,13 @@ export type ActivationPlan = Record<Site, ActivationSpec>;
 export const WEIGHT_TERNARIZERS = ["absmean", "median", "sign"] as const; // in the kernels' order (quantizeGroups)
 /** One of WEIGHT_TERNARIZERS. */
 export type WeightTernarizer = (typeof WEIGHT_TERNARIZERS)[number];
+/** Weight quantizers: the ternarizers, and FBI-LLM's per-column scaled and shifted sign(W) ("fbi", f32 arithmetic, full-precision activations). */
+export type WeightQuantizer = WeightTernarizer | "fbi";
 /** A variant: activations per site and, when named, the weight ternarizer. fp32 models are
  *  ternarized with it (absmean when unnamed); ternary checkpoints keep their stored weights
  *  and scales unless it is named, then it applies to the dequantized weights. */
 export type VariantPlan = ActivationPlan & {
-  weights?: WeightTernarizer;
+  weights?: WeightQuantizer;
   /** Scale granularity of the weights: one per tensor (default), one per output channel, or
    *  one per output channel and group of this many input columns. */
   weightScales?: "tensor" | "channel" | number;
@@ -116,12 +118,23 @@ export const PRESETS: Record<string, Preset> = {
       "(b1.58 dropped it too) and its SubLN, which a checkpoint trained without it does not have.",
     plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "sign" }),
   },
+  fbi: {
+    paper: "FBI-LLM (arXiv 2407.07093), fully binarized: every linear layer but the LM head holds sign(W) with a learnable " +
+      "scale alpha and shift beta per column, activations in full precision; its reference code (LiqunMa/FBI-LLM, " +
+      "BinaryLinearWscales) starts them at beta_j = mean of column j and alpha_j = mean |W[:, j] - beta_j|.",
+    ours: "W^ = alpha_j sign(W) + beta_j per input column j from the master weights (dequantized codes for a ternary " +
+      "checkpoint), sign(0) = 0 as the reference's torch.sign; computed in f32 with f32 activations (the f32 GEMV: a " +
+      "1-bit kernel for it is not written), so it shows FBI's accuracy, not its size or speed.",
+    plan: () => ({ ...everywhere(INT8_ABSMAX), weights: "fbi" }),
+  },
   "a4.8": {
     paper: 'BitNet a4.8 (arXiv 2411.04965): "4-bit activations for inputs to the attention and feed-forward network layers, ' +
       'while sparsifying intermediate states followed with 8-bit quantization"; "we set topK as 50% for the output projection"; ' +
       '"For 3-bit KV quantization, we retain the heads of the bos token at 4-bit".',
     ours: "int4 absmean for the q/k/v and gate/up inputs, top-K 50% then int8 for the o input, int8 for the down input " +
-      "(its sparsity comes from ReLU^2), a 3-bit KV cache with position 0's heads at 4 bits (kv=3:bos4; kv=f32 to leave it out).",
+      "(its sparsity comes from ReLU^2), a 3-bit KV cache with position 0's heads at 4 bits (kv=3:bos4; kv=f32 to leave it out). " +
+      'Its FFN saving ("performing the up projection only on the non-zero channels of the gates") is ffn=sparse, exact ' +
+      "but not faster in WASM (docs/benchmarks.md), so the preset leaves the FFN dense.",
     plan: () => ({ qkv: INT4, o: { format: "int8", sparsity: 0.5 }, gateUp: INT4, down: INT8_ABSMAX, kvBits: 3, kvBosBits: 4 }),
   },
   "v2-a8": {
@@ -257,8 +270,14 @@ export function parseVariant(variant: string): VariantPlan {
       for (const p of natives) Object.assign(plan, p.native!(plan));
     } else if (key === "weights") {
       const [method, granularity = "tensor", size] = (spec ?? "").split(":");
+      if (method === "fbi") {
+        if (spec !== "fbi") throw new OptionError("variant", `weights="${spec}": fbi has its own scales, one alpha and beta per input column (no :tensor, :channel or :group)`);
+        plan.weights = "fbi";
+        delete plan.weightScales;
+        continue;
+      }
       if (!(WEIGHT_TERNARIZERS as readonly string[]).includes(method)) {
-        throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor, :channel or :group:G`);
+        throw new OptionError("variant", `weights="${spec}": expected ${WEIGHT_TERNARIZERS.join(" or ")}, optionally :tensor, :channel or :group:G, or fbi`);
       }
       plan.weights = method as WeightTernarizer;
       plan.weightScales = weightScales(spec, granularity, size);

@@ -1,5 +1,6 @@
 // Tensors from their stored encodings into what the kernels take, in WASM: ternary ones
-// into int8 -1/0/1 and one scale, float ones into f32 (or kept in f16 / bf16). Bytes go
+// into int8 -1/0/1 and one scale, float ones into f32 (or kept in f16 / bf16); masters
+// quantized again by a variant's weight quantizer. Bytes go
 // from the file straight into kernel memory; nothing is staged in the JS heap.
 // Every decoder counts invalid codes; the kernels take one scale per tensor, so block
 // formats must carry the same scale in every block (all-zero blocks may carry 0).
@@ -79,14 +80,7 @@ export async function reternarize(
 ): Promise<number> {
   const k = kernels.k, count = t.rows * t.cols, mark = kernels.arena.mark();
   try {
-    let master: Ptr;
-    if (t.encoding === "f32" || t.encoding === "absmean") master = await uploadFloat(kernels, ckpt, t.data);
-    else {
-      const codes = kernels.allocBytes(count);
-      const scale = await decodeTernary(kernels, ckpt, t, codes);
-      k.int8ToF32(codes, count, scale, master = kernels.allocF32(count));
-    }
-    if (hadamardBlock) k.hadamardBlocks(master, t.cols, t.rows, hadamardBlock);
+    const master = await masterWeights(kernels, ckpt, t, hadamardBlock);
     if (groups) {
       const bad = k.quantizeGroups(master, t.rows, t.cols, groups.groupCols, WEIGHT_TERNARIZERS.indexOf(ternarizer), int8, groups.scales);
       if (bad > 0) throw new FormatError(ckpt.file, `${t.name}: ${bad} groups of ${groups.groupCols} weights hold NaN or infinity`);
@@ -99,6 +93,28 @@ export async function reternarize(
   } finally {
     kernels.arena.release(mark);
   }
+}
+
+/** A linear layer's weights as f32 in new kernel memory: float masters as they are, ternary tensors dequantized (codes x scale); rotated by the block Hadamard transform with hadamardBlock. */
+async function masterWeights(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, hadamardBlock: number): Promise<Ptr> {
+  const k = kernels.k, count = t.rows * t.cols;
+  let master: Ptr;
+  if (t.encoding === "f32" || t.encoding === "absmean") master = await uploadFloat(kernels, ckpt, t.data);
+  else {
+    master = kernels.allocF32(count);
+    const mark = kernels.arena.mark(), codes = kernels.allocBytes(count);
+    k.int8ToF32(codes, count, await decodeTernary(kernels, ckpt, t, codes), master);
+    kernels.arena.release(mark);
+  }
+  if (hadamardBlock) k.hadamardBlocks(master, t.cols, t.rows, hadamardBlock);
+  return master;
+}
+
+/** FBI-LLM's binarized weights (assembly/binary.ts binarizeFBI) of a linear layer, f32 [rows, cols] in new kernel memory. */
+export async function fbiWeights(kernels: Kernels, ckpt: Checkpoint, t: LinearTensor, hadamardBlock = 0): Promise<Ptr> {
+  const w = await masterWeights(kernels, ckpt, t, hadamardBlock);
+  if (kernels.k.binarizeFBI(w, t.rows, t.cols) > 0) throw new FormatError(ckpt.file, `${t.name}: weights hold NaN or infinity`);
+  return w;
 }
 
 /** The value of a separate one-value f32 scale tensor (1 when there is none). */

@@ -53,6 +53,13 @@ export interface KernelExports {
   ternaryMaxCols(): number;
   /** Bytes of a packed [rows, cols] matrix. */
   ternaryPackedBytes(rows: number, cols: number): number;
+  /**
+   * FBI-LLM's binarized weights, in place on f32 W [rows, cols]: per input column j,
+   * W^[i, j] = alpha_j * sign(W[i, j]) + beta_j with beta_j = mean_i W[i, j] and
+   * alpha_j = mean_i |W[i, j] - beta_j| (its reference code's initialisation; sign(0) = 0 as
+   * torch.sign). Returns how many columns held NaN or infinity.
+   */
+  binarizeFBI(w: Ptr, rows: number, cols: number): number;
   /** W_b = Sign(W - mean(W)) as int8 at dst, the paper's Sign: +1 above the mean, -1 at or below it; returns beta = mean|W| (NaN if any weight is not finite). */
   binarizeSign(src: Ptr, n: number, dst: Ptr): number;
   /** Packs an int8 matrix of -1 / +1 [rows, cols]; returns how many values were neither (then unusable). */
@@ -306,6 +313,7 @@ export const KERNEL_PARAMS = {
   ternaryGemmRowGroups: ["w", "rows", "cols", "x", "xSums", "xScales", "tokens", "wScale", "list", "count", "y"],
   ternaryMaxCols: [],
   ternaryPackedBytes: ["rows", "cols"],
+  binarizeFBI: ["w", "rows", "cols"],
   binarizeSign: ["src", "n", "dst"],
   packSign: ["src", "rows", "cols", "dst"],
   signGemm: ["w", "rows", "cols", "x", "xSums", "xScales", "tokens", "wScale", "y"],

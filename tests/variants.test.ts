@@ -426,6 +426,41 @@ test("1-bit sign weights: Sign(W - mean W) and beta = mean|W|; the 1-bit kernel 
   }
 });
 
+test("FBI-LLM weights: alpha_j sign(W) + beta_j per input column, beta_j = mean, alpha_j = mean |W - beta_j|, sign(0) = 0", async () => {
+  const kx = await loadKernels({ simd: "strict" });
+  const next = rng(61), f = Math.fround;
+  for (const [rows, cols] of [[7, 5], [1, 3], [64, 96]]) {
+    const w = Float32Array.from({ length: rows * cols }, () => (next() < 0.2 ? 0 : next() * 4 - 1.5));
+    w[0] = 50; // an outlier moves its column's beta and alpha only
+    const mark = kx.arena.mark(), ptr = kx.put(w);
+    assert.is(kx.k.binarizeFBI(ptr, rows, cols), 0);
+    const got = kx.f32(ptr, rows * cols);
+    for (let j = 0; j < cols; j++) {
+      const column = Array.from({ length: rows }, (_, i) => w[i * cols + j]);
+      const beta = f(column.reduce((a, v) => a + v, 0) / rows), alpha = f(column.reduce((a, v) => a + Math.abs(f(v - beta)), 0) / rows);
+      column.forEach((v, i) => assert.is(got[i * cols + j], f(Math.sign(v) * alpha + beta), `${rows}x${cols} [${i}, ${j}]`));
+    }
+    kx.arena.release(mark);
+  }
+  assert.is(kx.k.binarizeFBI(kx.put(Float32Array.of(1, NaN, 2, 3)), 2, 2), 1, "the NaN's column is reported");
+  throwsTyped(() => parseVariant("weights=fbi:channel"), OptionError, /weights="fbi:channel": fbi has its own scales/);
+  assert.equal(parseVariant("fbi"), { ...parseVariant("b1.58"), weights: "fbi" });
+});
+
+withData(test, "weights=fbi on bitllama-3M and stories260K: f32 projections of FBI's weights, a finite perplexity", [
+  "models/bitllama-3M.bin",
+  "models/stories260K.bin",
+  "text/tinystories-valid-32k.txt",
+], async (_, __, text) => {
+  const sample = new TextDecoder().decode(text).slice(0, 3000);
+  for (const file of ["bitllama-3M.bin", "stories260K.bin"]) {
+    const model = await loadBitNet(dataPath(`models/${file}`), { simd: "strict", tokenizer: dataPath("models/tok512.bin"), variant: "fbi" });
+    assert.is(model.projectionWeights, "fbi");
+    const { perplexity } = await model.perplexity(sample, { ctx: 256 });
+    assert.ok(Number.isFinite(perplexity) && perplexity > 1, `${file}: ${perplexity}`);
+  }
+});
+
 test("per-group weight scales: each group quantized on its own equals the per-tensor quantizer on that group", async () => {
   const kx = await loadKernels({ simd: "strict" });
   const next = rng(66), rows = 5, cols = 96;
@@ -591,7 +626,7 @@ test("the sparse-kernel BitLinear gives the dense one's outputs bit for bit, tok
 });
 
 test("variants: presets and specs parse; unknown names and out-of-range parameters are OptionErrors", () => {
-  assert.equal(Object.keys(PRESETS), ["b1.58", "bitnet", "a4.8", "v2-a8", "v2-a4", "reloaded", "q-sparse"]);
+  assert.equal(Object.keys(PRESETS), ["b1.58", "bitnet", "fbi", "a4.8", "v2-a8", "v2-a4", "reloaded", "q-sparse"]);
   for (const [name, preset] of Object.entries(PRESETS)) assert.ok(preset.paper.includes("arXiv") && preset.ours.length > 0, name);
   assert.equal(parseVariant("v2-a4").down, { format: "int4", sparsity: 0, hadamard: "auto" });
   assert.equal(parseVariant("v2-a8").qkv, { format: "int8", sparsity: 0 });
@@ -635,7 +670,7 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("all=int4,o=topk:0.5+int8").qkv, { format: "int4", sparsity: 0 });
   for (
     const [spec, pattern] of [
-      ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, bitnet, a4\.8, v2-a8, v2-a4, reloaded, q-sparse/],
+      ["a4.9", /unknown variant "a4\.9" \(presets: b1\.58, bitnet, fbi, a4\.8, v2-a8, v2-a4, reloaded, q-sparse/],
       ["q-sparse:1", /q-sparse:S: S must be in \[0, 1\), got 1/],
       ["q-sparse:-0.1", /S must be in \[0, 1\)/],
       ["q-sparse:x", /S must be in \[0, 1\), got NaN/],
