@@ -7,13 +7,14 @@ import type { Checkpoint } from "../formats/checkpoint.ts";
 import { GGUF_TARGETS, type GgufTarget, ggufVocabularySource, HF_TARGETS, type HfTarget, hfTokenizerFiles, writeCheckpointGguf, writeCheckpointHf } from "../tools/convert.ts";
 import type { GenerateOptions } from "../text/generate.ts";
 import { loadBitNet, type LoadOptions, readCheckpoint, readHfFolder } from "../model/load.ts";
+import type { BitNetModel } from "../model/model.ts";
 import { BITNET_2B4T_SHAPE, type SynthArch, synthesizeBitNet } from "../tools/synth.ts";
 import { type ResolvedTokenizer, resolveTokenizer } from "../text/tokenizer/resolve.ts";
 import { loadKernels } from "../runtime/kernels.ts";
 import { BitNetError, OptionError } from "../core/errors.ts";
 import { appendText, fileSink, isDirectory, openFile, readBytes, writeThrough } from "../runtime/files.ts";
 import "../runtime/node.ts"; // the Node / Deno / Bun adapter: paths through node:fs, threads through node:worker_threads
-import { readSweepRecord, runSweep, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
+import { readSweepRecord, runSweep, sparsityTarget, splitVariants, sweepChart, sweepTable } from "../eval/sweep.ts";
 import { parseVariant } from "../quant/variants.ts";
 import { isNonNegativeInteger, isPositiveInteger, numberOption } from "./args.ts";
 import { nearestName } from "../core/options.ts";
@@ -245,6 +246,12 @@ function downloadReporter(): (p: Progress) => void {
 }
 
 /** The loading flags as loadBitNet options (the library checks them; it also looks up the tokenizer). */
+/** The model, after its notices went to stderr. */
+function noticed(model: BitNetModel): BitNetModel {
+  for (const notice of model.notices) console.error(`notice: ${notice}`);
+  return model;
+}
+
 function modelOptions(values: Record<string, unknown>): LoadOptions {
   return {
     cacheDir: values["cache-dir"] as string | undefined,
@@ -315,7 +322,7 @@ async function generate(args: string[]): Promise<void> {
     );
   }
   const loadStart = performance.now();
-  using m = await loadBitNet(model, modelOptions(values)); // disposed at the end: the process then exits
+  using m = noticed(await loadBitNet(model, modelOptions(values))); // disposed at the end: the process then exits
   const load = { seconds: (performance.now() - loadStart) / 1000, wasmBytes: m.memoryBytes, peakRssBytes: peakRss() };
   if (!values.json) console.error(`loaded ${model} in ${load.seconds.toFixed(2)} s: WebAssembly memory ${mib(load.wasmBytes)}, peak RSS ${mib(load.peakRssBytes)}`);
   const prompt = values.prompt ?? "";
@@ -363,7 +370,7 @@ async function ppl(args: string[]): Promise<void> {
   if (!values.text === !values.tokens) throw new BitNetError("ppl needs one of --text F or --tokens F");
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0");
   const options = modelOptions(values);
-  using m = await loadBitNet(values.model, values.tokens ? { ...options, tokenizer: "none" } : options);
+  using m = noticed(await loadBitNet(values.model, values.tokens ? { ...options, tokenizer: "none" } : options));
   const text = values.tokens ? await readTokenFile(values.tokens) : new TextDecoder().decode(await readBytes(values.text!));
   const tty = process.stderr.isTTY;
   let lastReport = 0;
@@ -497,7 +504,7 @@ async function serve(args: string[]): Promise<void> {
     });
   const port = numberOption(values, "port", (n) => isNonNegativeInteger(n) && n < 65536, "a port number 0..65535") ?? 8080;
   const host = values.host ?? "127.0.0.1";
-  const model = await loadBitNet(values.model, { ...modelOptions(values), chatTemplate });
+  const model = noticed(await loadBitNet(values.model, { ...modelOptions(values), chatTemplate }));
   const server = await listen(handler(model), { host, port });
   console.error(`serving ${name} (${model.simd} SIMD, ${model.threads} thread${model.threads > 1 ? "s" : ""}, context ${model.config.seqLen}) on ${server.url}`);
   const stop = async (signal: string) => {
@@ -563,7 +570,7 @@ async function sweep(args: string[]): Promise<void> {
   const variants = values.variants ? splitVariants(values.variants) : grid.variants;
   if (!model || !textPath || !variants?.length) throw new BitNetError("sweep needs --model F, --text F and --variants LIST (or a --grid file giving them)");
   const ctx = numberOption(values, "ctx", isPositiveInteger, "an integer > 0") ?? grid.ctx;
-  for (const v of variants) if (v !== "stored") parseVariant(v); // every name checked before the first run
+  for (const v of variants) if (v !== "stored" && sparsityTarget(v) === undefined) parseVariant(v); // every name checked before the first run
   const prefix = values.out ?? "sweep", jsonl = `${prefix}.jsonl`;
   const done = await readSweepRecord(jsonl); // a last line cut short by a kill is dropped
   const options = modelOptions(values);

@@ -4,7 +4,7 @@
 // variant is appended to a JSON-lines file, so an interrupted sweep loses nothing and a
 // rerun skips what is done (readSweepRecord reads that file back, repairing a last line cut
 // short by a kill); the results become a Markdown table and an SVG chart.
-import { BitNetError } from "../core/errors.ts";
+import { BitNetError, OptionError } from "../core/errors.ts";
 import { type ByteSource, fileExists, readBytes, sourceName, writeBytes } from "../runtime/files.ts";
 import type { LoadOptions } from "../model/load.ts";
 import { loadBitNet } from "../model/load.ts";
@@ -41,6 +41,41 @@ export interface SweepResult {
   activeWeights: number;
   /** DeltaLLM: the fraction of the attention scores' multiply-adds skipped during the evaluation. */
   attentionSkipped?: number;
+  /** Measured model-level activation sparsity: the fraction of the BitLinears' weight-activation products that met a zero activation during the evaluation. */
+  sparsity?: number;
+  /** For "q-sparse@T": the per-input variant the target resolved to. */
+  resolved?: string;
+}
+
+/** T of a model-level sparsity target "q-sparse@T", else undefined (an OptionError for a T outside (0, 1)). */
+export function sparsityTarget(variant: string): number | undefined {
+  if (!variant.startsWith("q-sparse@")) return undefined;
+  const t = Number(variant.slice("q-sparse@".length));
+  if (!(t > 0 && t < 1)) throw new OptionError("variants", `${variant}: the model-level sparsity target T must be in (0, 1)`);
+  return t;
+}
+
+/**
+ * The per-input top-K fraction S whose measured model-level sparsity on the text's first
+ * window is T (to 0.001 in S). The inputs' own zeros count too, so S is below T where they
+ * hold many (Q-Sparse: "top-K as 70% ... resulting in 40% overall sparsity", ReLU^2 FFNs),
+ * and a little above where top-K zeroes values that were 0 already. Bisection, one load per step.
+ */
+async function calibrateTopK(options: SweepOptions, target: number): Promise<number> {
+  let lo = 0, hi = 0.999;
+  while (hi - lo > 0.001) {
+    const s = (lo + hi) / 2, model = await loadBitNet(options.model, { simd: options.simd, tokenizer: options.tokenizer, variant: `q-sparse:${s}` });
+    try {
+      const tokens = model.tokenizer!.encode(options.text).slice(0, options.ctx ?? model.config.seqLen);
+      model.logits(tokens);
+      const { active, total } = model.sparsityCounters.activeProducts;
+      if (1 - active / total < target) lo = s;
+      else hi = s;
+    } finally {
+      model.dispose();
+    }
+  }
+  return Number(hi.toFixed(4));
 }
 
 /** What runSweep measures and where it reports. */
@@ -104,16 +139,18 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
       results.push(previous);
       continue;
     }
-    // "stored": the checkpoint as it is (an fp32 model's baseline); otherwise a variant.
-    const stored = variant === "stored";
-    const plan = parseVariant(stored ? "b1.58" : variant); // fails fast, before loading, on a bad name
-    const model = await loadBitNet(options.model, { simd: options.simd, tokenizer: options.tokenizer, lmHead: options.lmHead, variant: stored ? undefined : variant });
+    // "stored": the checkpoint as it is (an fp32 model's baseline); "q-sparse@T": top-K at the S
+    // that reaches the model-level sparsity T on the text; otherwise a variant.
+    const stored = variant === "stored", target = sparsityTarget(variant);
+    const run = target === undefined ? variant : `q-sparse:${await calibrateTopK(options, target)}`;
+    const plan = parseVariant(stored ? "b1.58" : run); // fails fast, before loading, on a bad name
+    const model = await loadBitNet(options.model, { simd: options.simd, tokenizer: options.tokenizer, lmHead: options.lmHead, variant: stored ? undefined : run });
     try {
       const ppl = await model.perplexity(options.text, {
         ctx: options.ctx,
         onProgress: (p) => options.onProgress?.({ variant, index, count: variants.length, ...p }),
       });
-      const scores = model.sparsityCounters.attentionScores; // the evaluation's, before the decode below
+      const { attentionScores: scores, activeProducts } = model.sparsityCounters; // the evaluation's, before the decode below
       // Decode: one token at a time after a one-token prompt, greedy.
       const steps = Math.min(options.decodeTokens ?? 32, model.config.seqLen - 1);
       let logits = model.step(model.tokenizer?.bos ?? 1, 0);
@@ -143,6 +180,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult[]> {
         activeWeights: fp32 ? 1 : weighted((s) => 1 - Math.floor(s.sparsity * 1e6) / 1e6),
       };
       if (plan.delta) result.attentionSkipped = 1 - scores.done / scores.dense;
+      if (activeProducts.total > 0) result.sparsity = 1 - activeProducts.active / activeProducts.total;
+      if (target !== undefined) result.resolved = run;
       results.push(result);
       await options.onResult?.(result);
     } finally {
@@ -202,14 +241,15 @@ function fbiBits(model: BitNetModel): number {
 
 /** The results as a Markdown table. */
 export function sweepTable(results: SweepResult[]): string {
-  const delta = results.some((r) => r.attentionSkipped !== undefined);
-  const head = "| variant | perplexity | loss | bits / weight | bits / activation | active weights |" + (delta ? " attention scores skipped |" : "") +
-    " eval tok/s | decode tok/s |\n|---|---:|---:|---:|---:|---:|" + (delta ? "---:|" : "") + "---:|---:|";
+  const delta = results.some((r) => r.attentionSkipped !== undefined), measured = results.some((r) => r.sparsity !== undefined);
+  const percent = (v: number | undefined) => (v === undefined ? "-" : `${(100 * v).toFixed(1)}%`);
+  const head = "| variant | perplexity | loss | bits / weight | bits / activation | active weights |" + (measured ? " sparsity (measured) |" : "") +
+    (delta ? " attention scores skipped |" : "") + " eval tok/s | decode tok/s |\n|---|---:|---:|---:|---:|---:|" + (measured ? "---:|" : "") + (delta ? "---:|" : "") +
+    "---:|---:|";
   const rows = results.map((r) =>
-    `| \`${r.variant}\` | ${r.perplexity.toFixed(4)} | ${r.loss.toFixed(4)} | ${r.bitsPerWeight.toFixed(2)} | ${r.bitsPerActivation.toFixed(2)} | ${
-      (100 * r.activeWeights).toFixed(0)
-    }% |` +
-    (delta ? ` ${r.attentionSkipped === undefined ? "-" : `${(100 * r.attentionSkipped).toFixed(1)}%`} |` : "") +
+    `| \`${r.variant}\`${r.resolved ? ` (\`${r.resolved}\`)` : ""} | ${r.perplexity.toFixed(4)} | ${r.loss.toFixed(4)} | ${r.bitsPerWeight.toFixed(2)} | ${
+      r.bitsPerActivation.toFixed(2)
+    } | ${(100 * r.activeWeights).toFixed(0)}% |` + (measured ? ` ${percent(r.sparsity)} |` : "") + (delta ? ` ${percent(r.attentionSkipped)} |` : "") +
     ` ${r.evalTokensPerSecond.toFixed(0)} | ${r.decodeTokensPerSecond.toFixed(0)} |`
   );
   return [head, ...rows].join("\n");

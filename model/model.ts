@@ -15,6 +15,8 @@ import type { Transformer } from "./transformer.ts";
 
 /** Counters of the work the sparsity variants skip (BitNetModel.sparsityCounters). */
 export interface SparsityCounters {
+  /** Every BitLinear input's products with the weights it meets (all tokens), and how many met a non-zero int8 activation: 1 - active / total is the model-level activation sparsity Q-Sparse reports (top-K zeros and the zeros inputs already hold). */
+  activeProducts: { total: number; active: number };
   /** DeltaLLM: the attention scores' multiply-adds, dense and as done. */
   attentionScores: { dense: number; done: number };
   /** ffn=sparse: the up projections' row groups of 4 rows, all and computed. */
@@ -66,14 +68,20 @@ export class BitNetModel {
     return this.#live().projectionWeights;
   }
 
+  /** What loading decided that the options did not say, e.g. a variant run in its post-training form by default (the CLI prints these). */
+  get notices(): readonly string[] {
+    return this.#live().notices;
+  }
+
   /**
-   * Work skipped so far by the variants that skip it, counted as it happens: DeltaLLM's score
+   * Work skipped so far, counted as it happens: the BitLinears' products that meet a zero
+   * activation (model-level sparsity), DeltaLLM's score
    * multiply-adds (dense and done), ffn=sparse's up-projection row groups (all and computed)
    * and down-projection input columns (all and read).
    */
   get sparsityCounters(): SparsityCounters {
     const t = this.#live();
-    return { attentionScores: { ...t.attentionWork }, upRowGroups: { ...t.ffnRowGroups }, downColumns: t.downColumns };
+    return { activeProducts: { ...t.activeProducts }, attentionScores: { ...t.attentionWork }, upRowGroups: { ...t.ffnRowGroups }, downColumns: t.downColumns };
   }
 
   /** Bytes of WebAssembly memory this model holds (weights, buffers, the KV caches of its sessions). */

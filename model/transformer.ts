@@ -1,7 +1,7 @@
 // The forward pass, one token block at a time, readable top to bottom. One function
 // serves every architecture: the differences (pre-norms or none, f32 or BitLinear
 // projections, RoPE pairing, gate activation) are data chosen when the model is built.
-import { ActivationQuantizer, type ActivationSpec, hadamardBlock, INT8_ABSMAX } from "../quant/activations.ts";
+import { ActivationQuantizer, type ActivationSpec, hadamardBlock, INT8_ABSMAX, type Int8Input, paddedCols } from "../quant/activations.ts";
 import { type DeltaAttention, parseVariant, type Site, type VariantPlan, type WeightQuantizer } from "../quant/variants.ts";
 import { Int8RowsLinear } from "../quant/int8-rows.ts";
 import { F32Linear, HalfLinear, type Linear, type PreparedInput } from "../quant/linear.ts";
@@ -110,6 +110,10 @@ export class Transformer {
   readonly #rowGroups: Ptr;
   /** Sparse FFNs: the up projections' row groups (4 rows each) met so far, and how many of them were computed. */
   readonly ffnRowGroups = { total: 0, computed: 0 };
+  /** The BitLinears' weight-activation products so far, and how many met a non-zero activation (Q-Sparse's model-level count). */
+  readonly activeProducts = { total: 0, active: 0 };
+  /** What loading decided that the caller did not ask for (a preset run in its post-training form by default). */
+  readonly notices: readonly string[];
   /** DeltaLLM: the multiply-adds of the attention scores so far, dense and as done. */
   readonly attentionWork = { dense: 0, done: 0 };
   readonly #delta: DeltaAttention | undefined;
@@ -121,8 +125,10 @@ export class Transformer {
     kvPrecision: KVPrecision,
     readonly allowNonFinite = false,
     delta?: DeltaAttention,
+    notices: string[] = [],
   ) {
     this.#delta = delta;
+    this.notices = notices;
     const c = (this.config = config);
     this.#k = kernels;
     this.#embedding = weights.embedding;
@@ -213,7 +219,11 @@ export class Transformer {
       options.onLayer?.(layers.length);
       await yieldToEventLoop(); // a page stays responsive while a large model loads
     }
-    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, kv, options.allowNonFinite, plan.delta);
+    // No format we read records that a checkpoint was trained with a variant, so its native form is never the default.
+    const notices = (plan.ptqByDefault ?? []).map((name) =>
+      `${ckpt.file}: ${name} runs in its post-training form (the checkpoint does not say it was trained with ${name}); add form=native for one that was`
+    );
+    return new Transformer(kernels, config, { embedding, finalNorm, classifier: head, layers }, kv, options.allowNonFinite, plan.delta, notices);
   }
 
   /** A KV cache for `length` positions (default: the whole context), in this model's precision. */
@@ -280,6 +290,7 @@ export class Transformer {
       // Attention: (RMSNorm) -> q, k, v -> RoPE -> causal GQA over the cache -> (sub-norm) -> o -> residual.
       const attnIn = this.#normed(this.#x, layer.attnNorm, dim, T, normEps);
       const h = layer.q.prepare(attnIn, T);
+      this.#countActive(h, layer.q.rows + layer.k.rows + layer.v.rows);
       const kRows = inPlace ? row(at[0].cache.keys(l), kvDim, at[0].pos) : this.#kStage, vRows = inPlace ? row(at[0].cache.values(l), kvDim, at[0].pos) : this.#vStage;
       this.#k.together(() => {
         layer.q.apply(h, this.#q);
@@ -305,12 +316,15 @@ export class Transformer {
         }
       }
       if (layer.attnSubNorm !== undefined) k.rmsNorm(this.#att, this.#att, layer.attnSubNorm, dim, T, normEps);
-      layer.o.apply(layer.o.prepare(this.#att, T), this.#proj);
+      const o = layer.o.prepare(this.#att, T);
+      this.#countActive(o, layer.o.rows);
+      layer.o.apply(o, this.#proj);
       k.addInPlace(this.#x, this.#proj, T * dim);
 
       // Feed-forward: (RMSNorm) -> gate, up -> act(gate) * up -> (sub-norm) -> down -> residual.
       const ffnIn = this.#normed(this.#x, layer.ffnNorm, dim, T, normEps);
       const g = layer.gate.prepare(ffnIn, T);
+      this.#countActive(g, layer.gate.rows + layer.up.rows);
       if (layer.sparseFfn) this.#sparseGateUp(layer, g, T);
       else {
         this.#k.together(() => {
@@ -321,7 +335,9 @@ export class Transformer {
       if (c.activation === "silu") k.swiglu(this.#gate, this.#up, T * hiddenDim);
       else k.relu2glu(this.#gate, this.#up, T * hiddenDim);
       if (layer.ffnSubNorm !== undefined) k.rmsNorm(this.#gate, this.#gate, layer.ffnSubNorm, hiddenDim, T, normEps);
-      layer.down.apply(layer.down.prepare(this.#gate, T), this.#proj);
+      const d = layer.down.prepare(this.#gate, T);
+      this.#countActive(d, layer.down.rows);
+      layer.down.apply(d, this.#proj);
       k.addInPlace(this.#x, this.#proj, T * dim);
     });
 
@@ -354,6 +370,14 @@ export class Transformer {
   get projectionWeights(): "fp32" | "fbi" | "ternary" | "sign" {
     const q = this.#layers[0]?.q;
     return q instanceof F32Linear ? q.weights : q instanceof BitLinear ? q.weights : "ternary";
+  }
+
+  /** Counts a quantized input's products with the `rows` weight rows it meets, and how many meet a non-zero activation. */
+  #countActive(input: PreparedInput, rows: number): void {
+    const { q, cols, tokens } = input as Partial<Int8Input>;
+    if (q === undefined) return; // f32 inputs (fp32 models, FBI) are dense
+    this.activeProducts.total += rows * cols! * tokens!;
+    this.activeProducts.active += rows * this.#k.k.countNonZeroI8(q, tokens! * paddedCols(cols!)); // the padding is zero
   }
 
   /** DeltaLLM's hybrid attention over a layer's f32 cache, whose keys of positions pos.. are in place: they are delta-encoded first. */

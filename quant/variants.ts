@@ -37,6 +37,8 @@ export type VariantPlan = ActivationPlan & {
   sparseFfn?: boolean;
   /** With sparseFfn: also zero the smallest gates so that at least this fraction of them is 0 (a trained model's sparsity, simulated). */
   gateSparsity?: number;
+  /** Presets named with a native form but no form=: they run post-training, which the model says in a notice. */
+  ptqByDefault?: string[];
   /** DeltaLLM's hybrid attention (delta=T[:G[:D[:M]]]). */
   delta?: DeltaAttention;
   /** Bits of position 0's codes (the [BOS] token's heads) where more than kvBits: BitNet v2 keeps them at 8, a4.8 at 4 in a 3-bit cache. */
@@ -228,12 +230,14 @@ export function parseVariant(variant: string): VariantPlan {
   const preset = own(PRESETS, name);
   if (preset && !variant.includes("=")) {
     if (arg !== undefined && !preset.parameter) throw new OptionError("variant", `preset ${name} takes no parameter`);
-    return preset.plan(arg === undefined ? undefined : Number(arg));
+    const plan = preset.plan(arg === undefined ? undefined : Number(arg));
+    return preset.native ? { ...plan, ptqByDefault: [name] } : plan;
   }
   if (!variant.includes("=")) {
     throw new OptionError("variant", `unknown variant "${variant}" (presets: ${Object.keys(PRESETS).join(", ")}; or a spec like qkv=int4,o=h+topk:0.5+int8,gateup=int4,down=int8)`);
   }
   const plan = everywhere(INT8_ABSMAX), named: Preset[] = [];
+  let formGiven = false;
   for (const part of variant.split(",")) {
     const [site, spec] = part.split("=");
     const key = site === "gateup" ? "gateUp" : site;
@@ -264,6 +268,7 @@ export function parseVariant(variant: string): VariantPlan {
       if (spec !== "ptq" && spec !== "native") {
         throw new OptionError("variant", `form=${spec}: expected ptq (post-training, the default) or native (a checkpoint trained with the variant)`);
       }
+      formGiven = true;
       if (spec === "ptq") continue;
       const natives = named.filter((p) => p.native);
       if (natives.length === 0) throw new OptionError("variant", `form=native: no preset named before it has a native form apart from its post-training one (${NATIVE_PRESETS})`);
@@ -285,5 +290,6 @@ export function parseVariant(variant: string): VariantPlan {
     else if ((SITES as readonly string[]).includes(key)) plan[key as Site] = parseSpec(spec ?? "");
     else throw new OptionError("variant", `unknown site "${site}" (weights, qkv, o, gateup, down, all, kv, ffn, delta, form)`);
   }
+  if (formGiven) delete plan.ptqByDefault;
   return plan;
 }

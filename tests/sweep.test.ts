@@ -43,9 +43,21 @@ withData(test, "a sweep on bitllama-1M measures every variant once; a rerun with
   const e = await runSweep({ ...base, variants: ["b1.58", "nope"], done: results }).then(() => null, (e) => e);
   assert.ok(e instanceof OptionError && /unknown variant "nope"/.test(e.message), String(e));
 
+  // Measured model-level sparsity: at least the top-K zeros of every input, a little more from the inputs' own zeros.
+  assert.ok(b158.sparsity! >= 0 && b158.sparsity! < 0.1, `b1.58: ${b158.sparsity}`);
+  assert.ok(sparse.sparsity! >= 0.5 && sparse.sparsity! < 0.6, `q-sparse:0.5: ${sparse.sparsity}`);
+  // A model-level target: the per-input S found on the text's first window reaches it over the whole text.
+  const [targeted] = await runSweep({ ...base, variants: ["q-sparse@0.4"] });
+  const s = Number(targeted.resolved!.replace("q-sparse:", ""));
+  assert.ok(targeted.resolved!.startsWith("q-sparse:") && s > 0.3 && s < 0.45, targeted.resolved);
+  assert.ok(Math.abs(targeted.sparsity! - 0.4) < 0.02, `measured ${targeted.sparsity}`);
+  const bad = await runSweep({ ...base, variants: ["q-sparse@1"] }).then(() => null, (e) => e);
+  assert.ok(bad instanceof OptionError && /q-sparse@1: the model-level sparsity target T must be in \(0, 1\)/.test(bad.message), String(bad));
+
   const table = sweepTable(results).split("\n");
   assert.is(table.length, 2 + results.length);
-  assert.match(table[3], /^\| `q-sparse:0\.5` \| [\d.]+ \| [\d.]+ \| 1\.58 \| 8\.00 \| 50% \|/);
+  assert.match(table[3], /^\| `q-sparse:0\.5` \| [\d.]+ \| [\d.]+ \| 1\.58 \| 8\.00 \| 50% \| 5\d\.\d% \|/);
+  assert.match(sweepTable([targeted]).split("\n")[2], /^\| `q-sparse@0\.4` \(`q-sparse:0\.\d+`\) \|/);
   const svg = sweepChart(results, "bitllama-1M <test>");
   assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.is(svg.match(/<circle /g)?.length, 3);

@@ -636,6 +636,10 @@ test("variants: presets and specs parse; unknown names and out-of-range paramete
   assert.equal(parseVariant("v2-a4:256").o, { format: "int4", sparsity: 0, hadamard: 256 });
   assert.is(parseVariant("v2-a4,form=native").rotate, "activations");
   assert.is(parseVariant("v2-a4,form=ptq").rotate, undefined);
+  // A preset with a native form, named without form=, runs post-training and says so.
+  assert.equal(parseVariant("v2-a4").ptqByDefault, ["v2-a4"]);
+  assert.equal(parseVariant("reloaded,kv=4").ptqByDefault, ["reloaded"]);
+  for (const spec of ["v2-a4,form=ptq", "v2-a4,form=native", "a4.8", "b1.58"]) assert.is(parseVariant(spec).ptqByDefault, undefined, spec);
   assert.equal(parseVariant("reloaded").qkv, { format: "int8", sparsity: 0, levels: 128 });
   assert.equal(parseVariant("reloaded,form=native").down, { format: "int8", sparsity: 0, levels: 128, norm: "layer" });
   assert.equal(parseVariant("reloaded,form=native,down=int8").down, INT8_ABSMAX, "later entries override the native form");
@@ -742,6 +746,10 @@ withData(test, "on bitllama-3M: b1.58 is bit-identical to the default path; ever
     const strict = await loadBitNet(path, { simd: "strict", variant: "q-sparse:0.8" }), relaxed = await loadBitNet(path, { simd: "relaxed", variant: "q-sparse:0.8" });
     assert.equal(strict.logits(tokens), relaxed.logits(tokens));
   }
+  // The post-training default is a notice; naming the form is not.
+  assert.match((await loadBitNet(path, { simd: "strict", variant: "v2-a8" })).notices.join("\n"), /bitllama-3M\.bin: v2-a8 runs in its post-training form .* add form=native/);
+  assert.equal((await loadBitNet(path, { simd: "strict", variant: "v2-a8,form=ptq" })).notices, []);
+  assert.equal(base.notices, []);
   // Per-channel scales are groups as wide as the rows: the same result either way.
   const channel = await loadBitNet(path, { simd: "strict", variant: "weights=median:channel" }),
     wide = await loadBitNet(path, { simd: "strict", variant: "weights=median:group:256" });
