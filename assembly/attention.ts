@@ -75,14 +75,36 @@ function attentionImpl(
           store<f32>(f32At(scores, g * len + p), dot(f32At(q0, g * headSize), key, headSize, simd) * scale * invSqrt);
         }
       }
-      for (let g = 0; g < group; g++) softmax(f32At(scores, g * len), len);
-      memory.fill(out0, 0, <usize> (group * headSize) << 2);
-      for (let p = 0; p < len; p++) {
-        const value = headValues(vCache, p, kvh, kvHeads, headSize, bits, bosBits, simd);
-        const scale: f32 = bits == 32 ? 1 : load<f32>(f32At(vScales, p * kvHeads + kvh));
-        for (let g = 0; g < group; g++) axpy(f32At(out0, g * headSize), load<f32>(f32At(scores, g * len + p)) * scale, value, headSize, simd);
-      }
+      weighValues(out0, scores, len, group, vCache, vScales, kvh, kvHeads, headSize, bits, bosBits, simd);
     }
+  }
+}
+
+/**
+ * The outputs of the `group` query heads sharing KV head kvh: each head's scores [len] (rows
+ * of `scores`) through softmax, then the weighted sum of the cached values into out0
+ * [group, headSize]. Shared with DeltaLLM's attention (f32 values: bits 32).
+ */
+export function weighValues(
+  out0: usize,
+  scores: usize,
+  len: i32,
+  group: i32,
+  vCache: usize,
+  vScales: usize,
+  kvh: i32,
+  kvHeads: i32,
+  headSize: i32,
+  bits: i32,
+  bosBits: i32,
+  simd: bool,
+): void {
+  for (let g = 0; g < group; g++) softmax(f32At(scores, g * len), len);
+  memory.fill(out0, 0, <usize> (group * headSize) << 2);
+  for (let p = 0; p < len; p++) {
+    const value = headValues(vCache, p, kvh, kvHeads, headSize, bits, bosBits, simd);
+    const scale: f32 = bits == 32 ? 1 : load<f32>(f32At(vScales, p * kvHeads + kvh));
+    for (let g = 0; g < group; g++) axpy(f32At(out0, g * headSize), load<f32>(f32At(scores, g * len + p)) * scale, value, headSize, simd);
   }
 }
 

@@ -10,9 +10,9 @@
 //
 // Records: per position and KV head, RECORD(headSize) bytes: the count of kept entries (i32),
 // their values (f32) and their indices (u8), in index order.
-import { axpy, dot } from "./float";
+import { dot } from "./float";
 import { f32At, scratch } from "./memory";
-import { softmax } from "./attention";
+import { weighValues } from "./attention";
 
 /** Bytes of one position's delta record of one KV head (heads of at most 256 values). */
 export function deltaRecordBytes(headSize: i32): i32 {
@@ -148,12 +148,7 @@ function attentionDeltaImpl(
         for (let g = 0; g < group; g++) store<f32>(f32At(scores, g * len + j), dot(f32At(q0, g * headSize), key, headSize, simd) * invSqrt);
         work += headSize * group;
       }
-      for (let g = 0; g < group; g++) softmax(f32At(scores, g * len), len);
-      memory.fill(out0, 0, <usize> (group * headSize) << 2);
-      for (let j = 0; j < len; j++) {
-        const value = f32At(vCache, j * kvDim + kvh * headSize);
-        for (let g = 0; g < group; g++) axpy(f32At(out0, g * headSize), load<f32>(f32At(scores, g * len + j)), value, headSize, simd);
-      }
+      weighValues(out0, scores, len, group, vCache, 0, kvh, kvHeads, headSize, 32, 0, simd);
     }
   }
   return work;

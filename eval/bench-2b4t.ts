@@ -6,15 +6,14 @@
 // Run: node --import tsx eval/bench-2b4t.ts [--dir D] [--decode N] [--threads 1,2]  (or deno run -A ...)
 import process from "node:process";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type GgufTarget, writeCheckpointGguf } from "../tools/convert.ts";
+import type { GgufTarget } from "../tools/convert.ts";
 import { loadBitNet } from "../model/load.ts";
 import { argmax } from "../text/sampler.ts";
-import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
+import { BITNET_2B4T_SHAPE } from "../tools/synth.ts";
+import { synth2b4tFile } from "./bench-synth.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
-import { fileSink, writeThrough } from "../runtime/files.ts";
 import { loadKernels, type SimdLevel } from "../runtime/kernels.ts";
 import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
@@ -61,15 +60,8 @@ async function readBandwidth(simd: SimdLevel): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const dir = values.dir ?? "/tmp/bitnet-2b4t";
-  mkdirSync(dir, { recursive: true });
   const files: Record<string, string> = {};
-  for (const to of ["gguf-i2s", "gguf-tq2"] as GgufTarget[]) {
-    const path = (files[to] = `${dir}/2b4t-${to.slice(5)}.gguf`);
-    if (existsSync(path)) continue;
-    console.error(`writing ${path} ...`);
-    await writeThrough(await fileSink(path), async (sink) => writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, to, sink));
-  }
+  for (const to of ["gguf-i2s", "gguf-tq2"] as GgufTarget[]) files[to] = await synth2b4tFile(values.dir, to);
   const s = BITNET_2B4T_SHAPE, kvDim = (s.dim / s.nHeads) * s.nKvHeads;
   const ternaryBytes = (s.nLayers * (2 * s.dim * s.dim + 2 * kvDim * s.dim + 3 * s.hiddenDim * s.dim)) / 4;
   const headBytes = { stored: s.vocabSize * s.dim * 2, int8: s.vocabSize * (s.dim + 4) };

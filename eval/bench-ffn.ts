@@ -7,28 +7,18 @@
 // decoded in interleaved rounds; the gate sparsity reached is counted by the kernels' callers.
 // Run: node --import tsx eval/bench-ffn.ts [--dir D] [--rounds N] [--tokens N]  (or deno run -A ...)
 import { cpus } from "node:os";
-import { existsSync, mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { writeCheckpointGguf } from "../tools/convert.ts";
 import { readCheckpoint } from "../model/load.ts";
 import { Transformer } from "../model/transformer.ts";
-import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
-import { fileSink, openFile, writeThrough } from "../runtime/files.ts";
+import { synth2b4tFile } from "./bench-synth.ts";
+import { openFile } from "../runtime/files.ts";
 import { hasRelaxedSimd } from "../runtime/features.ts";
 import { loadKernels, type SimdLevel } from "../runtime/kernels.ts";
 import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const { values } = parseArgs({ options: { dir: { type: "string" }, rounds: { type: "string" }, tokens: { type: "string" } } });
 const ROUNDS = Number(values.rounds ?? 5), TOKENS = Number(values.tokens ?? 16), PROMPT = 8;
-const dir = values.dir ?? "/tmp/bitnet-2b4t", file = `${dir}/2b4t-i2s.gguf`;
-mkdirSync(dir, { recursive: true });
-if (!existsSync(file)) {
-  console.error(`writing ${file} ...`);
-  await writeThrough(
-    await fileSink(file),
-    async (sink) => writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, "gguf-i2s", sink),
-  );
-}
+const file = await synth2b4tFile(values.dir);
 const VARIANTS = ["b1.58", "ffn=sparse", "ffn=sparse:0.8"];
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
 const level: SimdLevel = hasRelaxedSimd() ? "relaxed" : "strict";

@@ -5,15 +5,12 @@
 //    session against a fresh generation over the same whole token sequence.
 // Run: node --import tsx eval/bench-session.ts [--rounds N] [--threads N] [--skip-2b4t]  (or deno run -A ...)
 import process from "node:process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { writeCheckpointGguf } from "../tools/convert.ts";
 import { drain } from "../text/generate.ts";
 import { loadBitNet } from "../model/load.ts";
 import type { BitNetModel } from "../model/model.ts";
-import { BITNET_2B4T_SHAPE, synthesizeBitNet } from "../tools/synth.ts";
-import { fileSink, writeThrough } from "../runtime/files.ts";
-import { loadKernels } from "../runtime/kernels.ts";
+import { synth2b4tFile } from "./bench-synth.ts";
 import "../runtime/node.ts"; // paths and threads, as the main entry installs them
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, threads: { type: "string" }, "skip-2b4t": { type: "boolean" } } });
@@ -65,15 +62,7 @@ rows.push(
 small.dispose();
 
 if (!values["skip-2b4t"]) {
-  const dir = "/tmp/bitnet-2b4t", file = `${dir}/2b4t-i2s.gguf`;
-  mkdirSync(dir, { recursive: true });
-  if (!existsSync(file)) {
-    console.error(`writing ${file} ...`);
-    await writeThrough(
-      await fileSink(file),
-      async (sink) => writeCheckpointGguf(await loadKernels(), (await synthesizeBitNet(BITNET_2B4T_SHAPE)).checkpoint, null, "gguf-i2s", sink),
-    );
-  }
+  const file = await synth2b4tFile();
   const big = await loadBitNet(file, { tokenizer: "none", threads: THREADS });
   // How many sessions fit beside the weights in 4 GiB of WebAssembly memory.
   for (const contextLength of [4096, 1024]) {
